@@ -1,0 +1,204 @@
+//! Token streams, the train/val split, and batches of next-token windows.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::DataError;
+
+/// The corpus as token ids, split once: train is the head, val the tail.
+#[derive(Debug, Clone)]
+pub struct Splits {
+    pub train: Vec<u32>,
+    pub val: Vec<u32>,
+}
+
+impl Splits {
+    /// Splits `tokens` so the last `val_fraction` of them is validation data, and checks
+    /// that each split holds at least one window of `block_size + 1` tokens.
+    pub fn new(tokens: Vec<u32>, val_fraction: f64, block_size: usize) -> Result<Self, DataError> {
+        if !(val_fraction > 0.0 && val_fraction < 1.0) {
+            return Err(DataError::BadValFraction(val_fraction));
+        }
+        let n_val = (tokens.len() as f64 * val_fraction).round() as usize;
+        let mut train = tokens;
+        let val = train.split_off(train.len() - n_val);
+        let needed = block_size + 1;
+        for (split, data) in [("train", &train), ("val", &val)] {
+            if data.len() < needed {
+                return Err(DataError::SplitTooShort {
+                    split,
+                    tokens: data.len(),
+                    needed,
+                });
+            }
+        }
+        Ok(Self { train, val })
+    }
+}
+
+/// A batch of `batch_size` windows: `inputs[b, t]` is followed by `targets[b, t]`.
+/// Both are row-major `[batch_size, block_size]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    pub inputs: Vec<i64>,
+    pub targets: Vec<i64>,
+    pub batch_size: usize,
+    pub block_size: usize,
+}
+
+impl Batch {
+    /// Builds a batch from the windows starting at `starts`.
+    pub fn from_starts(tokens: &[u32], starts: &[usize], block_size: usize) -> Self {
+        let mut inputs = Vec::with_capacity(starts.len() * block_size);
+        let mut targets = Vec::with_capacity(starts.len() * block_size);
+        for &start in starts {
+            let window = &tokens[start..start + block_size + 1];
+            inputs.extend(window[..block_size].iter().map(|&t| t as i64));
+            targets.extend(window[1..].iter().map(|&t| t as i64));
+        }
+        Self {
+            inputs,
+            targets,
+            batch_size: starts.len(),
+            block_size,
+        }
+    }
+}
+
+/// Draws training batches from uniformly random window starts, reproducibly from a seed.
+/// Its whole state is the RNG, which serialises, so a resumed run continues the same stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchSampler {
+    rng: ChaCha8Rng,
+    pub batch_size: usize,
+    pub block_size: usize,
+}
+
+impl BatchSampler {
+    pub fn new(seed: u64, batch_size: usize, block_size: usize) -> Self {
+        Self {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            batch_size,
+            block_size,
+        }
+    }
+
+    pub fn sample(&mut self, tokens: &[u32]) -> Batch {
+        let last_start = tokens.len() - self.block_size - 1;
+        let starts: Vec<usize> = (0..self.batch_size)
+            .map(|_| self.rng.random_range(0..=last_start))
+            .collect();
+        Batch::from_starts(tokens, &starts, self.block_size)
+    }
+}
+
+/// `n_batches` fixed batches spread evenly over `tokens`: the same windows every time, so
+/// validation losses compare across steps and runs.
+pub fn fixed_batches(
+    tokens: &[u32],
+    n_batches: usize,
+    batch_size: usize,
+    block_size: usize,
+) -> Vec<Batch> {
+    let last_start = tokens.len() - block_size - 1;
+    let n_windows = n_batches * batch_size;
+    let starts: Vec<usize> = (0..n_windows)
+        .map(|i| {
+            if n_windows == 1 {
+                0
+            } else {
+                i * last_start / (n_windows - 1)
+            }
+        })
+        .collect();
+    starts
+        .chunks(batch_size)
+        .map(|chunk| Batch::from_starts(tokens, chunk, block_size))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens(n: u32) -> Vec<u32> {
+        (0..n).collect()
+    }
+
+    #[test]
+    fn split_puts_the_tail_in_val() {
+        let splits = Splits::new(tokens(100), 0.1, 8).unwrap();
+        assert_eq!(splits.train, tokens(90));
+        assert_eq!(splits.val, (90..100).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn split_refuses_a_val_split_shorter_than_one_window() {
+        let err = Splits::new(tokens(100), 0.1, 16).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DataError::SplitTooShort {
+                    split: "val",
+                    tokens: 10,
+                    needed: 17
+                }
+            ),
+            "{err}"
+        );
+        assert!(Splits::new(tokens(100), 0.0, 4).is_err());
+        assert!(Splits::new(tokens(100), 1.0, 4).is_err());
+    }
+
+    #[test]
+    fn batches_are_shifted_windows_of_the_right_shape() {
+        let data = tokens(1000);
+        let mut sampler = BatchSampler::new(7, 4, 16);
+        let batch = sampler.sample(&data);
+        assert_eq!((batch.batch_size, batch.block_size), (4, 16));
+        assert_eq!(batch.inputs.len(), 64);
+        for (row_in, row_tgt) in batch.inputs.chunks(16).zip(batch.targets.chunks(16)) {
+            for t in 0..16 {
+                // consecutive ids: each target is the token after its input
+                assert_eq!(row_tgt[t], row_in[t] + 1);
+                if t > 0 {
+                    assert_eq!(row_in[t], row_in[t - 1] + 1);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn same_seed_same_batches_different_seed_different_batches() {
+        let data = tokens(10_000);
+        let draw = |seed| {
+            let mut s = BatchSampler::new(seed, 8, 32);
+            (0..5).map(|_| s.sample(&data)).collect::<Vec<_>>()
+        };
+        assert_eq!(draw(1), draw(1));
+        assert_ne!(draw(1), draw(2));
+    }
+
+    #[test]
+    fn sampler_state_round_trips_through_json() {
+        let data = tokens(10_000);
+        let mut a = BatchSampler::new(3, 2, 8);
+        a.sample(&data);
+        let mut b: BatchSampler =
+            serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
+        assert_eq!(a.sample(&data), b.sample(&data));
+    }
+
+    #[test]
+    fn fixed_batches_cover_the_split_deterministically() {
+        let data = tokens(101);
+        let batches = fixed_batches(&data, 2, 3, 10);
+        assert_eq!(batches, fixed_batches(&data, 2, 3, 10));
+        let firsts: Vec<i64> = batches
+            .iter()
+            .flat_map(|b| b.inputs.chunks(10).map(|r| r[0]))
+            .collect();
+        assert_eq!(firsts, vec![0, 18, 36, 54, 72, 90]);
+    }
+}

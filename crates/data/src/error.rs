@@ -1,0 +1,44 @@
+use std::path::PathBuf;
+
+/// Everything that can go wrong turning a text file into batches; each message names the
+/// problem and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("corpus {path} not found: set data.corpus to an existing text file")]
+    CorpusMissing { path: PathBuf },
+    #[error("cannot read corpus {path}: {source}")]
+    CorpusUnreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("corpus {path} is empty: point data.corpus at a file with text in it")]
+    CorpusEmpty { path: PathBuf },
+    #[error(
+        "corpus {path} is not UTF-8 text (invalid byte at offset {offset}): convert it to UTF-8 first"
+    )]
+    CorpusNotUtf8 { path: PathBuf, offset: usize },
+    #[error("text has {} character(s) the tokenizer does not know: {}", .chars.len(), format_chars(.chars))]
+    UnknownChars { chars: Vec<char> },
+    #[error("token id {id} is outside the vocabulary of {vocab_size} tokens")]
+    UnknownToken { id: u32, vocab_size: usize },
+    #[error(
+        "{split} split has {tokens} tokens but one training window needs block_size + 1 = {needed}: use a longer corpus, a smaller model.block_size, or adjust data.val_fraction"
+    )]
+    SplitTooShort {
+        split: &'static str,
+        tokens: usize,
+        needed: usize,
+    },
+    #[error("data.val_fraction = {0}: must be in (0, 1)")]
+    BadValFraction(f64),
+    #[error("tokenizer file {path}: {reason}")]
+    TokenizerFile { path: PathBuf, reason: String },
+}
+
+fn format_chars(chars: &[char]) -> String {
+    chars
+        .iter()
+        .map(|c| format!("{c:?}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}

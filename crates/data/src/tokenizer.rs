@@ -1,0 +1,187 @@
+//! Tokenizers: text ↔ token ids.
+//!
+//! [`Tokenizer`] is the one interface the rest of tinygpt uses; the character-level tokenizer
+//! is its first kind (byte-level BPE slots in beside it).
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::DataError;
+
+/// A tokenizer of any kind, saved as tagged JSON (`{"kind": "char", ...}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Tokenizer {
+    Char(CharTokenizer),
+}
+
+impl Tokenizer {
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>, DataError> {
+        match self {
+            Tokenizer::Char(t) => t.encode(text),
+        }
+    }
+
+    pub fn decode(&self, ids: &[u32]) -> Result<String, DataError> {
+        match self {
+            Tokenizer::Char(t) => t.decode(ids),
+        }
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        match self {
+            Tokenizer::Char(t) => t.vocab.len(),
+        }
+    }
+
+    pub fn save(&self, path: &Path) -> Result<(), DataError> {
+        let json = serde_json::to_string_pretty(self).expect("a tokenizer always serialises");
+        std::fs::write(path, json).map_err(|e| DataError::TokenizerFile {
+            path: path.into(),
+            reason: e.to_string(),
+        })
+    }
+
+    pub fn load(path: &Path) -> Result<Self, DataError> {
+        let fail = |reason: String| DataError::TokenizerFile {
+            path: path.into(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+        serde_json::from_str(&text).map_err(|e| fail(format!("not a tinygpt tokenizer ({e})")))
+    }
+}
+
+/// One token per distinct character of the corpus, ids in sorted character order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "CharVocab", into = "CharVocab")]
+pub struct CharTokenizer {
+    vocab: Vec<char>,
+    ids: HashMap<char, u32>,
+}
+
+/// What a char tokenizer saves: its vocabulary; the reverse map is rebuilt on load.
+#[derive(Serialize, Deserialize)]
+struct CharVocab {
+    vocab: Vec<char>,
+}
+
+impl TryFrom<CharVocab> for CharTokenizer {
+    type Error = String;
+    fn try_from(saved: CharVocab) -> Result<Self, String> {
+        Self::from_vocab(saved.vocab)
+    }
+}
+
+impl From<CharTokenizer> for CharVocab {
+    fn from(t: CharTokenizer) -> Self {
+        CharVocab { vocab: t.vocab }
+    }
+}
+
+impl CharTokenizer {
+    /// The sorted set of characters in `text`.
+    pub fn from_corpus(text: &str) -> Self {
+        let chars: BTreeSet<char> = text.chars().collect();
+        Self::from_vocab(chars.into_iter().collect()).expect("a set has no duplicates")
+    }
+
+    fn from_vocab(vocab: Vec<char>) -> Result<Self, String> {
+        let ids: HashMap<char, u32> = vocab
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| (c, i as u32))
+            .collect();
+        if ids.len() != vocab.len() {
+            return Err("vocabulary lists a character twice".into());
+        }
+        if vocab.is_empty() {
+            return Err("vocabulary is empty".into());
+        }
+        Ok(Self { vocab, ids })
+    }
+
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>, DataError> {
+        let mut unknown = BTreeSet::new();
+        let ids: Vec<u32> = text
+            .chars()
+            .filter_map(|c| {
+                let id = self.ids.get(&c).copied();
+                if id.is_none() {
+                    unknown.insert(c);
+                }
+                id
+            })
+            .collect();
+        if unknown.is_empty() {
+            Ok(ids)
+        } else {
+            Err(DataError::UnknownChars {
+                chars: unknown.into_iter().collect(),
+            })
+        }
+    }
+
+    pub fn decode(&self, ids: &[u32]) -> Result<String, DataError> {
+        ids.iter()
+            .map(|&id| {
+                self.vocab
+                    .get(id as usize)
+                    .copied()
+                    .ok_or(DataError::UnknownToken {
+                        id,
+                        vocab_size: self.vocab.len(),
+                    })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vocabulary_is_sorted_unique_chars() {
+        let t = CharTokenizer::from_corpus("hello, world");
+        assert_eq!(t.vocab, vec![' ', ',', 'd', 'e', 'h', 'l', 'o', 'r', 'w']);
+        assert_eq!(t.encode("hello").unwrap(), vec![4, 3, 5, 5, 6]);
+    }
+
+    #[test]
+    fn round_trip_and_save_load() {
+        let text = "To be, or not to be: that is the question.\nÆsop's café — ✓";
+        let tokenizer = Tokenizer::Char(CharTokenizer::from_corpus(text));
+        let ids = tokenizer.encode(text).unwrap();
+        assert_eq!(ids.len(), text.chars().count());
+        assert_eq!(tokenizer.decode(&ids).unwrap(), text);
+
+        let path = std::env::temp_dir().join(format!("tinygpt-tok-{}.json", std::process::id()));
+        tokenizer.save(&path).unwrap();
+        let loaded = Tokenizer::load(&path).unwrap();
+        assert_eq!(loaded.encode(text).unwrap(), ids);
+        assert_eq!(loaded.vocab_size(), tokenizer.vocab_size());
+    }
+
+    #[test]
+    fn unknown_chars_are_listed_once_each() {
+        let tokenizer = Tokenizer::Char(CharTokenizer::from_corpus("abc"));
+        let err = tokenizer.encode("abzcyz").unwrap_err();
+        assert!(matches!(&err, DataError::UnknownChars { chars } if chars == &['y', 'z']));
+        assert_eq!(
+            err.to_string(),
+            "text has 2 character(s) the tokenizer does not know: 'y' 'z'"
+        );
+        assert!(tokenizer.decode(&[7]).is_err());
+    }
+
+    #[test]
+    fn load_refuses_foreign_json() {
+        let path = std::env::temp_dir().join(format!("tinygpt-bad-{}.json", std::process::id()));
+        std::fs::write(&path, r#"{"model": {"type": "BPE"}}"#).unwrap();
+        let err = Tokenizer::load(&path).unwrap_err().to_string();
+        assert!(err.contains("not a tinygpt tokenizer"), "{err}");
+    }
+}

@@ -1,0 +1,100 @@
+//! Multi-head causal self-attention: the transformer's heart.
+//!
+//! Every token's residual vector is mapped to a query ("what am I looking for?"), a key ("what
+//! do I contain?") and a value ("what do I pass on if attended to?"). The dot product of a
+//! query with each earlier key, scaled by 1/sqrt(d_head), is a score; future positions are
+//! masked to -inf; a softmax over the keys turns each query's scores into its *attention
+//! pattern*, a probability distribution over the tokens it may see. The pattern weighs the
+//! values, and the output map (the "value up" half of the low-rank value/output pair) writes
+//! the result back into the residual stream. `n_head` heads do this in parallel on
+//! `n_embd / n_head`-dimensional slices.
+
+use burn::module::Module;
+use burn::nn::Linear;
+use burn::tensor::activation::softmax;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{Bool, Tensor};
+
+use crate::config::GptConfig;
+use crate::init::Initializer;
+use crate::layers::{INIT_STD, linear};
+
+#[derive(Module, Debug)]
+pub struct CausalSelfAttention {
+    pub query: Linear,
+    pub key: Linear,
+    pub value: Linear,
+    /// The output (value-up) map from the concatenated heads back to the residual stream.
+    pub output: Linear,
+    pub n_head: usize,
+}
+
+impl CausalSelfAttention {
+    pub fn new(config: &GptConfig, init: &mut Initializer) -> Self {
+        let c = config.n_embd;
+        // GPT-2 scales the init of projections that write into the residual stream, so the
+        // stream's variance does not grow with depth.
+        let residual_std = INIT_STD / (2.0 * config.n_layer as f64).sqrt();
+        Self {
+            query: linear(init, c, c, config.bias, INIT_STD),
+            key: linear(init, c, c, config.bias, INIT_STD),
+            value: linear(init, c, c, config.bias, INIT_STD),
+            output: linear(init, c, c, config.bias, residual_std),
+            n_head: config.n_head,
+        }
+    }
+
+    /// Fast path for training and sampling: the backend's fused attention with a causal flag.
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let (query, key, value) = self.project(x);
+        let options = AttentionModuleOptions {
+            scale: None, // 1/sqrt(d_head)
+            softcap: None,
+            is_causal: true,
+        };
+        let heads = attention(query, key, value, None, None, options);
+        self.output.forward(merge_heads(heads))
+    }
+
+    /// Explicit path, written as the math: returns the output and the attention pattern
+    /// `[batch, head, query, key]` (each row a distribution over keys ≤ query).
+    pub fn forward_explicit(&self, x: Tensor<3>) -> (Tensor<3>, Tensor<4>) {
+        let (query, key, value) = self.project(x);
+        let [batch, n_head, t, d_head] = query.dims();
+
+        let scores = query
+            .matmul(key.transpose())
+            .div_scalar((d_head as f64).sqrt());
+        let future = Tensor::<2, Bool>::tril_mask([t, t], 0, &scores.device())
+            .reshape([1, 1, t, t])
+            .expand([batch, n_head, t, t]);
+        let scores = scores.mask_fill(future, f32::NEG_INFINITY);
+        let pattern = softmax(scores, 3);
+
+        let heads = pattern.clone().matmul(value);
+        (self.output.forward(merge_heads(heads)), pattern)
+    }
+
+    /// Queries, keys and values, each split into heads: `[batch, head, time, d_head]`.
+    fn project(&self, x: Tensor<3>) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
+        let split = |t: Tensor<3>| split_heads(t, self.n_head);
+        (
+            split(self.query.forward(x.clone())),
+            split(self.key.forward(x.clone())),
+            split(self.value.forward(x)),
+        )
+    }
+}
+
+/// `[batch, time, n_embd]` → `[batch, head, time, d_head]`.
+fn split_heads(x: Tensor<3>, n_head: usize) -> Tensor<4> {
+    let [batch, t, c] = x.dims();
+    x.reshape([batch, t, n_head, c / n_head]).swap_dims(1, 2)
+}
+
+/// `[batch, head, time, d_head]` → `[batch, time, n_embd]` (heads concatenated).
+fn merge_heads(x: Tensor<4>) -> Tensor<3> {
+    let [batch, n_head, t, d_head] = x.dims();
+    x.swap_dims(1, 2).reshape([batch, t, n_head * d_head])
+}

@@ -1,0 +1,49 @@
+//! One pre-LayerNorm residual block: `x += attn(ln(x)); x += mlp(ln(x))`.
+
+use burn::module::Module;
+use burn::nn::{Dropout, DropoutConfig, LayerNorm};
+use burn::tensor::Tensor;
+
+use crate::attention::CausalSelfAttention;
+use crate::config::GptConfig;
+use crate::init::Initializer;
+use crate::layers::layer_norm;
+use crate::mlp::Mlp;
+
+#[derive(Module, Debug)]
+pub struct Block {
+    pub ln_1: LayerNorm,
+    pub attn: CausalSelfAttention,
+    pub ln_2: LayerNorm,
+    pub mlp: Mlp,
+    pub dropout: Dropout,
+}
+
+impl Block {
+    pub fn new(config: &GptConfig, init: &mut Initializer) -> Self {
+        Self {
+            ln_1: layer_norm(init, config.n_embd, config.bias),
+            attn: CausalSelfAttention::new(config, init),
+            ln_2: layer_norm(init, config.n_embd, config.bias),
+            mlp: Mlp::new(config, init),
+            dropout: DropoutConfig::new(config.dropout).init(),
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let x = x.clone()
+            + self
+                .dropout
+                .forward(self.attn.forward(self.ln_1.forward(x)));
+        x.clone() + self.dropout.forward(self.mlp.forward(self.ln_2.forward(x)))
+    }
+
+    /// Same as [`Block::forward`] through the explicit attention path; also returns the
+    /// block's attention pattern `[batch, head, query, key]`.
+    pub fn forward_explicit(&self, x: Tensor<3>) -> (Tensor<3>, Tensor<4>) {
+        let (attended, pattern) = self.attn.forward_explicit(self.ln_1.forward(x.clone()));
+        let x = x + self.dropout.forward(attended);
+        let x = x.clone() + self.dropout.forward(self.mlp.forward(self.ln_2.forward(x)));
+        (x, pattern)
+    }
+}

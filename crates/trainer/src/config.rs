@@ -1,0 +1,278 @@
+//! Run configuration: `[model]`, `[data]` and `[train]` from a TOML file, with `--set`
+//! overrides. Unknown keys are errors, so a typo never silently trains the wrong model.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use tinygpt_model::GptConfig;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// `model.vocab_size = 0` (or absent) means "as many as the tokenizer has".
+    pub model: GptConfig,
+    pub data: DataConfig,
+    #[serde(default)]
+    pub train: TrainConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// UTF-8 text file, relative to the working directory.
+    pub corpus: PathBuf,
+    /// `"char"`: one token per distinct character of the corpus.
+    #[serde(default = "default_tokenizer")]
+    pub tokenizer: String,
+    /// The last `val_fraction` of the tokens are held out for validation.
+    #[serde(default = "default_val_fraction")]
+    pub val_fraction: f64,
+}
+
+fn default_tokenizer() -> String {
+    "char".into()
+}
+
+fn default_val_fraction() -> f64 {
+    0.1
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Sequences per micro-batch.
+    pub batch_size: usize,
+    /// Optimizer steps.
+    pub max_steps: usize,
+    /// Peak learning rate, reached after warm-up.
+    pub lr: f64,
+    /// Learning rate at the end of the cosine decay.
+    pub min_lr: f64,
+    pub warmup_steps: usize,
+    /// AdamW decoupled weight decay, applied to weight matrices and embeddings only.
+    pub weight_decay: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    /// Clip the global gradient norm to this value; 0 turns clipping off.
+    pub grad_clip: f64,
+    /// Micro-batches whose gradients are summed into one optimizer step.
+    pub grad_accum: usize,
+    pub eval_interval: usize,
+    /// Fixed validation batches per evaluation.
+    pub eval_batches: usize,
+    pub log_interval: usize,
+    pub seed: u64,
+    /// `flex` or `ndarray`.
+    pub device: String,
+    /// Prompt of the greedy continuation printed at the end of training.
+    pub sample_prompt: String,
+    /// Tokens in that continuation.
+    pub sample_tokens: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 32,
+            max_steps: 2000,
+            lr: 1e-3,
+            min_lr: 1e-4,
+            warmup_steps: 100,
+            weight_decay: 0.1,
+            beta1: 0.9,
+            beta2: 0.99,
+            grad_clip: 1.0,
+            grad_accum: 1,
+            eval_interval: 250,
+            eval_batches: 20,
+            log_interval: 10,
+            seed: 1337,
+            device: "flex".into(),
+            sample_prompt: "\n".into(),
+            sample_tokens: 200,
+        }
+    }
+}
+
+impl RunConfig {
+    /// Reads `path`, applies each `section.key=value` override, and checks every value.
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config {}", path.display()))?;
+        let mut table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| one_line(&e))
+            .with_context(|| format!("config {} is not valid TOML", path.display()))?;
+        for assignment in overrides {
+            apply_override(&mut table, assignment)?;
+        }
+        let config: RunConfig = table
+            .try_into()
+            .map_err(|e: toml::de::Error| one_line(&e))
+            .with_context(|| format!("bad config {}", path.display()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Range checks the types alone do not express (the model's own are in `GptConfig`).
+    pub fn validate(&self) -> Result<()> {
+        let t = &self.train;
+        let checks: [(&str, bool, &str); 10] = [
+            ("batch_size", t.batch_size > 0, "must be at least 1"),
+            ("max_steps", t.max_steps > 0, "must be at least 1"),
+            (
+                "lr",
+                t.lr > 0.0 && t.lr.is_finite(),
+                "must be a positive number",
+            ),
+            (
+                "min_lr",
+                (0.0..=t.lr).contains(&t.min_lr),
+                "must be in [0, train.lr]",
+            ),
+            ("beta1", (0.0..1.0).contains(&t.beta1), "must be in [0, 1)"),
+            ("beta2", (0.0..1.0).contains(&t.beta2), "must be in [0, 1)"),
+            (
+                "grad_clip",
+                t.grad_clip >= 0.0,
+                "must be >= 0 (0 turns clipping off)",
+            ),
+            ("grad_accum", t.grad_accum > 0, "must be at least 1"),
+            ("weight_decay", t.weight_decay >= 0.0, "must be >= 0"),
+            (
+                "eval_interval",
+                t.eval_interval > 0 && t.eval_batches > 0 && t.log_interval > 0,
+                "eval_interval, eval_batches and log_interval must each be at least 1",
+            ),
+        ];
+        for (key, ok, reason) in checks {
+            if !ok {
+                bail!("train.{key}: {reason}");
+            }
+        }
+        if self.data.tokenizer != "char" {
+            bail!(
+                "data.tokenizer = {:?}: unknown tokenizer; use \"char\"",
+                self.data.tokenizer
+            );
+        }
+        // vocab_size 0 is resolved from the tokenizer later; check everything else now.
+        let mut model = self.model.clone();
+        model.vocab_size = model.vocab_size.max(1);
+        model.validate()?;
+        Ok(())
+    }
+}
+
+/// `section.key=value`: the value is read as TOML (number, bool, string...), or taken as a
+/// bare string when it is not valid TOML (`--set data.corpus=my.txt`).
+fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<()> {
+    let usage =
+        || format!("--set {assignment:?}: expected SECTION.KEY=VALUE, e.g. train.max_steps=500");
+    let (path, raw) = assignment.split_once('=').with_context(usage)?;
+    let (section, key) = path.trim().split_once('.').with_context(usage)?;
+    if !["model", "data", "train"].contains(&section) {
+        bail!("--set {assignment:?}: unknown section {section:?}; use model, data or train");
+    }
+    let value = format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+    let section = table
+        .entry(section)
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    let Some(section) = section.as_table_mut() else {
+        bail!("config: {path} is not inside a table");
+    };
+    section.insert(key.to_string(), value);
+    Ok(())
+}
+
+/// toml errors span several lines (with a source excerpt); users get one.
+fn one_line(e: &toml::de::Error) -> anyhow::Error {
+    let msg = e.message().trim().replace('\n', " ");
+    anyhow::anyhow!("{msg}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[model]
+block_size = 8
+n_layer = 1
+n_head = 2
+n_embd = 16
+[data]
+corpus = "data/shakespeare.txt"
+"#;
+
+    fn load(text: &str, overrides: &[&str]) -> Result<RunConfig> {
+        let path = std::env::temp_dir().join(format!(
+            "tinygpt-config-{}-{}.toml",
+            std::process::id(),
+            text.len() + overrides.len()
+        ));
+        std::fs::write(&path, text).unwrap();
+        let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        RunConfig::load(&path, &overrides)
+    }
+
+    #[test]
+    fn defaults_fill_missing_keys() {
+        let config = load(MINIMAL, &[]).unwrap();
+        assert_eq!(config.train, TrainConfig::default());
+        assert_eq!(config.data.tokenizer, "char");
+        assert_eq!(config.data.val_fraction, 0.1);
+        assert_eq!(config.model.vocab_size, 0);
+        assert!(config.model.bias && config.model.tie_embeddings);
+    }
+
+    #[test]
+    fn overrides_set_numbers_bools_and_bare_strings() {
+        let config = load(
+            MINIMAL,
+            &[
+                "train.max_steps=500",
+                "train.lr=3e-4",
+                "model.bias=false",
+                "data.corpus=other.txt",
+                "train.device=ndarray",
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.train.max_steps, 500);
+        assert_eq!(config.train.lr, 3e-4);
+        assert!(!config.model.bias);
+        assert_eq!(config.data.corpus, PathBuf::from("other.txt"));
+        assert_eq!(config.train.device, "ndarray");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let err = load(MINIMAL, &["train.max_stepz=5"]).unwrap_err();
+        assert!(format!("{err:#}").contains("max_stepz"), "{err:#}");
+        let err = load(MINIMAL, &["optim.lr=5"]).unwrap_err();
+        assert!(format!("{err:#}").contains("unknown section"), "{err:#}");
+        let err = load(MINIMAL, &["train.max_steps"]).unwrap_err();
+        assert!(format!("{err:#}").contains("SECTION.KEY=VALUE"), "{err:#}");
+        let err = load(MINIMAL, &["model.n_head=3"]).unwrap_err();
+        assert!(format!("{err:#}").contains("model.n_embd"), "{err:#}");
+        let err = load(MINIMAL, &["train.min_lr=1"]).unwrap_err();
+        assert!(format!("{err:#}").contains("train.min_lr"), "{err:#}");
+        let err = load(MINIMAL, &["train.max_steps=\"many\""]).unwrap_err();
+        assert!(format!("{err:#}").contains("max_steps"), "{err:#}");
+    }
+
+    #[test]
+    fn shipped_configs_load() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+        for name in ["shakespeare-char", "tiny-test", "nanogpt-char"] {
+            let path = root.join(format!("{name}.toml"));
+            RunConfig::load(&path, &[]).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        }
+    }
+}

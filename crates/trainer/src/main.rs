@@ -1,0 +1,72 @@
+//! `tinygpt`: train, sample and inspect tiny GPTs.
+
+mod config;
+mod device;
+mod generate;
+mod metrics;
+mod optim;
+mod progress;
+mod run_dir;
+mod schedule;
+mod tensors;
+mod train_command;
+mod trainer;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tinygpt",
+    version,
+    about = "Train, sample and inspect tiny GPT models"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Train a model from a config; writes a run directory.
+    Train(train_command::TrainArgs),
+}
+
+fn main() -> ExitCode {
+    quiet_panics();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(args) => train_command::train(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A panic is a bug in tinygpt or below it; the user still gets one line, not a backtrace
+/// (set RUST_BACKTRACE=1 to see it).
+fn quiet_panics() {
+    if std::env::var_os("RUST_BACKTRACE").is_some() {
+        return;
+    }
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        let location = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!(
+            "error: internal error{location}: {msg} (please report it; RUST_BACKTRACE=1 shows where)"
+        );
+    }));
+}

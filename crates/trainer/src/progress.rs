@@ -1,0 +1,77 @@
+//! What the user sees while training: an `indicatif` bar on a terminal, plain log lines
+//! otherwise (a pipe, a file, CI).
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use indicatif::{HumanCount, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::metrics::MetricsLine;
+
+pub struct Progress {
+    bar: ProgressBar,
+    max_steps: usize,
+    last_val: Option<f64>,
+}
+
+impl Progress {
+    pub fn new(max_steps: usize) -> Self {
+        let bar = if std::io::stderr().is_terminal() {
+            ProgressBar::with_draw_target(Some(max_steps as u64), ProgressDrawTarget::stderr())
+        } else {
+            ProgressBar::hidden()
+        };
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{bar:30.cyan/blue} {pos:>6}/{len} | {msg} | ETA {eta_precise}",
+            )
+            .expect("template is valid")
+            .progress_chars("█▉▊▋▌▍▎▏ "),
+        );
+        bar.enable_steady_tick(Duration::from_millis(250));
+        Self {
+            bar,
+            max_steps,
+            last_val: None,
+        }
+    }
+
+    pub fn log(&mut self, line: &MetricsLine) {
+        if line.val_loss.is_some() {
+            self.last_val = line.val_loss;
+        }
+        self.bar.set_position(line.step as u64);
+        let mut msg = String::new();
+        if let Some(loss) = line.train_loss {
+            msg += &format!("loss {loss:.4}");
+        }
+        match self.last_val {
+            Some(val) => msg += &format!(" | val {val:.4}"),
+            None => msg += " | val -",
+        }
+        if let Some(lr) = line.lr {
+            msg += &format!(" | lr {lr:.2e}");
+        }
+        if let Some(tps) = line.tokens_per_sec {
+            msg += &format!(" | {} tok/s", HumanCount(tps as u64));
+        }
+        if self.bar.is_hidden() {
+            eprintln!("step {:>6}/{} | {msg}", line.step, self.max_steps);
+        } else {
+            self.bar.set_message(msg);
+        }
+    }
+
+    /// Prints a line above the bar (or plainly when there is no bar).
+    pub fn println(&self, text: &str) {
+        if self.bar.is_hidden() {
+            eprintln!("{text}");
+        } else {
+            self.bar.println(text);
+        }
+    }
+
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
