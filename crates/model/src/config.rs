@@ -66,7 +66,7 @@ impl GptConfig {
                 });
             }
         }
-        if self.n_embd % self.n_head != 0 {
+        if !self.n_embd.is_multiple_of(self.n_head) {
             return Err(ConfigError {
                 key: "n_embd",
                 value: self.n_embd.to_string(),
@@ -112,7 +112,8 @@ mod tests {
 
     #[test]
     fn each_bad_value_names_its_key() {
-        let cases: [(fn(&mut GptConfig), &str); 4] = [
+        type Breaks = fn(&mut GptConfig);
+        let cases: [(Breaks, &str); 4] = [
             (|c| c.n_head = 3, "n_embd"),
             (|c| c.block_size = 0, "block_size"),
             (|c| c.dropout = 1.0, "dropout"),

@@ -107,9 +107,12 @@ impl RunConfig {
         for assignment in overrides {
             apply_override(&mut table, assignment)?;
         }
-        let config: RunConfig = table
-            .try_into()
-            .map_err(|e: toml::de::Error| one_line(&e))
+        // serde_path_to_error names the offending key (`train.max_steps: invalid type...`).
+        let config: RunConfig = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e| {
+                let key = e.path().to_string();
+                anyhow::anyhow!("{key}: {}", one_line(e.inner()))
+            })
             .with_context(|| format!("bad config {}", path.display()))?;
         config.validate()?;
         Ok(config)
@@ -264,7 +267,10 @@ corpus = "data/shakespeare.txt"
         let err = load(MINIMAL, &["train.min_lr=1"]).unwrap_err();
         assert!(format!("{err:#}").contains("train.min_lr"), "{err:#}");
         let err = load(MINIMAL, &["train.max_steps=\"many\""]).unwrap_err();
-        assert!(format!("{err:#}").contains("max_steps"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("train.max_steps: invalid type"),
+            "{err:#}"
+        );
     }
 
     #[test]

@@ -48,6 +48,7 @@ impl MetricsWriter {
 }
 
 /// Reads every line of a `metrics.jsonl`.
+#[cfg(test)]
 pub fn read_metrics(path: &Path) -> Result<Vec<MetricsLine>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;

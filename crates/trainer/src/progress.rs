@@ -12,6 +12,8 @@ pub struct Progress {
     bar: ProgressBar,
     max_steps: usize,
     last_val: Option<f64>,
+    /// Print plain lines when there is no bar (off for library use and tests).
+    lines: bool,
 }
 
 impl Progress {
@@ -33,6 +35,18 @@ impl Progress {
             bar,
             max_steps,
             last_val: None,
+            lines: true,
+        }
+    }
+
+    /// Shows nothing at all.
+    #[cfg(test)]
+    pub fn quiet(max_steps: usize) -> Self {
+        Self {
+            bar: ProgressBar::hidden(),
+            max_steps,
+            last_val: None,
+            lines: false,
         }
     }
 
@@ -41,33 +55,25 @@ impl Progress {
             self.last_val = line.val_loss;
         }
         self.bar.set_position(line.step as u64);
-        let mut msg = String::new();
+        let mut parts = Vec::new();
         if let Some(loss) = line.train_loss {
-            msg += &format!("loss {loss:.4}");
+            parts.push(format!("loss {loss:.4}"));
         }
-        match self.last_val {
-            Some(val) => msg += &format!(" | val {val:.4}"),
-            None => msg += " | val -",
-        }
+        parts.push(match self.last_val {
+            Some(val) => format!("val {val:.4}"),
+            None => "val -".into(),
+        });
         if let Some(lr) = line.lr {
-            msg += &format!(" | lr {lr:.2e}");
+            parts.push(format!("lr {lr:.2e}"));
         }
         if let Some(tps) = line.tokens_per_sec {
-            msg += &format!(" | {} tok/s", HumanCount(tps as u64));
+            parts.push(format!("{} tok/s", HumanCount(tps as u64)));
         }
-        if self.bar.is_hidden() {
-            eprintln!("step {:>6}/{} | {msg}", line.step, self.max_steps);
-        } else {
+        let msg = parts.join(" | ");
+        if !self.bar.is_hidden() {
             self.bar.set_message(msg);
-        }
-    }
-
-    /// Prints a line above the bar (or plainly when there is no bar).
-    pub fn println(&self, text: &str) {
-        if self.bar.is_hidden() {
-            eprintln!("{text}");
-        } else {
-            self.bar.println(text);
+        } else if self.lines {
+            eprintln!("step {:>6}/{} | {msg}", line.step, self.max_steps);
         }
     }
 

@@ -5,7 +5,7 @@ use crate::config::TrainConfig;
 /// Learning rate for optimizer step `step` (1-based).
 pub fn learning_rate(step: usize, train: &TrainConfig) -> f64 {
     let (lr, min_lr, warmup) = (train.lr, train.min_lr, train.warmup_steps);
-    if step <= warmup {
+    if warmup > 0 && step <= warmup {
         return lr * step as f64 / warmup as f64;
     }
     let decay_steps = train.max_steps.saturating_sub(warmup);
