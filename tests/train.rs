@@ -21,7 +21,10 @@ fn tiny_run_writes_the_run_directory_and_learns() {
         "config.toml",
         "tokenizer.json",
         "metrics.jsonl",
-        "model.bpk",
+        "model.safetensors",
+        "checkpoints/step-0000060/state.json",
+        "checkpoints/step-0000060/model.safetensors",
+        "checkpoints/step-0000060/optimizer.safetensors",
     ] {
         assert!(run.join(file).is_file(), "missing {file}");
     }

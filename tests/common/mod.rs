@@ -13,13 +13,29 @@ pub fn workspace_root() -> PathBuf {
         .unwrap()
 }
 
-/// `tinygpt ARGS...` run from the workspace root.
+/// The `tinygpt ARGS...` command, to be run from the workspace root.
+pub fn tinygpt_command(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tinygpt"));
+    command.args(args).current_dir(workspace_root());
+    command
+}
+
+/// `tinygpt ARGS...` run from the workspace root, to completion.
 pub fn tinygpt(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tinygpt"))
-        .args(args)
-        .current_dir(workspace_root())
+    tinygpt_command(args)
         .output()
         .expect("the tinygpt binary runs")
+}
+
+/// Like [`tinygpt`], but panics with its stderr unless it succeeds.
+pub fn tinygpt_ok(args: &[&str]) -> Output {
+    let out = tinygpt(args);
+    assert!(
+        out.status.success(),
+        "tinygpt {args:?} failed:\n{}",
+        stderr(&out)
+    );
+    out
 }
 
 pub fn stderr(out: &Output) -> String {

@@ -69,6 +69,10 @@ pub struct TrainConfig {
     pub sample_prompt: String,
     /// Tokens in that continuation.
     pub sample_tokens: usize,
+    /// Save a checkpoint every this many steps (and at the end, and on Ctrl-C).
+    pub checkpoint_interval: usize,
+    /// Checkpoints kept besides the best one.
+    pub keep_checkpoints: usize,
 }
 
 impl Default for TrainConfig {
@@ -91,6 +95,8 @@ impl Default for TrainConfig {
             device: "flex".into(),
             sample_prompt: "\n".into(),
             sample_tokens: 200,
+            checkpoint_interval: 500,
+            keep_checkpoints: 3,
         }
     }
 }
@@ -100,10 +106,20 @@ impl RunConfig {
     pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config {}", path.display()))?;
-        let mut table: toml::Table = text
+        let table: toml::Table = text
             .parse()
             .map_err(|e: toml::de::Error| one_line(&e))
             .with_context(|| format!("config {} is not valid TOML", path.display()))?;
+        Self::from_table(table, path, overrides)
+    }
+
+    /// This config with `overrides` applied (used on resume).
+    pub fn with_overrides(&self, overrides: &[String]) -> Result<Self> {
+        let table = toml::Table::try_from(self).context("config does not serialise")?;
+        Self::from_table(table, Path::new("the run's config"), overrides)
+    }
+
+    fn from_table(mut table: toml::Table, path: &Path, overrides: &[String]) -> Result<Self> {
         for assignment in overrides {
             apply_override(&mut table, assignment)?;
         }
@@ -121,7 +137,7 @@ impl RunConfig {
     /// Range checks the types alone do not express (the model's own are in `GptConfig`).
     pub fn validate(&self) -> Result<()> {
         let t = &self.train;
-        let checks: [(&str, bool, &str); 10] = [
+        let checks: [(&str, bool, &str); 11] = [
             ("batch_size", t.batch_size > 0, "must be at least 1"),
             ("max_steps", t.max_steps > 0, "must be at least 1"),
             (
@@ -144,6 +160,11 @@ impl RunConfig {
             ("grad_accum", t.grad_accum > 0, "must be at least 1"),
             ("weight_decay", t.weight_decay >= 0.0, "must be >= 0"),
             (
+                "checkpoint_interval",
+                t.checkpoint_interval > 0 && t.keep_checkpoints > 0,
+                "checkpoint_interval and keep_checkpoints must each be at least 1",
+            ),
+            (
                 "eval_interval",
                 t.eval_interval > 0 && t.eval_batches > 0 && t.log_interval > 0,
                 "eval_interval, eval_batches and log_interval must each be at least 1",
@@ -165,6 +186,57 @@ impl RunConfig {
         model.vocab_size = model.vocab_size.max(1);
         model.validate()?;
         Ok(())
+    }
+}
+
+/// Keys a resumed run may change: they move the schedule or what is logged, not what the
+/// checkpoint's weights, moments and data position mean.
+pub const RESUMABLE_KEYS: &[&str] = &[
+    "train.max_steps",
+    "train.lr",
+    "train.min_lr",
+    "train.warmup_steps",
+    "train.eval_interval",
+    "train.eval_batches",
+    "train.log_interval",
+    "train.checkpoint_interval",
+    "train.keep_checkpoints",
+    "train.device",
+    "train.sample_prompt",
+    "train.sample_tokens",
+];
+
+/// Refuses a resume whose config differs from the checkpoint's in any key outside
+/// [`RESUMABLE_KEYS`], naming every such key with both values.
+pub fn check_resumable(saved: &RunConfig, requested: &RunConfig) -> Result<()> {
+    let saved = toml::Table::try_from(saved)?;
+    let requested = toml::Table::try_from(requested)?;
+    let mut refused = Vec::new();
+    for (section, old) in &saved {
+        let (Some(old), Some(new)) = (
+            old.as_table(),
+            requested.get(section).and_then(|v| v.as_table()),
+        ) else {
+            continue;
+        };
+        let keys: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+        for key in keys {
+            let path = format!("{section}.{key}");
+            let (a, b) = (old.get(key), new.get(key));
+            if a != b && !RESUMABLE_KEYS.contains(&path.as_str()) {
+                let show =
+                    |v: Option<&toml::Value>| v.map_or("unset".to_string(), |v| v.to_string());
+                refused.push(format!("{path} (run: {}, now: {})", show(a), show(b)));
+            }
+        }
+    }
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        bail!(
+            "cannot resume: {} changed; only schedule and logging keys (train.max_steps, lr, min_lr, warmup_steps, *_interval, ...) may change, start a new run for the rest",
+            refused.join(", ")
+        )
     }
 }
 
@@ -271,6 +343,23 @@ corpus = "data/shakespeare.txt"
             format!("{err:#}").contains("train.max_steps: invalid type"),
             "{err:#}"
         );
+    }
+
+    #[test]
+    fn resume_accepts_schedule_changes_and_names_the_rest() {
+        let saved = load(MINIMAL, &[]).unwrap();
+        let longer = saved
+            .with_overrides(&["train.max_steps=9000".into(), "train.device=ndarray".into()])
+            .unwrap();
+        assert_eq!(longer.train.max_steps, 9000);
+        check_resumable(&saved, &longer).unwrap();
+
+        let reshaped = saved
+            .with_overrides(&["model.n_embd=64".into(), "train.seed=1".into()])
+            .unwrap();
+        let err = check_resumable(&saved, &reshaped).unwrap_err().to_string();
+        assert!(err.contains("model.n_embd (run: 16, now: 64)"), "{err}");
+        assert!(err.contains("train.seed (run: 1337, now: 1)"), "{err}");
     }
 
     #[test]

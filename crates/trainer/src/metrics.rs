@@ -1,10 +1,10 @@
 //! `metrics.jsonl`: one JSON object per logged step, appended and flushed as training goes.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::fs::{File, OpenOptions};
+use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 /// One line of `metrics.jsonl`. Step 0 carries only the initial `val_loss`.
@@ -28,22 +28,50 @@ pub struct MetricsLine {
 }
 
 pub struct MetricsWriter {
-    file: BufWriter<File>,
+    file: File,
+    /// Bytes in the file so far: recorded in checkpoints so a resume can cut back to it.
+    len: u64,
 }
 
 impl MetricsWriter {
     pub fn create(path: &Path) -> Result<Self> {
         let file =
             File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-        Ok(Self {
-            file: BufWriter::new(file),
-        })
+        Ok(Self { file, len: 0 })
     }
 
+    /// Continues a resumed run's metrics: lines written after its checkpoint (by a process
+    /// that went on past it before it stopped) are cut, so no step appears twice.
+    pub fn append(path: &Path, len: u64) -> Result<Self> {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        let actual = file.metadata()?.len();
+        if actual < len {
+            bail!(
+                "{} is shorter ({actual} bytes) than when the checkpoint was taken ({len} bytes): it was edited or truncated",
+                path.display()
+            );
+        }
+        file.set_len(len)?;
+        file.seek(SeekFrom::End(0))?;
+        Ok(Self { file, len })
+    }
+
+    /// Appends one line; it is in the file (not a buffer) when this returns.
     pub fn write(&mut self, line: &MetricsLine) -> Result<()> {
-        serde_json::to_writer(&mut self.file, line)?;
-        self.file.write_all(b"\n")?;
-        self.file.flush().context("cannot write metrics.jsonl")
+        let mut text = serde_json::to_string(line)?;
+        text.push('\n');
+        self.file
+            .write_all(text.as_bytes())
+            .context("cannot write metrics.jsonl")?;
+        self.len += text.len() as u64;
+        Ok(())
+    }
+
+    pub fn bytes_written(&self) -> u64 {
+        self.len
     }
 }
 

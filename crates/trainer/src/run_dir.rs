@@ -5,7 +5,8 @@
 //!   config.toml      the fully resolved config (vocab_size and device filled in)
 //!   tokenizer.json   the tokenizer the run trained with
 //!   metrics.jsonl    one JSON object per logged step
-//!   model.bpk        final weights (burnpack)
+//!   checkpoints/     step-NNNNNNN/ directories (see `checkpoint`)
+//!   model.safetensors  final weights
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -47,6 +48,25 @@ impl RunDir {
         Ok(run)
     }
 
+    /// An existing run, for resuming.
+    pub fn open(path: &Path) -> Result<Self> {
+        let run = Self { path: path.into() };
+        if !path.is_dir() {
+            bail!("run directory {} does not exist", path.display());
+        }
+        if !run.config().is_file() {
+            bail!(
+                "{} is not a tinygpt run directory (no config.toml): pass a directory written by `tinygpt train`",
+                path.display()
+            );
+        }
+        Ok(run)
+    }
+
+    pub fn checkpoints(&self) -> PathBuf {
+        self.path.join("checkpoints")
+    }
+
     pub fn config(&self) -> PathBuf {
         self.path.join("config.toml")
     }
@@ -60,6 +80,6 @@ impl RunDir {
     }
 
     pub fn model(&self) -> PathBuf {
-        self.path.join("model.bpk")
+        self.path.join("model.safetensors")
     }
 }

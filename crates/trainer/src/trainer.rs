@@ -1,6 +1,9 @@
 //! The training loop: sample a batch, predict every next token, step AdamW; evaluate on fixed
 //! validation batches; log to the progress bar and `metrics.jsonl`.
 
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::Result;
@@ -10,6 +13,7 @@ use burn::tensor::{Device, Tensor};
 use tinygpt_data::{Batch, BatchSampler, Splits, fixed_batches};
 use tinygpt_model::{Gpt, cross_entropy};
 
+use crate::checkpoint::{self, TrainState};
 use crate::config::RunConfig;
 use crate::metrics::{MetricsLine, MetricsWriter};
 use crate::optim::{AdamW, clip_scale, global_grad_norm};
@@ -17,14 +21,63 @@ use crate::progress::Progress;
 use crate::schedule::learning_rate;
 use crate::tensors::{batch_tensors, scalar};
 
+/// Where training starts: a fresh model at step 0, or everything a checkpoint restored.
+pub struct Start {
+    pub model: Gpt,
+    pub optim: AdamW,
+    pub sampler: BatchSampler,
+    pub step: usize,
+    pub best_val_loss: Option<f64>,
+    pub elapsed_s: f64,
+    pub train_seconds: f64,
+}
+
+impl Start {
+    pub fn fresh(model: Gpt, config: &RunConfig) -> Self {
+        let train = &config.train;
+        Self {
+            model,
+            optim: AdamW::new(train),
+            // Its own stream, distinct from the model init's.
+            sampler: BatchSampler::new(
+                train.seed.wrapping_add(1),
+                train.batch_size,
+                config.model.block_size,
+            ),
+            step: 0,
+            best_val_loss: None,
+            elapsed_s: 0.0,
+            train_seconds: 0.0,
+        }
+    }
+}
+
+/// What ties checkpoints to the data they were trained on.
+#[derive(Debug, Clone)]
+pub struct Hashes {
+    pub corpus_sha256: String,
+    pub tokenizer_sha256: String,
+}
+
+/// Why a run stopped before `max_steps`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// Ctrl-C or SIGTERM.
+    Interrupted,
+    /// `--stop-at-step`.
+    AtStep,
+}
+
 /// How a run ended, for the summary line.
 pub struct Summary {
     pub steps: usize,
     pub train_loss: f64,
     pub val_loss: f64,
-    pub initial_val_loss: f64,
+    pub initial_val_loss: Option<f64>,
     pub wall_s: f64,
     pub tokens_per_sec: f64,
+    pub stopped: Option<Stopped>,
+    pub checkpoint: Option<PathBuf>,
 }
 
 pub struct Trainer<'a> {
@@ -32,22 +85,31 @@ pub struct Trainer<'a> {
     pub splits: &'a Splits,
     /// An autodiff device.
     pub device: Device,
+    pub checkpoints: PathBuf,
+    pub hashes: Hashes,
+    /// Stop (with a checkpoint) after this step, without changing the schedule.
+    pub stop_at_step: Option<usize>,
+    /// Set by the Ctrl-C / SIGTERM handler.
+    pub interrupt: Arc<AtomicBool>,
 }
 
 impl Trainer<'_> {
     pub fn run(
         &self,
-        mut model: Gpt,
+        start: Start,
         metrics: &mut MetricsWriter,
         progress: &mut Progress,
     ) -> Result<(Gpt, Summary)> {
         let train = &self.config.train;
-        let mut optim = AdamW::new(train);
-        let mut sampler = BatchSampler::new(
-            train.seed.wrapping_add(1),
-            train.batch_size,
-            self.config.model.block_size,
-        );
+        let Start {
+            mut model,
+            mut optim,
+            mut sampler,
+            step: first_step,
+            mut best_val_loss,
+            elapsed_s: elapsed_before,
+            mut train_seconds,
+        } = start;
         let val_batches = fixed_batches(
             &self.splits.val,
             train.eval_batches,
@@ -56,63 +118,114 @@ impl Trainer<'_> {
         );
         let tokens_per_step =
             (train.batch_size * self.config.model.block_size * train.grad_accum) as u64;
+        let end = self
+            .stop_at_step
+            .map_or(train.max_steps, |s| s.min(train.max_steps));
 
         let started = Instant::now();
-        let initial_val_loss = self.evaluate(&model, &val_batches);
-        let first = MetricsLine {
-            step: 0,
-            val_loss: Some(initial_val_loss),
-            elapsed_s: started.elapsed().as_secs_f64(),
-            ..Default::default()
-        };
-        metrics.write(&first)?;
-        progress.log(&first);
+        let elapsed = || elapsed_before + started.elapsed().as_secs_f64();
+        let mut initial_val_loss = None;
+        let mut last_val_loss = None;
+        let mut last = MetricsLine::default();
+        if first_step == 0 {
+            let val_loss = self.evaluate(&model, &val_batches);
+            initial_val_loss = Some(val_loss);
+            last_val_loss = Some(val_loss);
+            best_val_loss = Some(val_loss);
+            last = MetricsLine {
+                step: 0,
+                val_loss: Some(val_loss),
+                elapsed_s: elapsed(),
+                ..Default::default()
+            };
+            metrics.write(&last)?;
+            progress.log(&last);
+        }
 
-        let mut train_seconds = 0.0;
         let (mut window_start, mut window_tokens) = (Instant::now(), 0u64);
-        let mut last = first;
-        for step in 1..=train.max_steps {
+        let mut stopped = None;
+        let mut saved = None;
+        for step in first_step + 1..=end {
+            // Dropout masks become a function of the step, so a resumed run draws the same ones.
+            self.device.seed(train.seed.wrapping_add(step as u64));
             let lr = learning_rate(step, train);
             let (next, loss, grad_norm) = self.step(model, &mut optim, &mut sampler, lr);
             model = next;
             window_tokens += tokens_per_step;
 
             let is_eval = step % train.eval_interval == 0 || step == train.max_steps;
-            if step % train.log_interval != 0 && !is_eval {
-                continue;
+            let mut val_loss = None;
+            if step % train.log_interval == 0 || is_eval {
+                // Reading the loss waits for the device: only done on logged steps.
+                let train_loss = scalar(loss);
+                let grad_norm = scalar(grad_norm);
+                let window_s = window_start.elapsed().as_secs_f64();
+                train_seconds += window_s;
+                if is_eval {
+                    let val = self.evaluate(&model, &val_batches);
+                    best_val_loss = Some(best_val_loss.map_or(val, |b| b.min(val)));
+                    val_loss = Some(val);
+                    last_val_loss = val_loss;
+                }
+                last = MetricsLine {
+                    step,
+                    train_loss: Some(train_loss),
+                    val_loss,
+                    lr: Some(lr),
+                    grad_norm: Some(grad_norm),
+                    tokens_per_sec: Some(window_tokens as f64 / window_s),
+                    tokens: step as u64 * tokens_per_step,
+                    elapsed_s: elapsed(),
+                };
+                metrics.write(&last)?;
+                progress.log(&last);
+                (window_start, window_tokens) = (Instant::now(), 0);
             }
-            // Reading the loss waits for the device: only done on logged steps.
-            let train_loss = scalar(loss);
-            let grad_norm = scalar(grad_norm);
-            let window_s = window_start.elapsed().as_secs_f64();
-            train_seconds += window_s;
-            let mut line = MetricsLine {
-                step,
-                train_loss: Some(train_loss),
-                lr: Some(lr),
-                grad_norm: Some(grad_norm),
-                tokens_per_sec: Some(window_tokens as f64 / window_s),
-                tokens: step as u64 * tokens_per_step,
-                ..Default::default()
-            };
-            if is_eval {
-                line.val_loss = Some(self.evaluate(&model, &val_batches));
+
+            if self.interrupt.load(Ordering::SeqCst) {
+                stopped = Some(Stopped::Interrupted);
+            } else if step == end && end < train.max_steps {
+                stopped = Some(Stopped::AtStep);
             }
-            line.elapsed_s = started.elapsed().as_secs_f64();
-            metrics.write(&line)?;
-            progress.log(&line);
-            last = line;
-            (window_start, window_tokens) = (Instant::now(), 0);
+            if step % train.checkpoint_interval == 0 || step == end || stopped.is_some() {
+                let state = TrainState {
+                    format: checkpoint::FORMAT,
+                    step,
+                    sampler: sampler.clone(),
+                    val_loss,
+                    best_val_loss,
+                    elapsed_s: elapsed(),
+                    train_seconds,
+                    metrics_bytes: metrics.bytes_written(),
+                    corpus_sha256: self.hashes.corpus_sha256.clone(),
+                    tokenizer_sha256: self.hashes.tokenizer_sha256.clone(),
+                    config: self.config.clone(),
+                    files: Default::default(),
+                };
+                saved = Some(checkpoint::save(
+                    &self.checkpoints,
+                    state,
+                    &model.valid(),
+                    &optim,
+                )?);
+                checkpoint::rotate(&self.checkpoints, train.keep_checkpoints)?;
+            }
+            if stopped.is_some() {
+                break;
+            }
         }
 
-        let steps = train.max_steps;
+        let steps = last.step.max(first_step);
+        let tokens_run = (steps - first_step) as u64 * tokens_per_step;
         let summary = Summary {
             steps,
             train_loss: last.train_loss.unwrap_or(f64::NAN),
-            val_loss: last.val_loss.unwrap_or(f64::NAN),
+            val_loss: last_val_loss.unwrap_or(f64::NAN),
             initial_val_loss,
-            wall_s: started.elapsed().as_secs_f64(),
-            tokens_per_sec: (steps as u64 * tokens_per_step) as f64 / train_seconds,
+            wall_s: elapsed(),
+            tokens_per_sec: tokens_run as f64 / train_seconds.max(1e-9),
+            stopped,
+            checkpoint: saved,
         };
         Ok((model, summary))
     }
@@ -306,24 +419,39 @@ mod tests {
             },
         };
         let splits = Splits::new(tokens(3000), 0.1, 12).unwrap();
+        let dir = std::env::temp_dir().join(format!("tinygpt-trainer-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
         let trainer = Trainer {
             config: &config,
             splits: &splits,
             device: device.clone(),
+            checkpoints: dir.join("checkpoints"),
+            hashes: Hashes {
+                corpus_sha256: "c".into(),
+                tokenizer_sha256: "t".into(),
+            },
+            stop_at_step: None,
+            interrupt: Arc::default(),
         };
-        let dir = std::env::temp_dir().join(format!("tinygpt-trainer-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
         let mut metrics = MetricsWriter::create(&dir.join("metrics.jsonl")).unwrap();
         let model = Gpt::new(&config.model, 0, &device).unwrap();
+        let start = Start::fresh(model, &config);
         let (_, summary) = trainer
-            .run(model, &mut metrics, &mut Progress::quiet(40))
+            .run(start, &mut metrics, &mut Progress::quiet(40))
             .unwrap();
+        let initial = summary.initial_val_loss.unwrap();
         assert!(
-            summary.val_loss < summary.initial_val_loss - 0.5,
-            "{} -> {}",
-            summary.initial_val_loss,
+            summary.val_loss < initial - 0.5,
+            "{initial} -> {}",
             summary.val_loss
         );
+        // A checkpoint every 500 steps by default: only the final one (step 40) exists.
+        let saved: Vec<usize> = checkpoint::list(&dir.join("checkpoints"))
+            .unwrap()
+            .iter()
+            .map(|(step, _)| *step)
+            .collect();
+        assert_eq!(saved, vec![40]);
 
         let lines = crate::metrics::read_metrics(&dir.join("metrics.jsonl")).unwrap();
         let steps: Vec<usize> = lines.iter().map(|l| l.step).collect();
