@@ -18,6 +18,7 @@ use burn::tensor::{Bool, Tensor};
 
 use crate::config::GptConfig;
 use crate::init::Initializer;
+use crate::kv_cache::LayerCache;
 use crate::layers::{INIT_STD, linear};
 
 #[derive(Module, Debug)]
@@ -74,6 +75,27 @@ impl CausalSelfAttention {
 
         let heads = pattern.clone().matmul(value);
         (self.output.forward(merge_heads(heads)), pattern)
+    }
+
+    /// Generation path: the new tokens' queries attend to the cached keys and values plus
+    /// their own. Either the cache is empty (a prompt, attended causally) or exactly one new
+    /// token arrives (it may see every cached position, so no mask is needed).
+    pub fn forward_cached(&self, x: Tensor<3>, cache: &mut LayerCache) -> Tensor<3> {
+        let (query, key, value) = self.project(x);
+        let first = cache.keys.is_none();
+        let [_, _, t_new, _] = query.dims();
+        assert!(
+            first || t_new == 1,
+            "a warm cache takes one token at a time"
+        );
+        let (key, value) = cache.extend(key, value);
+        let options = AttentionModuleOptions {
+            scale: None,
+            softcap: None,
+            is_causal: first,
+        };
+        let heads = attention(query, key, value, None, None, options);
+        self.output.forward(merge_heads(heads))
     }
 
     /// Queries, keys and values, each split into heads: `[batch, head, time, d_head]`.

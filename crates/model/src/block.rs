@@ -7,6 +7,7 @@ use burn::tensor::Tensor;
 use crate::attention::CausalSelfAttention;
 use crate::config::GptConfig;
 use crate::init::Initializer;
+use crate::kv_cache::LayerCache;
 use crate::layers::layer_norm;
 use crate::mlp::Mlp;
 
@@ -35,6 +36,15 @@ impl Block {
             + self
                 .dropout
                 .forward(self.attn.forward(self.ln_1.forward(x)));
+        x.clone() + self.dropout.forward(self.mlp.forward(self.ln_2.forward(x)))
+    }
+
+    /// Same as [`Block::forward`] for new tokens attending through a key/value cache.
+    pub fn forward_cached(&self, x: Tensor<3>, cache: &mut LayerCache) -> Tensor<3> {
+        let x = x.clone()
+            + self
+                .dropout
+                .forward(self.attn.forward_cached(self.ln_1.forward(x), cache));
         x.clone() + self.dropout.forward(self.mlp.forward(self.ln_2.forward(x)))
     }
 

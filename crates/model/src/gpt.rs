@@ -8,6 +8,7 @@ use burn::tensor::{Device, Int, Tensor};
 use crate::block::Block;
 use crate::config::{ConfigError, GptConfig};
 use crate::init::Initializer;
+use crate::kv_cache::KvCache;
 use crate::layers::{INIT_STD, layer_norm, linear as init_linear};
 
 #[derive(Module, Debug)]
@@ -68,15 +69,38 @@ impl Gpt {
         (self.unembed(x), patterns)
     }
 
+    /// Logits `[batch, vocab]` for the token after `tokens`, which continue the sequence whose
+    /// keys and values `cache` holds (positions `cache.len..`). Updates the cache.
+    pub fn forward_cached(&self, tokens: Tensor<2, Int>, cache: &mut KvCache) -> Tensor<2> {
+        let [batch, t] = tokens.dims();
+        let mut x = self.embed_at(tokens, cache.len);
+        for (block, layer) in self.blocks.iter().zip(&mut cache.layers) {
+            x = block.forward_cached(x, layer);
+        }
+        cache.len += t;
+        let last = x.slice([0..batch, t - 1..t]);
+        let logits = self.unembed(last);
+        let [_, _, vocab] = logits.dims();
+        logits.reshape([batch, vocab])
+    }
+
     /// Token embedding plus learned position embedding: `[batch, time, n_embd]`.
     fn embed(&self, tokens: Tensor<2, Int>) -> Tensor<3> {
+        self.embed_at(tokens, 0)
+    }
+
+    /// As [`Gpt::embed`] for tokens at positions `offset..offset + time`.
+    fn embed_at(&self, tokens: Tensor<2, Int>, offset: usize) -> Tensor<3> {
         let [_, t] = tokens.dims();
         assert!(
-            t <= self.block_size,
-            "sequence of {t} tokens exceeds block_size {}",
+            offset + t <= self.block_size,
+            "positions up to {} exceed block_size {}",
+            offset + t,
             self.block_size
         );
-        let positions = Tensor::<1, Int>::arange(0..t as i64, &tokens.device()).reshape([1, t]);
+        let positions =
+            Tensor::<1, Int>::arange(offset as i64..(offset + t) as i64, &tokens.device())
+                .reshape([1, t]);
         let x = self.token_embedding.forward(tokens) + self.position_embedding.forward(positions);
         self.dropout.forward(x)
     }

@@ -3,14 +3,20 @@
 pub mod attention;
 pub mod block;
 pub mod config;
+pub mod generate;
 pub mod gpt;
 pub mod init;
+pub mod kv_cache;
 pub mod layers;
 pub mod loss;
 pub mod mlp;
 pub mod params;
+pub mod weights;
 
 pub use config::{ConfigError, GptConfig};
+pub use generate::Generator;
 pub use gpt::Gpt;
+pub use kv_cache::KvCache;
 pub use loss::cross_entropy;
 pub use params::ParamCount;
+pub use weights::{NamedTensor, WeightsError};

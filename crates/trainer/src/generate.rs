@@ -1,21 +1,18 @@
-//! Greedy continuation of a prompt (full sampling lives in its own command).
+//! Greedy continuation of a prompt, printed at the end of training.
 
 use burn::tensor::Device;
-use tinygpt_model::Gpt;
+use tinygpt_model::generate::argmax;
+use tinygpt_model::{Generator, Gpt};
 
-use crate::tensors::token_tensor;
-
-/// Appends `n_new` tokens to `prompt`, each the argmax of the next-token logits given the
-/// last `block_size` tokens.
+/// `prompt` followed by `n_new` greedily chosen tokens.
 pub fn greedy(model: &Gpt, prompt: &[u32], n_new: usize, device: &Device) -> Vec<u32> {
-    let mut tokens = prompt.to_vec();
+    let start = prompt.len().saturating_sub(model.block_size);
+    let mut generator = Generator::new(model, &prompt[start..], true, device);
     for _ in 0..n_new {
-        let context = &tokens[tokens.len().saturating_sub(model.block_size)..];
-        let ids: Vec<i64> = context.iter().map(|&t| t as i64).collect();
-        let logits = model.forward(token_tensor(&ids, 1, device));
-        let [_, t, vocab] = logits.dims();
-        let last = logits.slice([0..1, t - 1..t, 0..vocab]).reshape([vocab]);
-        tokens.push(last.argmax(0).into_scalar::<i64>() as u32);
+        let next = argmax(&generator.next_logits());
+        generator.push(next);
     }
+    let mut tokens = prompt[..start].to_vec();
+    tokens.extend_from_slice(generator.tokens());
     tokens
 }

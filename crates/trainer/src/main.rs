@@ -1,16 +1,23 @@
 //! `tinygpt`: train, sample and inspect tiny GPTs.
 
+mod checkpoint;
 mod config;
 mod device;
 mod generate;
+mod hash;
 mod metrics;
 mod optim;
 mod progress;
 mod run_dir;
+mod sample_command;
+mod sampling;
 mod schedule;
+mod signals;
+mod stream;
 mod tensors;
 mod train_command;
 mod trainer;
+mod weights;
 
 use std::process::ExitCode;
 
@@ -29,8 +36,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Train a model from a config; writes a run directory.
+    /// Train a model from a config (or resume one); writes a run directory.
     Train(train_command::TrainArgs),
+    /// Stream generations from a trained run.
+    Sample(sample_command::SampleArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +47,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => train_command::train(args),
+        Command::Sample(args) => sample_command::sample_command(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
