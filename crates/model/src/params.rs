@@ -1,23 +1,30 @@
 //! Parameter accounting from the config alone: no tensor is allocated.
+//!
+//! Counts follow the lecture's terms: the *weight matrices* are the token embedding, the
+//! query, key, value (down) and output (value up) maps and the MLP's up and down maps of every
+//! block, and the unembedding. Everything else a real model has — the position embedding,
+//! biases, LayerNorm gains and shifts — is an extra. With tied embeddings the unembedding
+//! shares the token embedding's numbers, so it adds none.
 
 use crate::config::GptConfig;
 
-/// Parameter counts by kind, in the lecture's terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParamCount {
+    pub n_layer: usize,
     pub token_embedding: usize,
-    pub position_embedding: usize,
-    /// Per block: query, key, value (down) and output (value up) matrices.
-    pub attention_per_block: usize,
-    /// Per block: MLP up and down matrices.
-    pub mlp_per_block: usize,
+    /// Each of query, key, value and output, per block.
+    pub attention_matrix: usize,
+    /// Each of MLP up and MLP down, per block.
+    pub mlp_matrix: usize,
     /// Zero when tied to the token embedding.
     pub unembedding: usize,
+    pub position_embedding: usize,
     /// All biases of linear maps, over all blocks.
     pub biases: usize,
     /// All LayerNorm gains and shifts, blocks and final.
     pub layer_norms: usize,
-    pub n_layer: usize,
+    /// Numbers the unembedding would have had if untied (0 when untied).
+    pub tied: usize,
 }
 
 impl ParamCount {
@@ -29,27 +36,96 @@ impl ParamCount {
         // Gain (and shift) for ln_1 and ln_2 per block, plus the final ln_f.
         let per_layer_norm = c * (1 + bias);
         Self {
+            n_layer: l,
             token_embedding: v * c,
-            position_embedding: config.block_size * c,
-            attention_per_block: 4 * c * c,
-            mlp_per_block: 2 * c * 4 * c,
+            attention_matrix: c * c,
+            mlp_matrix: c * 4 * c,
             unembedding: if config.tie_embeddings { 0 } else { c * v },
+            position_embedding: config.block_size * c,
             biases: l * biases_per_block,
             layer_norms: (2 * l + 1) * per_layer_norm,
-            n_layer: l,
+            tied: if config.tie_embeddings { c * v } else { 0 },
         }
     }
 
-    /// Weight matrices only (embeddings, attention, MLP, unembedding).
+    /// Query, key, value and output matrices of one block.
+    pub fn attention_per_block(&self) -> usize {
+        4 * self.attention_matrix
+    }
+
+    /// MLP up and down matrices of one block.
+    pub fn mlp_per_block(&self) -> usize {
+        2 * self.mlp_matrix
+    }
+
+    /// The lecture's total: embedding, every block's attention and MLP matrices, unembedding.
     pub fn weight_matrices(&self) -> usize {
         self.token_embedding
-            + self.position_embedding
-            + self.n_layer * (self.attention_per_block + self.mlp_per_block)
+            + self.n_layer * (self.attention_per_block() + self.mlp_per_block())
             + self.unembedding
     }
 
     /// Every trainable number in the model.
     pub fn total(&self) -> usize {
-        self.weight_matrices() + self.biases + self.layer_norms
+        self.weight_matrices() + self.position_embedding + self.biases + self.layer_norms
+    }
+
+    /// Training FLOPs per token (forward + backward): 6 per weight of every matrix multiply
+    /// (2 forward, 4 backward; the unembedding multiplies even when tied, the embedding lookup
+    /// does not), plus attention's own 12 · n_layer · n_embd · block_size for the scores and
+    /// the weighted values — the accounting of the PaLM paper and nanoGPT.
+    pub fn train_flops_per_token(&self, config: &GptConfig) -> u64 {
+        let matmul_weights = self.n_layer * (self.attention_per_block() + self.mlp_per_block())
+            + config.vocab_size * config.n_embd;
+        let attention = 12 * config.n_layer * config.n_embd * config.block_size;
+        (6 * matmul_weights + attention) as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gpt3() -> GptConfig {
+        GptConfig {
+            vocab_size: 50257,
+            block_size: 2048,
+            n_layer: 96,
+            n_head: 96,
+            n_embd: 12288,
+            dropout: 0.0,
+            bias: true,
+            tie_embeddings: false,
+        }
+    }
+
+    #[test]
+    fn gpt3_matches_the_lecture_matrix_by_matrix() {
+        let count = ParamCount::of(&gpt3());
+        assert_eq!(count.token_embedding, 617_558_016);
+        assert_eq!(count.n_layer * count.attention_matrix, 14_495_514_624);
+        assert_eq!(count.n_layer * count.mlp_matrix, 57_982_058_496);
+        assert_eq!(count.unembedding, 617_558_016);
+        assert_eq!(count.attention_per_block(), 603_979_776);
+        assert_eq!(count.weight_matrices(), 175_181_291_520);
+    }
+
+    #[test]
+    fn flops_per_token_by_hand() {
+        let config = GptConfig {
+            vocab_size: 10,
+            block_size: 4,
+            n_layer: 1,
+            n_head: 1,
+            n_embd: 2,
+            dropout: 0.0,
+            bias: false,
+            tie_embeddings: true,
+        };
+        // matmul weights: 4·2² + 2·2·8 + 10·2 = 16 + 32 + 20 = 68; attention 12·1·2·4 = 96
+        assert_eq!(
+            ParamCount::of(&config).train_flops_per_token(&config),
+            6 * 68 + 96
+        );
     }
 }

@@ -129,11 +129,12 @@ fn analytic_param_count_matches_the_built_module() {
             "tie_embeddings={tie_embeddings} bias={bias}"
         );
     }
-    // By hand for the tied, biased config: embeddings 11·16 + 8·16 = 304; per block
-    // 4·16² + 2·16·64 = 3,072 weights, 3·16 + 16 + 64 + 16 = 144 biases, 2·32 LayerNorm.
+    // By hand for the tied, biased config: token embedding 11·16 = 176, position 8·16 = 128;
+    // per block 4·16² + 2·16·64 = 3,072 weights, 3·16 + 16 + 64 + 16 = 144 biases, 2·32
+    // LayerNorm numbers; final LayerNorm 32.
     let count = ParamCount::of(&config());
-    assert_eq!(count.weight_matrices(), 304 + 2 * 3072);
-    assert_eq!(count.total(), 304 + 2 * (3072 + 144 + 64) + 32);
+    assert_eq!(count.weight_matrices(), 176 + 2 * 3072);
+    assert_eq!(count.total(), 176 + 128 + 2 * (3072 + 144 + 64) + 32);
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! `tinygpt`: train, sample and inspect tiny GPTs.
 
+mod bench_command;
 mod checkpoint;
 mod config;
 mod device;
@@ -7,6 +8,7 @@ mod generate;
 mod hash;
 mod metrics;
 mod optim;
+mod params_command;
 mod progress;
 mod run_dir;
 mod sample_command;
@@ -40,6 +42,10 @@ enum Command {
     Train(train_command::TrainArgs),
     /// Stream generations from a trained run.
     Sample(sample_command::SampleArgs),
+    /// Count a model's parameters matrix by matrix, from its config.
+    Params(params_command::ParamsArgs),
+    /// Measure training and sampling speed, and MFU against the measured matmul peak.
+    Bench(bench_command::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +54,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Train(args) => train_command::train(args),
         Command::Sample(args) => sample_command::sample_command(args),
+        Command::Params(args) => params_command::params_command(args),
+        Command::Bench(args) => bench_command::bench_command(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,196 @@
+//! `tinygpt bench`: training-step and sampling throughput of a config on a device, with model
+//! FLOPs utilisation against the matmul peak measured on the same device in the same run.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Result;
+use burn::module::Module;
+use burn::tensor::{Device, Distribution, Tensor};
+use indicatif::HumanCount;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use tinygpt_data::Batch;
+use tinygpt_model::generate::argmax;
+use tinygpt_model::{Generator, Gpt, ParamCount};
+
+use crate::config::TrainConfig;
+use crate::device::parse_device;
+use crate::optim::AdamW;
+use crate::params_command::model_config;
+use crate::tensors::scalar;
+use crate::trainer::optimizer_step;
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    #[arg(long, default_value = "configs/shakespeare-char.toml")]
+    pub config: PathBuf,
+    /// flex or ndarray.
+    #[arg(long, default_value = "flex")]
+    pub device: String,
+    /// Timed training steps (after the warm-up).
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    #[arg(long, default_value_t = 3)]
+    pub warmup: usize,
+    /// Sequences per step [default: the config's train.batch_size, else 32].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// New tokens for the sampling benchmark (0 skips it).
+    #[arg(long, default_value_t = 256)]
+    pub sample_tokens: usize,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BenchReport {
+    pub config: String,
+    pub device: String,
+    pub batch_size: usize,
+    pub block_size: usize,
+    pub params: usize,
+    pub train_tokens_per_sec: f64,
+    pub step_ms_median: f64,
+    pub step_ms_min: f64,
+    pub step_ms_max: f64,
+    pub flops_per_token: u64,
+    pub achieved_gflops: f64,
+    pub matmul_peak_gflops: f64,
+    pub mfu: f64,
+    pub sample_tokens: usize,
+    pub sample_tokens_per_sec_kv_cache: Option<f64>,
+    pub sample_tokens_per_sec_no_cache: Option<f64>,
+}
+
+pub fn bench_command(args: BenchArgs) -> Result<()> {
+    let model_config = model_config(&args.config)?;
+    let train = crate::config::RunConfig::load(&args.config, &[])
+        .map(|c| c.train)
+        .unwrap_or_default();
+    let batch_size = args.batch_size.unwrap_or(train.batch_size);
+    let device = parse_device(&args.device)?;
+    let count = ParamCount::of(&model_config);
+    let flops_per_token = count.train_flops_per_token(&model_config);
+
+    // Training steps on synthetic batches: the speed does not depend on the text.
+    let train_device = device.clone().autodiff();
+    let mut model = Gpt::new(&model_config, 0, &train_device)?;
+    let mut optim = AdamW::new(&TrainConfig::default());
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let t = model_config.block_size;
+    let mut times = Vec::new();
+    for i in 0..args.warmup + args.steps {
+        let tokens: Vec<u32> = (0..batch_size * (t + 1))
+            .map(|_| rng.random_range(0..model_config.vocab_size as u32))
+            .collect();
+        let starts: Vec<usize> = (0..batch_size).map(|b| b * (t + 1)).collect();
+        let batch = Batch::from_starts(&tokens, &starts, t);
+        let started = Instant::now();
+        let (next, loss, _) = optimizer_step(model, &mut optim, &[batch], 1e-3, 1.0, &train_device);
+        model = next;
+        scalar(loss); // waits for the device
+        if i >= args.warmup {
+            times.push(started.elapsed().as_secs_f64());
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    let tokens_per_step = (batch_size * t) as f64;
+    let tokens_per_sec = tokens_per_step / median;
+    let achieved = tokens_per_sec * flops_per_token as f64 / 1e9;
+    let peak = matmul_peak_gflops(&device);
+
+    let (mut cached, mut plain) = (None, None);
+    if args.sample_tokens > 0 {
+        let model = model.valid();
+        cached = Some(sample_speed(&model, args.sample_tokens, true, &device));
+        plain = Some(sample_speed(&model, args.sample_tokens, false, &device));
+    }
+    let report = BenchReport {
+        config: args.config.display().to_string(),
+        device: args.device.clone(),
+        batch_size,
+        block_size: t,
+        params: count.total(),
+        train_tokens_per_sec: tokens_per_sec,
+        step_ms_median: median * 1e3,
+        step_ms_min: times[0] * 1e3,
+        step_ms_max: times[times.len() - 1] * 1e3,
+        flops_per_token,
+        achieved_gflops: achieved,
+        matmul_peak_gflops: peak,
+        mfu: achieved / peak,
+        sample_tokens: args.sample_tokens,
+        sample_tokens_per_sec_kv_cache: cached,
+        sample_tokens_per_sec_no_cache: plain,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_report(&report);
+    }
+    Ok(())
+}
+
+fn print_report(r: &BenchReport) {
+    println!(
+        "{} on {} ({} parameters, batch {} × {} tokens)",
+        r.config,
+        r.device,
+        HumanCount(r.params as u64),
+        r.batch_size,
+        r.block_size
+    );
+    println!(
+        "train: {} tok/s | step {:.1} ms median ({:.1}–{:.1}) | {:.1} GFLOP/s of {} FLOPs/token | peak matmul {:.1} GFLOP/s | MFU {:.1}%",
+        HumanCount(r.train_tokens_per_sec as u64),
+        r.step_ms_median,
+        r.step_ms_min,
+        r.step_ms_max,
+        r.achieved_gflops,
+        HumanCount(r.flops_per_token),
+        r.matmul_peak_gflops,
+        100.0 * r.mfu
+    );
+    if let (Some(cached), Some(plain)) = (
+        r.sample_tokens_per_sec_kv_cache,
+        r.sample_tokens_per_sec_no_cache,
+    ) {
+        println!(
+            "sample {} tokens: {:.0} tok/s with the KV cache, {:.0} tok/s without ({:.1}×)",
+            r.sample_tokens,
+            cached,
+            plain,
+            cached / plain
+        );
+    }
+}
+
+/// Best of several large square f32 matmuls, in GFLOP/s.
+fn matmul_peak_gflops(device: &Device) -> f64 {
+    let n = 1024;
+    let a = Tensor::<2>::random([n, n], Distribution::Default, device);
+    let b = Tensor::<2>::random([n, n], Distribution::Default, device);
+    let mut best = f64::INFINITY;
+    for _ in 0..6 {
+        let started = Instant::now();
+        let c = a.clone().matmul(b.clone());
+        c.slice([0..1, 0..1]).into_data();
+        best = best.min(started.elapsed().as_secs_f64());
+    }
+    2.0 * (n * n * n) as f64 / best / 1e9
+}
+
+/// Greedy tokens per second from a one-token prompt.
+fn sample_speed(model: &Gpt, n: usize, use_cache: bool, device: &Device) -> f64 {
+    let mut generator = Generator::new(model, &[0], use_cache, device);
+    let started = Instant::now();
+    for _ in 0..n {
+        let next = argmax(&generator.next_logits());
+        generator.push(next);
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
