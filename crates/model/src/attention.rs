@@ -110,13 +110,13 @@ impl CausalSelfAttention {
 }
 
 /// `[batch, time, n_embd]` → `[batch, head, time, d_head]`.
-fn split_heads(x: Tensor<3>, n_head: usize) -> Tensor<4> {
+pub(crate) fn split_heads(x: Tensor<3>, n_head: usize) -> Tensor<4> {
     let [batch, t, c] = x.dims();
     x.reshape([batch, t, n_head, c / n_head]).swap_dims(1, 2)
 }
 
 /// `[batch, head, time, d_head]` → `[batch, time, n_embd]` (heads concatenated).
-fn merge_heads(x: Tensor<4>) -> Tensor<3> {
+pub(crate) fn merge_heads(x: Tensor<4>) -> Tensor<3> {
     let [batch, n_head, t, d_head] = x.dims();
     x.swap_dims(1, 2).reshape([batch, t, n_head * d_head])
 }

@@ -3,6 +3,7 @@
 pub mod attention;
 pub mod block;
 pub mod config;
+pub mod cross_attention;
 pub mod generate;
 pub mod gpt;
 pub mod init;

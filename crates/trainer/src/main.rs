@@ -1,5 +1,6 @@
 //! `tinygpt`: train, sample and inspect tiny GPTs.
 
+mod attention_command;
 mod bench_command;
 mod checkpoint;
 mod config;
@@ -44,6 +45,8 @@ enum Command {
     Sample(sample_command::SampleArgs),
     /// Count a model's parameters matrix by matrix, from its config.
     Params(params_command::ParamsArgs),
+    /// Show what each attention head looks at for a prompt (PNG, text or JSON).
+    Attention(attention_command::AttentionArgs),
     /// Measure training and sampling speed, and MFU against the measured matmul peak.
     Bench(bench_command::BenchArgs),
 }
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         Command::Train(args) => train_command::train(args),
         Command::Sample(args) => sample_command::sample_command(args),
         Command::Params(args) => params_command::params_command(args),
+        Command::Attention(args) => attention_command::attention_command(args),
         Command::Bench(args) => bench_command::bench_command(args),
     };
     match result {
