@@ -36,6 +36,18 @@ impl Tokenizer {
         }
     }
 
+    /// Average UTF-8 bytes of text per token over `ids`: turns a loss in nats per token into
+    /// bits per byte, which compares across tokenizers.
+    pub fn bytes_per_token(&self, ids: &[u32]) -> f64 {
+        let bytes: usize = match self {
+            Tokenizer::Char(t) => ids
+                .iter()
+                .map(|&id| t.vocab.get(id as usize).map_or(0, |c| c.len_utf8()))
+                .sum(),
+        };
+        bytes as f64 / ids.len().max(1) as f64
+    }
+
     pub fn save(&self, path: &Path) -> Result<(), DataError> {
         let json = serde_json::to_string_pretty(self).expect("a tokenizer always serialises");
         std::fs::write(path, json).map_err(|e| DataError::TokenizerFile {
@@ -163,6 +175,17 @@ mod tests {
         let loaded = Tokenizer::load(&path).unwrap();
         assert_eq!(loaded.encode(text).unwrap(), ids);
         assert_eq!(loaded.vocab_size(), tokenizer.vocab_size());
+    }
+
+    #[test]
+    fn bytes_per_token_counts_utf8() {
+        let tokenizer = Tokenizer::Char(CharTokenizer::from_corpus("aé✓"));
+        // 'a' 1 byte, 'é' 2, '✓' 3
+        let ids = tokenizer.encode("aé✓✓").unwrap();
+        assert_eq!(
+            tokenizer.bytes_per_token(&ids),
+            (1.0 + 2.0 + 3.0 + 3.0) / 4.0
+        );
     }
 
     #[test]

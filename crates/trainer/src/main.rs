@@ -5,13 +5,17 @@ mod bench_command;
 mod checkpoint;
 mod config;
 mod device;
+mod eval_command;
+mod export_command;
 mod generate;
 mod hash;
 mod metrics;
 mod optim;
 mod params_command;
+mod plot_command;
 mod progress;
 mod run_dir;
+mod runs_command;
 mod sample_command;
 mod sampling;
 mod schedule;
@@ -49,6 +53,16 @@ enum Command {
     Attention(attention_command::AttentionArgs),
     /// Measure training and sampling speed, and MFU against the measured matmul peak.
     Bench(bench_command::BenchArgs),
+    /// Loss, perplexity and bits per byte over every window of the val split or a text.
+    Eval(eval_command::EvalArgs),
+    /// Plot loss curves and LR schedules of one or more runs.
+    Plot(plot_command::PlotArgs),
+    /// Write a run's weights as self-contained safetensors.
+    Export(export_command::ExportArgs),
+    /// Make a run directory from an exported safetensors file.
+    Import(export_command::ImportArgs),
+    /// List the runs in a directory with their results.
+    Runs(runs_command::RunsArgs),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +74,11 @@ fn main() -> ExitCode {
         Command::Params(args) => params_command::params_command(args),
         Command::Attention(args) => attention_command::attention_command(args),
         Command::Bench(args) => bench_command::bench_command(args),
+        Command::Eval(args) => eval_command::eval_command(args),
+        Command::Plot(args) => plot_command::plot_command(args),
+        Command::Export(args) => export_command::export_command(args),
+        Command::Import(args) => export_command::import_command(args),
+        Command::Runs(args) => runs_command::runs_command(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

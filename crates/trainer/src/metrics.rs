@@ -15,6 +15,9 @@ pub struct MetricsLine {
     pub train_loss: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub val_loss: Option<f64>,
+    /// Val loss in bits per byte of text: val_loss / ln 2 / (bytes per token).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub val_bpb: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lr: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -31,6 +34,11 @@ pub struct MetricsWriter {
     file: File,
     /// Bytes in the file so far: recorded in checkpoints so a resume can cut back to it.
     len: u64,
+}
+
+/// Nats per token → bits per byte.
+pub fn bits_per_byte(loss: f64, bytes_per_token: f64) -> f64 {
+    loss / std::f64::consts::LN_2 / bytes_per_token
 }
 
 impl MetricsWriter {
@@ -76,7 +84,6 @@ impl MetricsWriter {
 }
 
 /// Reads every line of a `metrics.jsonl`.
-#[cfg(test)]
 pub fn read_metrics(path: &Path) -> Result<Vec<MetricsLine>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;

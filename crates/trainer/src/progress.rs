@@ -12,6 +12,7 @@ pub struct Progress {
     bar: ProgressBar,
     max_steps: usize,
     last_val: Option<f64>,
+    last_bpb: Option<f64>,
     /// Print plain lines when there is no bar (off for library use and tests).
     lines: bool,
 }
@@ -35,6 +36,7 @@ impl Progress {
             bar,
             max_steps,
             last_val: None,
+            last_bpb: None,
             lines: true,
         }
     }
@@ -46,6 +48,7 @@ impl Progress {
             bar: ProgressBar::hidden(),
             max_steps,
             last_val: None,
+            last_bpb: None,
             lines: false,
         }
     }
@@ -53,6 +56,7 @@ impl Progress {
     pub fn log(&mut self, line: &MetricsLine) {
         if line.val_loss.is_some() {
             self.last_val = line.val_loss;
+            self.last_bpb = line.val_bpb;
         }
         self.bar.set_position(line.step as u64);
         let mut parts = Vec::new();
@@ -63,6 +67,9 @@ impl Progress {
             Some(val) => format!("val {val:.4}"),
             None => "val -".into(),
         });
+        if let Some(bpb) = self.last_bpb {
+            parts.push(format!("{bpb:.3} bpb"));
+        }
         if let Some(lr) = line.lr {
             parts.push(format!("lr {lr:.2e}"));
         }

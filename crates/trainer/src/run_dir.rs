@@ -6,7 +6,8 @@
 //!   tokenizer.json   the tokenizer the run trained with
 //!   metrics.jsonl    one JSON object per logged step
 //!   checkpoints/     step-NNNNNNN/ directories (see `checkpoint`)
-//!   model.safetensors  final weights
+//!   loss.png         loss curves, redrawn after every evaluation
+//!   model.safetensors  final weights (with config and tokenizer: see `tinygpt export`)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -77,6 +78,10 @@ impl RunDir {
 
     pub fn metrics(&self) -> PathBuf {
         self.path.join("metrics.jsonl")
+    }
+
+    pub fn loss_plot(&self) -> PathBuf {
+        self.path.join("loss.png")
     }
 
     pub fn model(&self) -> PathBuf {

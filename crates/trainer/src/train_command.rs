@@ -1,7 +1,6 @@
 //! `tinygpt train`: a new run (config → corpus → tokenizer → splits → model) or a resumed one
 //! (run directory → checkpoint → the same state), then the training loop and a summary.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -10,7 +9,6 @@ use burn::module::Module;
 use burn::tensor::Device;
 use indicatif::{HumanCount, HumanDuration};
 use tinygpt_data::{CharTokenizer, Splits, Tokenizer, read_corpus};
-use tinygpt_model::weights::{module_tensors, to_safetensors};
 use tinygpt_model::{Gpt, ParamCount};
 
 use crate::checkpoint::{self, write_synced};
@@ -19,11 +17,13 @@ use crate::device::parse_device;
 use crate::generate::greedy;
 use crate::hash::sha256_hex;
 use crate::metrics::MetricsWriter;
+use crate::plot_command::refresh_run_plot;
 use crate::progress::Progress;
 use crate::run_dir::RunDir;
 use crate::sampling::prompt_tokens;
 use crate::signals::interrupt_flag;
 use crate::trainer::{Hashes, Start, Stopped, Trainer};
+use crate::weights::save_export;
 
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
@@ -109,6 +109,14 @@ pub fn train(args: TrainArgs) -> Result<()> {
     }
 
     let mut progress = Progress::new(config.train.max_steps);
+    let plot_failed = std::cell::Cell::new(false);
+    let redraw = || {
+        if let Err(e) = refresh_run_plot(&run)
+            && !plot_failed.replace(true)
+        {
+            eprintln!("warning: {e:#} (training goes on)");
+        }
+    };
     let trainer = Trainer {
         config: &config,
         splits: &splits,
@@ -117,6 +125,8 @@ pub fn train(args: TrainArgs) -> Result<()> {
         hashes,
         stop_at_step: args.stop_at_step,
         interrupt,
+        val_bytes_per_token: tokenizer.bytes_per_token(&splits.val),
+        after_eval: Some(&redraw),
     };
     let (model, summary) = trainer.run(start, &mut metrics, &mut progress)?;
     progress.finish();
@@ -137,7 +147,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
     }
 
     let model = model.valid();
-    save_weights(&model, &config, &run.model())?;
+    save_export(&model, &config.model, &tokenizer, &run.model())?;
     let val = summary
         .initial_val_loss
         .map_or(String::new(), |v| format!(" (from {v:.4})"));
@@ -301,18 +311,4 @@ fn write_config(run: &RunDir, config: &RunConfig) -> Result<()> {
     write_synced(&tmp, toml::to_string(config)?.as_bytes())?;
     std::fs::rename(&tmp, run.config())
         .with_context(|| format!("cannot write {}", run.config().display()))
-}
-
-/// Final weights as safetensors, with the model config in the metadata. One metadata key
-/// only: safetensors writes metadata in hash-map order, and the same weights must always give
-/// the same bytes.
-fn save_weights(model: &Gpt, config: &RunConfig, path: &Path) -> Result<()> {
-    let metadata = HashMap::from([(
-        "tinygpt.model".to_string(),
-        serde_json::to_string(&config.model)?,
-    )]);
-    let bytes = to_safetensors(&module_tensors(model), metadata);
-    let tmp = path.with_extension("safetensors.tmp");
-    write_synced(&tmp, &bytes)?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
 }

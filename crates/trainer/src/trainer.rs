@@ -15,7 +15,7 @@ use tinygpt_model::{Gpt, cross_entropy};
 
 use crate::checkpoint::{self, TrainState};
 use crate::config::RunConfig;
-use crate::metrics::{MetricsLine, MetricsWriter};
+use crate::metrics::{MetricsLine, MetricsWriter, bits_per_byte};
 use crate::optim::{AdamW, clip_scale, global_grad_norm};
 use crate::progress::Progress;
 use crate::schedule::learning_rate;
@@ -91,6 +91,10 @@ pub struct Trainer<'a> {
     pub stop_at_step: Option<usize>,
     /// Set by the Ctrl-C / SIGTERM handler.
     pub interrupt: Arc<AtomicBool>,
+    /// UTF-8 bytes per token of the val split, for bits per byte.
+    pub val_bytes_per_token: f64,
+    /// Called after each evaluation with the metrics written so far (e.g. to redraw a plot).
+    pub after_eval: Option<&'a dyn Fn()>,
 }
 
 impl Trainer<'_> {
@@ -135,6 +139,7 @@ impl Trainer<'_> {
             last = MetricsLine {
                 step: 0,
                 val_loss: Some(val_loss),
+                val_bpb: Some(bits_per_byte(val_loss, self.val_bytes_per_token)),
                 elapsed_s: elapsed(),
                 ..Default::default()
             };
@@ -171,6 +176,7 @@ impl Trainer<'_> {
                     step,
                     train_loss: Some(train_loss),
                     val_loss,
+                    val_bpb: val_loss.map(|v| bits_per_byte(v, self.val_bytes_per_token)),
                     lr: Some(lr),
                     grad_norm: Some(grad_norm),
                     tokens_per_sec: Some(window_tokens as f64 / window_s),
@@ -179,6 +185,9 @@ impl Trainer<'_> {
                 };
                 metrics.write(&last)?;
                 progress.log(&last);
+                if let (true, Some(after_eval)) = (is_eval, self.after_eval) {
+                    after_eval();
+                }
                 (window_start, window_tokens) = (Instant::now(), 0);
             }
 
@@ -432,6 +441,8 @@ mod tests {
             },
             stop_at_step: None,
             interrupt: Arc::default(),
+            val_bytes_per_token: 1.0,
+            after_eval: None,
         };
         let mut metrics = MetricsWriter::create(&dir.join("metrics.jsonl")).unwrap();
         let model = Gpt::new(&config.model, 0, &device).unwrap();

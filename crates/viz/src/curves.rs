@@ -6,11 +6,13 @@ use plotters::prelude::*;
 
 use crate::{VizError, font};
 
-/// One line: `(x, y)` points and its legend label.
+/// One line: `(x, y)` points, its legend label, dashed or solid, and a palette index (curves
+/// of one run share it).
 pub struct Curve {
     pub label: String,
     pub points: Vec<(f64, f64)>,
     pub dashed: bool,
+    pub color: usize,
 }
 
 /// One chart of a figure.
@@ -34,7 +36,6 @@ const PALETTE: [RGBColor; 8] = [
 ];
 
 /// Draws `panels` stacked vertically, each `width × panel_height`, into a PNG at `path`.
-/// Curves with the same index share a colour across panels.
 pub fn line_charts(
     path: &Path,
     panels: &[Panel],
@@ -99,10 +100,7 @@ fn draw_panel(area: &Area<'_>, panel: &Panel) -> Result<(), Box<dyn std::error::
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(60);
-    let style = |c: &Curve, i: usize| {
-        let color = PALETTE[i % PALETTE.len()];
-        (color, c.dashed)
-    };
+    let style = |c: &Curve| (PALETTE[c.color % PALETTE.len()], c.dashed);
     macro_rules! finish {
         ($chart:expr) => {{
             let mut chart = $chart;
@@ -113,8 +111,8 @@ fn draw_panel(area: &Area<'_>, panel: &Panel) -> Result<(), Box<dyn std::error::
                 .label_style(("sans-serif", 12))
                 .light_line_style(RGBColor(235, 235, 235))
                 .draw()?;
-            for (i, curve) in panel.curves.iter().enumerate() {
-                let (color, dashed) = style(curve, i);
+            for curve in &panel.curves {
+                let (color, dashed) = style(curve);
                 let data = curve
                     .points
                     .iter()

@@ -48,6 +48,7 @@ fn line_chart_is_a_png_and_log_scale_works() {
             .map(|i| (i as f64, scale * 4.0 / (i as f64).sqrt()))
             .collect(),
         dashed: false,
+        color: 0,
     };
     let panels = vec![
         Panel {

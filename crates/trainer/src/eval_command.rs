@@ -1,0 +1,176 @@
+//! `tinygpt eval`: loss, perplexity and bits per byte over every window of the val split (or
+//! of any text), deterministically — not a sample of random batches.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::Device;
+use burn::tensor::activation::log_softmax;
+use serde::Serialize;
+use tinygpt_data::{Splits, Tokenizer, read_corpus};
+use tinygpt_model::Gpt;
+
+use crate::config::RunConfig;
+use crate::device::parse_device;
+use crate::metrics::bits_per_byte;
+use crate::run_dir::RunDir;
+use crate::tensors::token_tensor;
+use crate::weights::load_run_model;
+
+#[derive(Debug, clap::Args)]
+pub struct EvalArgs {
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Weights to use: latest, best or step-N [default: the final weights, else latest].
+    #[arg(long)]
+    pub checkpoint: Option<String>,
+    /// Evaluate on this text file instead of the run's val split.
+    #[arg(long)]
+    pub text: Option<PathBuf>,
+    /// Windows per forward pass.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Evaluation {
+    pub source: String,
+    pub tokens: usize,
+    pub windows: usize,
+    pub loss: f64,
+    pub perplexity: f64,
+    pub bits_per_byte: f64,
+}
+
+pub fn eval_command(args: EvalArgs) -> Result<()> {
+    let run = RunDir::open(&args.run)?;
+    let config = RunConfig::load(&run.config(), &[])?;
+    let device = parse_device(args.device.as_deref().unwrap_or(&config.train.device))?;
+    let tokenizer = Tokenizer::load(&run.tokenizer())?;
+    let model = load_run_model(&run, &config, args.checkpoint.as_deref(), &device)?;
+    let (source, tokens) = match &args.text {
+        Some(path) => {
+            let text = read_corpus(path)?;
+            let tokens = tokenizer.encode(&text).with_context(|| {
+                format!(
+                    "{} cannot be tokenized with this run's tokenizer",
+                    path.display()
+                )
+            })?;
+            (path.display().to_string(), tokens)
+        }
+        None => {
+            let text = read_corpus(&config.data.corpus)?;
+            let tokens = tokenizer.encode(&text)?;
+            let splits = Splits::new(tokens, config.data.val_fraction, config.model.block_size)?;
+            ("val split".to_string(), splits.val)
+        }
+    };
+    if tokens.len() < 2 {
+        bail!(
+            "{source} has {} token(s): at least 2 are needed to predict one",
+            tokens.len()
+        );
+    }
+    let (loss, windows) = mean_loss(&model, &tokens, args.batch_size.max(1), &device);
+    let bytes_per_token = tokenizer.bytes_per_token(&tokens[1..]);
+    let result = Evaluation {
+        source,
+        tokens: tokens.len() - 1,
+        windows,
+        loss,
+        perplexity: loss.exp(),
+        bits_per_byte: bits_per_byte(loss, bytes_per_token),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&result)?);
+    } else {
+        println!(
+            "{}: {} tokens in {} windows | loss {:.4} | perplexity {:.3} | {:.4} bits/byte",
+            result.source,
+            result.tokens,
+            result.windows,
+            result.loss,
+            result.perplexity,
+            result.bits_per_byte
+        );
+    }
+    Ok(())
+}
+
+/// The windows that score every token after the first exactly once: `(start, first scored
+/// position)`. Full windows of `block_size + 1` tokens at stride `block_size`; the remainder is
+/// scored by one last window aligned to the end, counting only its new targets.
+pub fn windows(n_tokens: usize, block_size: usize) -> Vec<(usize, usize)> {
+    let span = block_size.min(n_tokens - 1);
+    let mut windows = Vec::new();
+    let mut start = 0;
+    while start + span < n_tokens {
+        windows.push((start, 0));
+        start += span;
+    }
+    if start < n_tokens - 1 {
+        let last = n_tokens - 1 - span;
+        windows.push((last, start - last));
+    }
+    windows
+}
+
+/// Mean next-token loss over every target of `tokens`, and the number of windows used.
+pub fn mean_loss(model: &Gpt, tokens: &[u32], batch_size: usize, device: &Device) -> (f64, usize) {
+    let span = model.block_size.min(tokens.len() - 1);
+    let all = windows(tokens.len(), model.block_size);
+    let (mut total, mut count) = (0.0f64, 0usize);
+    for chunk in all.chunks(batch_size) {
+        let inputs: Vec<i64> = chunk
+            .iter()
+            .flat_map(|&(start, _)| tokens[start..start + span].iter().map(|&t| i64::from(t)))
+            .collect();
+        let logits = model.forward(token_tensor(&inputs, chunk.len(), device));
+        let [rows, t, vocab] = logits.dims();
+        let log_probs = log_softmax(logits.reshape([rows * t, vocab]), 1)
+            .into_data_as::<f32>()
+            .as_slice::<f32>()
+            .expect("f32 data")
+            .to_vec();
+        for (row, &(start, first)) in chunk.iter().enumerate() {
+            for pos in first..span {
+                let target = tokens[start + pos + 1] as usize;
+                total -= f64::from(log_probs[(row * t + pos) * vocab + target]);
+                count += 1;
+            }
+        }
+    }
+    (total / count as f64, all.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_score_every_target_once() {
+        for (n, block) in [(10, 3), (11, 3), (12, 3), (4, 8), (2, 5), (100, 10)] {
+            let mut scored = vec![0; n];
+            let span = block.min(n - 1);
+            for (start, first) in windows(n, block) {
+                assert!(start + span < n);
+                for pos in first..span {
+                    scored[start + pos + 1] += 1;
+                }
+            }
+            assert_eq!(scored[0], 0);
+            assert!(
+                scored[1..].iter().all(|&c| c == 1),
+                "n={n} block={block}: {scored:?}"
+            );
+        }
+        assert_eq!(windows(10, 3), vec![(0, 0), (3, 0), (6, 0)]);
+        assert_eq!(windows(11, 3), vec![(0, 0), (3, 0), (6, 0), (7, 2)]);
+    }
+}
