@@ -36,8 +36,8 @@ pub fn runs_command(args: RunsArgs) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{:<28} {:>13} {:>9} {:>7} {:>14} {:>9} {:<8} {}",
-        "run", "steps", "best val", "bpb", "tokens", "wall", "device", "state"
+        "{:<28} {:>13} {:>9} {:>7} {:>14} {:>9} {:<8} state",
+        "run", "steps", "best val", "bpb", "tokens", "wall", "device"
     );
     for r in rows {
         let opt = |v: Option<f64>, p: usize| v.map_or("-".into(), |v| format!("{v:.p$}"));
