@@ -5,24 +5,32 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::DataError;
+use crate::tokens::Tokens;
 
 /// The corpus as token ids, split once: train is the head, val the tail.
 #[derive(Debug, Clone)]
 pub struct Splits {
-    pub train: Vec<u32>,
-    pub val: Vec<u32>,
+    pub train: Tokens,
+    pub val: Tokens,
 }
 
 impl Splits {
-    /// Splits `tokens` so the last `val_fraction` of them is validation data, and checks
-    /// that each split holds at least one window of `block_size + 1` tokens.
+    /// Splits `tokens` so the last `val_fraction` of them is validation data.
     pub fn new(tokens: Vec<u32>, val_fraction: f64, block_size: usize) -> Result<Self, DataError> {
-        if !(val_fraction > 0.0 && val_fraction < 1.0) {
-            return Err(DataError::BadValFraction(val_fraction));
-        }
+        check_val_fraction(val_fraction)?;
         let n_val = (tokens.len() as f64 * val_fraction).round() as usize;
-        let mut train = tokens;
-        let val = train.split_off(train.len() - n_val);
+        let all = Tokens::from(tokens);
+        let n_train = all.len() - n_val;
+        Self::from_parts(
+            all.slice(0..n_train),
+            all.slice(n_train..all.len()),
+            block_size,
+        )
+    }
+
+    /// Train and val streams encoded separately; each must hold one window of
+    /// `block_size + 1` tokens.
+    pub fn from_parts(train: Tokens, val: Tokens, block_size: usize) -> Result<Self, DataError> {
         let needed = block_size + 1;
         for (split, data) in [("train", &train), ("val", &val)] {
             if data.len() < needed {
@@ -37,6 +45,27 @@ impl Splits {
     }
 }
 
+fn check_val_fraction(val_fraction: f64) -> Result<(), DataError> {
+    if val_fraction > 0.0 && val_fraction < 1.0 {
+        Ok(())
+    } else {
+        Err(DataError::BadValFraction(val_fraction))
+    }
+}
+
+/// Splits text into its train head and val tail at a character boundary, the last
+/// `val_fraction` of the characters going to val. Tokenizers are trained on the head only.
+pub fn split_text(text: &str, val_fraction: f64) -> Result<(&str, &str), DataError> {
+    check_val_fraction(val_fraction)?;
+    let n_chars = text.chars().count();
+    let n_val = (n_chars as f64 * val_fraction).round() as usize;
+    let at = text
+        .char_indices()
+        .nth(n_chars - n_val)
+        .map_or(text.len(), |(i, _)| i);
+    Ok(text.split_at(at))
+}
+
 /// A batch of `batch_size` windows: `inputs[b, t]` is followed by `targets[b, t]`.
 /// Both are row-major `[batch_size, block_size]`.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,13 +78,13 @@ pub struct Batch {
 
 impl Batch {
     /// Builds a batch from the windows starting at `starts`.
-    pub fn from_starts(tokens: &[u32], starts: &[usize], block_size: usize) -> Self {
+    pub fn from_starts(tokens: &Tokens, starts: &[usize], block_size: usize) -> Self {
         let mut inputs = Vec::with_capacity(starts.len() * block_size);
         let mut targets = Vec::with_capacity(starts.len() * block_size);
         for &start in starts {
-            let window = &tokens[start..start + block_size + 1];
-            inputs.extend(window[..block_size].iter().map(|&t| t as i64));
-            targets.extend(window[1..].iter().map(|&t| t as i64));
+            let window = tokens.to_vec(start..start + block_size + 1);
+            inputs.extend(window[..block_size].iter().map(|&t| i64::from(t)));
+            targets.extend(window[1..].iter().map(|&t| i64::from(t)));
         }
         Self {
             inputs,
@@ -84,7 +113,7 @@ impl BatchSampler {
         }
     }
 
-    pub fn sample(&mut self, tokens: &[u32]) -> Batch {
+    pub fn sample(&mut self, tokens: &Tokens) -> Batch {
         let last_start = tokens.len() - self.block_size - 1;
         let starts: Vec<usize> = (0..self.batch_size)
             .map(|_| self.rng.random_range(0..=last_start))
@@ -96,7 +125,7 @@ impl BatchSampler {
 /// `n_batches` fixed batches spread evenly over `tokens`: the same windows every time, so
 /// validation losses compare across steps and runs.
 pub fn fixed_batches(
-    tokens: &[u32],
+    tokens: &Tokens,
     n_batches: usize,
     batch_size: usize,
     block_size: usize,
@@ -126,11 +155,15 @@ mod tests {
         (0..n).collect()
     }
 
+    fn stream(n: u32) -> Tokens {
+        Tokens::from(tokens(n))
+    }
+
     #[test]
     fn split_puts_the_tail_in_val() {
         let splits = Splits::new(tokens(100), 0.1, 8).unwrap();
-        assert_eq!(splits.train, tokens(90));
-        assert_eq!(splits.val, (90..100).collect::<Vec<_>>());
+        assert_eq!(splits.train.all(), tokens(90));
+        assert_eq!(splits.val.all(), (90..100).collect::<Vec<_>>());
     }
 
     #[test]
@@ -152,8 +185,15 @@ mod tests {
     }
 
     #[test]
+    fn text_split_is_by_characters() {
+        let (train, val) = split_text("abcdéfghij", 0.3).unwrap();
+        assert_eq!((train, val), ("abcdéfg", "hij"));
+        assert!(split_text("abc", 1.0).is_err());
+    }
+
+    #[test]
     fn batches_are_shifted_windows_of_the_right_shape() {
-        let data = tokens(1000);
+        let data = stream(1000);
         let mut sampler = BatchSampler::new(7, 4, 16);
         let batch = sampler.sample(&data);
         assert_eq!((batch.batch_size, batch.block_size), (4, 16));
@@ -171,7 +211,7 @@ mod tests {
 
     #[test]
     fn same_seed_same_batches_different_seed_different_batches() {
-        let data = tokens(10_000);
+        let data = stream(10_000);
         let draw = |seed| {
             let mut s = BatchSampler::new(seed, 8, 32);
             (0..5).map(|_| s.sample(&data)).collect::<Vec<_>>()
@@ -182,7 +222,7 @@ mod tests {
 
     #[test]
     fn sampler_state_round_trips_through_json() {
-        let data = tokens(10_000);
+        let data = stream(10_000);
         let mut a = BatchSampler::new(3, 2, 8);
         a.sample(&data);
         let mut b: BatchSampler =
@@ -192,7 +232,7 @@ mod tests {
 
     #[test]
     fn fixed_batches_cover_the_split_deterministically() {
-        let data = tokens(101);
+        let data = stream(101);
         let batches = fixed_batches(&data, 2, 3, 10);
         assert_eq!(batches, fixed_batches(&data, 2, 3, 10));
         let firsts: Vec<i64> = batches

@@ -31,6 +31,14 @@ pub enum DataError {
     },
     #[error("data.val_fraction = {0}: must be in (0, 1)")]
     BadValFraction(f64),
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    #[error(
+        "data.vocab_size = {0}: a byte-level BPE needs at least 257 tokens (256 bytes + the end-of-text token)"
+    )]
+    BpeVocabTooSmall(usize),
+    #[error("token cache {path}: {reason}")]
+    Cache { path: PathBuf, reason: String },
     #[error("tokenizer file {path}: {reason}")]
     TokenizerFile { path: PathBuf, reason: String },
 }

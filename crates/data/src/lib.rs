@@ -1,11 +1,16 @@
-//! tinygpt's data pipeline: corpus → tokens → train/val split → batches.
+//! tinygpt's data pipeline: corpus → tokens (cached) → train/val split → batches.
 
+pub mod bpe;
+pub mod cache;
 pub mod corpus;
 pub mod dataset;
 mod error;
 pub mod tokenizer;
+pub mod tokens;
 
+pub use bpe::train_bpe;
 pub use corpus::read_corpus;
-pub use dataset::{Batch, BatchSampler, Splits, fixed_batches};
+pub use dataset::{Batch, BatchSampler, Splits, fixed_batches, split_text};
 pub use error::DataError;
 pub use tokenizer::{CharTokenizer, Tokenizer};
+pub use tokens::Tokens;

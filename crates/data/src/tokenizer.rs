@@ -1,38 +1,78 @@
 //! Tokenizers: text ↔ token ids.
 //!
-//! [`Tokenizer`] is the one interface the rest of tinygpt uses; the character-level tokenizer
-//! is its first kind (byte-level BPE slots in beside it).
+//! [`Tokenizer`] is the one interface the rest of tinygpt uses. Two kinds sit behind it:
+//! characters (one token per distinct character, saved as tinygpt's own small JSON with
+//! `"kind": "char"`) and anything the Hugging Face `tokenizers` crate reads — in particular the
+//! byte-level BPE tinygpt trains itself, saved as a standard `tokenizer.json` that Python's
+//! `tokenizers` loads unchanged.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::DataError;
 
-/// A tokenizer of any kind, saved as tagged JSON (`{"kind": "char", ...}`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
+/// The special token that separates documents in a byte-level BPE vocabulary.
+pub const END_OF_TEXT: &str = "<|endoftext|>";
+
+#[derive(Debug, Clone)]
 pub enum Tokenizer {
     Char(CharTokenizer),
+    /// A Hugging Face tokenizer (tinygpt's byte-level BPE, or a loaded `tokenizer.json`).
+    Hf(Box<tokenizers::Tokenizer>),
 }
 
 impl Tokenizer {
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, DataError> {
         match self {
             Tokenizer::Char(t) => t.encode(text),
+            Tokenizer::Hf(t) => Ok(t
+                .encode(text, false)
+                .map_err(|e| DataError::Tokenizer(e.to_string()))?
+                .get_ids()
+                .to_vec()),
+        }
+    }
+
+    /// Encodes many texts (in parallel for a Hugging Face tokenizer), ids concatenated.
+    pub fn encode_many(&self, texts: &[&str]) -> Result<Vec<u32>, DataError> {
+        match self {
+            Tokenizer::Char(t) => Ok(texts
+                .iter()
+                .map(|x| t.encode(x))
+                .collect::<Result<Vec<_>, _>>()?
+                .concat()),
+            Tokenizer::Hf(t) => {
+                let encodings = t
+                    .encode_batch(texts.to_vec(), false)
+                    .map_err(|e| DataError::Tokenizer(e.to_string()))?;
+                Ok(encodings
+                    .iter()
+                    .flat_map(|e| e.get_ids().iter().copied())
+                    .collect())
+            }
         }
     }
 
     pub fn decode(&self, ids: &[u32]) -> Result<String, DataError> {
         match self {
             Tokenizer::Char(t) => t.decode(ids),
+            Tokenizer::Hf(t) => {
+                let vocab_size = t.get_vocab_size(true);
+                if let Some(&id) = ids.iter().find(|&&id| id as usize >= vocab_size) {
+                    return Err(DataError::UnknownToken { id, vocab_size });
+                }
+                t.decode(ids, false)
+                    .map_err(|e| DataError::Tokenizer(e.to_string()))
+            }
         }
     }
 
     pub fn vocab_size(&self) -> usize {
         match self {
             Tokenizer::Char(t) => t.vocab.len(),
+            Tokenizer::Hf(t) => t.get_vocab_size(true),
         }
     }
 
@@ -44,53 +84,83 @@ impl Tokenizer {
                 .iter()
                 .map(|&id| t.vocab.get(id as usize).map_or(0, |c| c.len_utf8()))
                 .sum(),
+            Tokenizer::Hf(t) => t.decode(ids, false).map_or(0, |s| s.len()),
         };
         bytes as f64 / ids.len().max(1) as f64
     }
 
     pub fn save(&self, path: &Path) -> Result<(), DataError> {
-        let json = serde_json::to_string_pretty(self).expect("a tokenizer always serialises");
+        let json = serde_json::to_string_pretty(self).map_err(|e| DataError::TokenizerFile {
+            path: path.into(),
+            reason: e.to_string(),
+        })?;
         std::fs::write(path, json).map_err(|e| DataError::TokenizerFile {
             path: path.into(),
             reason: e.to_string(),
         })
     }
 
+    /// Loads a tinygpt char tokenizer or any Hugging Face `tokenizer.json`.
     pub fn load(path: &Path) -> Result<Self, DataError> {
         let fail = |reason: String| DataError::TokenizerFile {
             path: path.into(),
             reason,
         };
         let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
-        serde_json::from_str(&text).map_err(|e| fail(format!("not a tinygpt tokenizer ({e})")))
+        serde_json::from_str(&text).map_err(|e| fail(format!("not a tokenizer file ({e})")))
     }
+}
+
+/// Char tokenizers serialise as `{"kind": "char", "vocab": [...]}`; Hugging Face ones as their
+/// own standard JSON.
+impl Serialize for Tokenizer {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Tokenizer::Char(t) => CharFile {
+                kind: "char".into(),
+                vocab: t.vocab.clone(),
+            }
+            .serialize(serializer),
+            Tokenizer::Hf(t) => t.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Tokenizer {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let value = serde_json::Value::deserialize(deserializer)?;
+        if value.get("kind").is_some() {
+            let file: CharFile = serde_json::from_value(value).map_err(D::Error::custom)?;
+            if file.kind != "char" {
+                return Err(D::Error::custom(format!(
+                    "unknown tokenizer kind {:?}",
+                    file.kind
+                )));
+            }
+            CharTokenizer::from_vocab(file.vocab)
+                .map(Tokenizer::Char)
+                .map_err(D::Error::custom)
+        } else {
+            let hf: tokenizers::Tokenizer =
+                serde_json::from_value(value).map_err(D::Error::custom)?;
+            Ok(Tokenizer::Hf(Box::new(hf)))
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CharFile {
+    kind: String,
+    vocab: Vec<char>,
 }
 
 /// One token per distinct character of the corpus, ids in sorted character order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "CharVocab", into = "CharVocab")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CharTokenizer {
     vocab: Vec<char>,
     ids: HashMap<char, u32>,
-}
-
-/// What a char tokenizer saves: its vocabulary; the reverse map is rebuilt on load.
-#[derive(Serialize, Deserialize)]
-struct CharVocab {
-    vocab: Vec<char>,
-}
-
-impl TryFrom<CharVocab> for CharTokenizer {
-    type Error = String;
-    fn try_from(saved: CharVocab) -> Result<Self, String> {
-        Self::from_vocab(saved.vocab)
-    }
-}
-
-impl From<CharTokenizer> for CharVocab {
-    fn from(t: CharTokenizer) -> Self {
-        CharVocab { vocab: t.vocab }
-    }
 }
 
 impl CharTokenizer {
@@ -100,7 +170,7 @@ impl CharTokenizer {
         Self::from_vocab(chars.into_iter().collect()).expect("a set has no duplicates")
     }
 
-    fn from_vocab(vocab: Vec<char>) -> Result<Self, String> {
+    pub fn from_vocab(vocab: Vec<char>) -> Result<Self, String> {
         let ids: HashMap<char, u32> = vocab
             .iter()
             .enumerate()
@@ -205,6 +275,6 @@ mod tests {
         let path = std::env::temp_dir().join(format!("tinygpt-bad-{}.json", std::process::id()));
         std::fs::write(&path, r#"{"model": {"type": "BPE"}}"#).unwrap();
         let err = Tokenizer::load(&path).unwrap_err().to_string();
-        assert!(err.contains("not a tinygpt tokenizer"), "{err}");
+        assert!(err.contains("not a tokenizer file"), "{err}");
     }
 }

@@ -87,7 +87,7 @@ pub fn bench_command(args: BenchArgs) -> Result<()> {
             .map(|_| rng.random_range(0..model_config.vocab_size as u32))
             .collect();
         let starts: Vec<usize> = (0..batch_size).map(|b| b * (t + 1)).collect();
-        let batch = Batch::from_starts(&tokens, &starts, t);
+        let batch = Batch::from_starts(&tokens.into(), &starts, t);
         let started = Instant::now();
         let (next, loss, _) = optimizer_step(model, &mut optim, &[batch], 1e-3, 1.0, &train_device);
         model = next;

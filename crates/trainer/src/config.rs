@@ -22,9 +22,13 @@ pub struct RunConfig {
 pub struct DataConfig {
     /// UTF-8 text file, relative to the working directory.
     pub corpus: PathBuf,
-    /// `"char"`: one token per distinct character of the corpus.
+    /// `"char"` (one token per distinct character), `"bpe"` (a byte-level BPE trained on the
+    /// train split) or the path of a `tokenizer.json`.
     #[serde(default = "default_tokenizer")]
     pub tokenizer: String,
+    /// Vocabulary size of a trained BPE (at least 257).
+    #[serde(default = "default_bpe_vocab")]
+    pub vocab_size: usize,
     /// The last `val_fraction` of the tokens are held out for validation.
     #[serde(default = "default_val_fraction")]
     pub val_fraction: f64,
@@ -32,6 +36,10 @@ pub struct DataConfig {
 
 fn default_tokenizer() -> String {
     "char".into()
+}
+
+fn default_bpe_vocab() -> usize {
+    1024
 }
 
 fn default_val_fraction() -> f64 {
@@ -175,10 +183,10 @@ impl RunConfig {
                 bail!("train.{key}: {reason}");
             }
         }
-        if self.data.tokenizer != "char" {
+        if self.data.tokenizer == "bpe" && self.data.vocab_size < tinygpt_data::bpe::MIN_BPE_VOCAB {
             bail!(
-                "data.tokenizer = {:?}: unknown tokenizer; use \"char\"",
-                self.data.tokenizer
+                "data.vocab_size = {}: a byte-level BPE needs at least 257 tokens (256 bytes + the end-of-text token)",
+                self.data.vocab_size
             );
         }
         // vocab_size 0 is resolved from the tokenizer later; check everything else now.

@@ -7,10 +7,11 @@ use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use burn::tensor::activation::log_softmax;
 use serde::Serialize;
-use tinygpt_data::{Splits, Tokenizer, read_corpus};
+use tinygpt_data::{Tokenizer, read_corpus};
 use tinygpt_model::Gpt;
 
 use crate::config::RunConfig;
+use crate::corpus_tokens::encode_corpus;
 use crate::device::parse_device;
 use crate::metrics::bits_per_byte;
 use crate::run_dir::RunDir;
@@ -66,9 +67,8 @@ pub fn eval_command(args: EvalArgs) -> Result<()> {
         }
         None => {
             let text = read_corpus(&config.data.corpus)?;
-            let tokens = tokenizer.encode(&text)?;
-            let splits = Splits::new(tokens, config.data.val_fraction, config.model.block_size)?;
-            ("val split".to_string(), splits.val)
+            let encoded = encode_corpus(&config, &tokenizer, &text)?;
+            ("val split".to_string(), encoded.splits.val.all())
         }
     };
     if tokens.len() < 2 {

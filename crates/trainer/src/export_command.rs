@@ -71,7 +71,8 @@ pub fn import_command(args: ImportArgs) -> Result<()> {
         model: metadata.model.clone(),
         data: DataConfig {
             corpus: args.corpus.clone(),
-            tokenizer: "char".into(),
+            tokenizer: run.tokenizer().display().to_string(),
+            vocab_size: metadata.tokenizer.vocab_size(),
             val_fraction: 0.1,
         },
         train: TrainConfig::default(),

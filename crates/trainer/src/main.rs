@@ -4,6 +4,7 @@ mod attention_command;
 mod bench_command;
 mod checkpoint;
 mod config;
+mod corpus_tokens;
 mod device;
 mod eval_command;
 mod export_command;

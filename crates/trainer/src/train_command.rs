@@ -8,11 +8,12 @@ use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::tensor::Device;
 use indicatif::{HumanCount, HumanDuration};
-use tinygpt_data::{CharTokenizer, Splits, Tokenizer, read_corpus};
+use tinygpt_data::{Splits, Tokenizer, read_corpus};
 use tinygpt_model::{Gpt, ParamCount};
 
 use crate::checkpoint::{self, write_synced};
 use crate::config::{RunConfig, check_resumable};
+use crate::corpus_tokens::{build_tokenizer, encode_corpus};
 use crate::device::parse_device;
 use crate::generate::greedy;
 use crate::hash::sha256_hex;
@@ -125,7 +126,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
         hashes,
         stop_at_step: args.stop_at_step,
         interrupt,
-        val_bytes_per_token: tokenizer.bytes_per_token(&splits.val),
+        val_bytes_per_token: tokenizer.bytes_per_token(&splits.val.all()),
         after_eval: Some(&redraw),
     };
     let (model, summary) = trainer.run(start, &mut metrics, &mut progress)?;
@@ -177,12 +178,11 @@ fn start(args: &TrainArgs) -> Result<Session> {
     }
     let device = parse_device(&config.train.device)?;
     let text = read_corpus(&config.data.corpus)?;
-    let tokenizer = Tokenizer::Char(CharTokenizer::from_corpus(&text));
-    let vocab = tokenizer.vocab_size();
+    let tokenizer = build_tokenizer(&config, &text)?;
     if config.model.vocab_size == 0 {
-        config.model.vocab_size = vocab;
+        config.model.vocab_size = tokenizer.vocab_size();
     }
-    let (splits, prompt) = prepare(&config, &tokenizer, &text)?;
+    let (splits, prompt, encoded) = prepare(&config, &tokenizer, &text)?;
 
     let name = args
         .config
@@ -195,6 +195,7 @@ fn start(args: &TrainArgs) -> Result<Session> {
         .unwrap_or_else(|| PathBuf::from("runs").join(name));
     let run = RunDir::create(&out, args.overwrite)?;
     write_config(&run, &config)?;
+    eprintln!("{encoded}");
     tokenizer.save(&run.tokenizer())?;
     let hashes = Hashes {
         corpus_sha256: sha256_hex(text.as_bytes()),
@@ -253,13 +254,14 @@ fn resume(args: &TrainArgs, dir: &Path) -> Result<Session> {
         );
     }
     let tokenizer = Tokenizer::load(&run.tokenizer())?;
-    let (splits, prompt) = prepare(&config, &tokenizer, &text)?;
+    let (splits, prompt, encoded) = prepare(&config, &tokenizer, &text)?;
 
     let model = Gpt::new(&config.model, config.train.seed, &device.clone().autodiff())?;
     let model = checkpoint::load_model(&checkpoint_dir, model)?;
     let optim = checkpoint::load_optimizer(&checkpoint_dir, &config, &device)?;
     let metrics = MetricsWriter::append(&run.metrics(), state.metrics_bytes)?;
     write_config(&run, &config)?;
+    eprintln!("{encoded}");
     Ok(Session {
         start: Start {
             model,
@@ -287,7 +289,11 @@ fn resume(args: &TrainArgs, dir: &Path) -> Result<Session> {
 
 /// Tokenizes the corpus and the sample prompt and splits the tokens, after checking that the
 /// model's vocabulary covers the tokenizer's.
-fn prepare(config: &RunConfig, tokenizer: &Tokenizer, text: &str) -> Result<(Splits, Vec<u32>)> {
+fn prepare(
+    config: &RunConfig,
+    tokenizer: &Tokenizer,
+    text: &str,
+) -> Result<(Splits, Vec<u32>, String)> {
     let vocab = tokenizer.vocab_size();
     if config.model.vocab_size < vocab {
         bail!(
@@ -301,9 +307,9 @@ fn prepare(config: &RunConfig, tokenizer: &Tokenizer, text: &str) -> Result<(Spl
         config.model.block_size,
     )
     .context("train.sample_prompt")?;
-    let tokens = tokenizer.encode(text)?;
-    let splits = Splits::new(tokens, config.data.val_fraction, config.model.block_size)?;
-    Ok((splits, prompt))
+    let encoded = encode_corpus(config, tokenizer, text)?;
+    let description = encoded.describe();
+    Ok((encoded.splits, prompt, description))
 }
 
 fn write_config(run: &RunDir, config: &RunConfig) -> Result<()> {

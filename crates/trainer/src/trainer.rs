@@ -340,6 +340,10 @@ mod tests {
         (0..n).map(|i| ((i * 7 + i / 5) % 13) as u32).collect()
     }
 
+    fn stream(n: usize) -> tinygpt_data::Tokens {
+        tokens(n).into()
+    }
+
     #[test]
     fn overfits_one_fixed_batch() {
         let device = device();
@@ -348,7 +352,7 @@ mod tests {
             weight_decay: 0.0,
             ..TrainConfig::default()
         });
-        let batch = BatchSampler::new(0, 4, 12).sample(&tokens(500));
+        let batch = BatchSampler::new(0, 4, 12).sample(&stream(500));
         let mut loss = f64::INFINITY;
         for _ in 0..300 {
             let (next, l, _) = optimizer_step(
@@ -368,7 +372,7 @@ mod tests {
     #[test]
     fn accumulating_two_half_batches_equals_one_full_batch() {
         let device = device();
-        let data = tokens(2000);
+        let data = stream(2000);
         let full = BatchSampler::new(9, 8, 12).sample(&data);
         let mut halves = BatchSampler::new(9, 4, 12);
         let halves = [halves.sample(&data), halves.sample(&data)];
@@ -414,6 +418,7 @@ mod tests {
             data: crate::config::DataConfig {
                 corpus: "unused".into(),
                 tokenizer: "char".into(),
+                vocab_size: 1024,
                 val_fraction: 0.1,
             },
             train: TrainConfig {

@@ -1,0 +1,256 @@
+//! The token cache: a corpus is encoded once into a binary file of token ids (u16 when the
+//! vocabulary fits, else u32) keyed by the hash of the corpus bytes and the tokenizer; later
+//! runs memory-map it instead of encoding again, and a changed corpus or tokenizer gets a new
+//! file.
+//!
+//! ```text
+//! offset  size  field
+//!      0     8  magic "TGTOKENS"
+//!      8     4  format version (1), little-endian
+//!     12     4  bytes per token id (2 or 4)
+//!     16     8  train tokens
+//!     24     8  val tokens
+//!     32    32  key: sha256 of (corpus sha256, tokenizer JSON, val_fraction)
+//!     64     …  train ids, then val ids, little-endian
+//! ```
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+use sha2::{Digest, Sha256};
+
+use crate::dataset::split_text;
+use crate::tokens::Tokens;
+use crate::{DataError, Tokenizer};
+
+const MAGIC: &[u8; 8] = b"TGTOKENS";
+const VERSION: u32 = 1;
+const HEADER: usize = 64;
+/// Text is encoded in pieces of about this many bytes, cut after a newline.
+const CHUNK: usize = 1 << 18;
+
+/// How the tokens were obtained.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheInfo {
+    /// `None` when the cache directory was not writable (tokens then live in memory).
+    pub path: Option<PathBuf>,
+    pub reused: bool,
+}
+
+/// Train and val tokens of `text` (the contents of `corpus`): from the cache when it holds
+/// this corpus and tokenizer, else encoded (calling `progress(done_bytes, total_bytes)`) and
+/// cached for next time.
+pub fn load_or_encode(
+    corpus: &Path,
+    text: &str,
+    tokenizer: &Tokenizer,
+    val_fraction: f64,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<(Tokens, Tokens, CacheInfo), DataError> {
+    let key = cache_key(text, tokenizer, val_fraction)?;
+    let path = cache_path(corpus, &key);
+    if let Ok((train, val)) = open(&path, &key) {
+        let info = CacheInfo {
+            path: Some(path),
+            reused: true,
+        };
+        return Ok((train, val, info));
+    }
+    let (train_text, val_text) = split_text(text, val_fraction)?;
+    let total = text.len();
+    let train = encode_chunked(tokenizer, train_text, &mut |done| progress(done, total))?;
+    let val = encode_chunked(tokenizer, val_text, &mut |done| {
+        progress(train_text.len() + done, total)
+    })?;
+    let width = if tokenizer.vocab_size() <= 1 << 16 {
+        2
+    } else {
+        4
+    };
+    match write(&path, &key, width, &train, &val).and_then(|()| open(&path, &key)) {
+        Ok((train, val)) => Ok((
+            train,
+            val,
+            CacheInfo {
+                path: Some(path),
+                reused: false,
+            },
+        )),
+        // A read-only corpus directory still trains, from memory.
+        Err(_) => Ok((
+            Tokens::from(train),
+            Tokens::from(val),
+            CacheInfo {
+                path: None,
+                reused: false,
+            },
+        )),
+    }
+}
+
+fn cache_key(text: &str, tokenizer: &Tokenizer, val_fraction: f64) -> Result<[u8; 32], DataError> {
+    let tokenizer_json =
+        serde_json::to_string(tokenizer).map_err(|e| DataError::Tokenizer(e.to_string()))?;
+    let mut hasher = Sha256::new();
+    hasher.update(Sha256::digest(text.as_bytes()));
+    hasher.update(tokenizer_json.as_bytes());
+    hasher.update(val_fraction.to_le_bytes());
+    Ok(hasher.finalize().into())
+}
+
+/// `<corpus dir>/.tinygpt-cache/<corpus file name>-<first 16 hex digits of the key>.tokens`.
+pub fn cache_path(corpus: &Path, key: &[u8; 32]) -> PathBuf {
+    let dir = corpus
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(".tinygpt-cache");
+    let name = corpus
+        .file_name()
+        .map_or("corpus".into(), |n| n.to_string_lossy().into_owned());
+    let hex: String = key[..8].iter().map(|b| format!("{b:02x}")).collect();
+    dir.join(format!("{name}-{hex}.tokens"))
+}
+
+/// Encodes in newline-cut pieces, a batch of pieces at a time (in parallel for BPE).
+fn encode_chunked(
+    tokenizer: &Tokenizer,
+    text: &str,
+    progress: &mut dyn FnMut(usize),
+) -> Result<Vec<u32>, DataError> {
+    let mut pieces = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let mut end = rest.len().min(CHUNK);
+        while !rest.is_char_boundary(end) {
+            end += 1;
+        }
+        if let Some(newline) = rest[end..].find('\n') {
+            end += newline + 1;
+        } else {
+            end = rest.len();
+        }
+        let (piece, tail) = rest.split_at(end);
+        pieces.push(piece);
+        rest = tail;
+    }
+    let mut ids = Vec::with_capacity(text.len() / 2);
+    let mut done = 0;
+    for batch in pieces.chunks(16) {
+        ids.extend(tokenizer.encode_many(batch)?);
+        done += batch.iter().map(|p| p.len()).sum::<usize>();
+        progress(done);
+    }
+    Ok(ids)
+}
+
+fn write(
+    path: &Path,
+    key: &[u8; 32],
+    width: usize,
+    train: &[u32],
+    val: &[u32],
+) -> Result<(), DataError> {
+    let fail = |e: std::io::Error| DataError::Cache {
+        path: path.into(),
+        reason: e.to_string(),
+    };
+    std::fs::create_dir_all(path.parent().expect("cache path has a directory")).map_err(fail)?;
+    let mut bytes = Vec::with_capacity(HEADER + width * (train.len() + val.len()));
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend(VERSION.to_le_bytes());
+    bytes.extend((width as u32).to_le_bytes());
+    bytes.extend((train.len() as u64).to_le_bytes());
+    bytes.extend((val.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(key);
+    for &id in train.iter().chain(val) {
+        if width == 2 {
+            bytes.extend((id as u16).to_le_bytes());
+        } else {
+            bytes.extend(id.to_le_bytes());
+        }
+    }
+    let tmp = path.with_extension("tokens.tmp");
+    let mut file = std::fs::File::create(&tmp).map_err(fail)?;
+    file.write_all(&bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(fail)?;
+    std::fs::rename(&tmp, path).map_err(fail)
+}
+
+/// Maps a cache file, checking its header against `key`.
+fn open(path: &Path, key: &[u8; 32]) -> Result<(Tokens, Tokens), DataError> {
+    let bad = |reason: &str| DataError::Cache {
+        path: path.into(),
+        reason: reason.into(),
+    };
+    let file = std::fs::File::open(path).map_err(|e| bad(&e.to_string()))?;
+    // SAFETY: cache files are written once, to a temporary name, and renamed into place;
+    // nothing modifies a file after it has its final name, so the mapping stays valid.
+    let map = unsafe { Mmap::map(&file) }.map_err(|e| bad(&e.to_string()))?;
+    if map.len() < HEADER || &map[..8] != MAGIC {
+        return Err(bad("not a tinygpt token cache"));
+    }
+    let u32_at = |at: usize| u32::from_le_bytes(map[at..at + 4].try_into().expect("4 bytes"));
+    let u64_at =
+        |at: usize| u64::from_le_bytes(map[at..at + 8].try_into().expect("8 bytes")) as usize;
+    let (version, width) = (u32_at(8), u32_at(12) as usize);
+    let (n_train, n_val) = (u64_at(16), u64_at(24));
+    if version != VERSION || !(width == 2 || width == 4) || &map[32..64] != key {
+        return Err(bad("stale cache"));
+    }
+    if map.len() != HEADER + width * (n_train + n_val) {
+        return Err(bad("truncated"));
+    }
+    let all = Tokens::mapped(map, HEADER, width, n_train + n_val);
+    Ok((all.slice(0..n_train), all.slice(n_train..n_train + n_val)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::CharTokenizer;
+
+    #[test]
+    fn reused_when_unchanged_rebuilt_when_the_corpus_changes() {
+        let dir = std::env::temp_dir().join(format!("tinygpt-cache-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let corpus = dir.join("corpus.txt");
+        let text = "hello world\n".repeat(100);
+        let tokenizer = Tokenizer::Char(CharTokenizer::from_corpus(&text));
+        let mut calls = 0;
+        let mut progress = |_: usize, _: usize| calls += 1;
+
+        let (train, val, first) =
+            load_or_encode(&corpus, &text, &tokenizer, 0.1, &mut progress).unwrap();
+        assert!(!first.reused);
+        assert_eq!(train.len() + val.len(), text.len());
+        assert_eq!(
+            tokenizer.decode(&train.all()).unwrap() + &tokenizer.decode(&val.all()).unwrap(),
+            text
+        );
+
+        let (train2, _, second) =
+            load_or_encode(&corpus, &text, &tokenizer, 0.1, &mut |_, _| {}).unwrap();
+        assert!(second.reused);
+        assert_eq!(second.path, first.path);
+        assert_eq!(train2.all(), train.all());
+
+        let changed = text.replace("world", "lower");
+        let (_, _, third) =
+            load_or_encode(&corpus, &changed, &tokenizer, 0.1, &mut |_, _| {}).unwrap();
+        assert!(!third.reused);
+        assert_ne!(third.path, first.path);
+
+        // A damaged cache file is not trusted: it is rebuilt.
+        let path = first.path.clone().unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 2]).unwrap();
+        let (train3, _, fourth) =
+            load_or_encode(&corpus, &text, &tokenizer, 0.1, &mut |_, _| {}).unwrap();
+        assert!(!fourth.reused);
+        assert_eq!(train3.all(), train.all());
+        assert!(calls > 0);
+    }
+}
