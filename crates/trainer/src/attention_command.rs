@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Device;
 use serde::Serialize;
 use tinygpt_data::Tokenizer;
 use tinygpt_model::Gpt;
@@ -13,7 +13,7 @@ use tinygpt_viz::{AttentionMap, attention_grid};
 use crate::config::RunConfig;
 use crate::device::parse_device;
 use crate::run_dir::RunDir;
-use crate::tensors::token_tensor;
+use crate::tensors::{to_vec, token_tensor};
 use crate::weights::load_run_model;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -146,7 +146,7 @@ pub fn attention_patterns(model: &Gpt, ids: &[u32], device: &Device) -> Vec<Head
     let mut patterns = Vec::new();
     for (layer, pattern) in per_layer.into_iter().enumerate() {
         let [_, n_head, t, _] = pattern.dims();
-        let values = host(pattern);
+        let values = to_vec(pattern);
         for head in 0..n_head {
             let weights = (0..t)
                 .map(|query| values[(head * t + query) * t..(head * t + query + 1) * t].to_vec())
@@ -159,13 +159,6 @@ pub fn attention_patterns(model: &Gpt, ids: &[u32], device: &Device) -> Vec<Head
         }
     }
     patterns
-}
-
-fn host(t: Tensor<4>) -> Vec<f32> {
-    t.into_data_as::<f32>()
-        .as_slice::<f32>()
-        .expect("f32 data")
-        .to_vec()
 }
 
 fn select(

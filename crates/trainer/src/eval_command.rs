@@ -15,7 +15,7 @@ use crate::corpus_tokens::encode_corpus;
 use crate::device::parse_device;
 use crate::metrics::bits_per_byte;
 use crate::run_dir::RunDir;
-use crate::tensors::token_tensor;
+use crate::tensors::{to_vec, token_tensor};
 use crate::weights::load_run_model;
 
 #[derive(Debug, clap::Args)]
@@ -133,11 +133,7 @@ pub fn mean_loss(model: &Gpt, tokens: &[u32], batch_size: usize, device: &Device
             .collect();
         let logits = model.forward(token_tensor(&inputs, chunk.len(), device));
         let [rows, t, vocab] = logits.dims();
-        let log_probs = log_softmax(logits.reshape([rows * t, vocab]), 1)
-            .into_data_as::<f32>()
-            .as_slice::<f32>()
-            .expect("f32 data")
-            .to_vec();
+        let log_probs = to_vec(log_softmax(logits.reshape([rows * t, vocab]), 1));
         for (row, &(start, first)) in chunk.iter().enumerate() {
             for pos in first..span {
                 let target = tokens[start + pos + 1] as usize;

@@ -72,8 +72,9 @@ pub fn collect(dir: &std::path::Path) -> Result<Vec<RunRow>> {
         let lines = read_metrics(&run.metrics()).unwrap_or_default();
         let best = lines
             .iter()
-            .filter(|l| l.val_loss.is_some())
-            .min_by(|a, b| a.val_loss.unwrap().total_cmp(&b.val_loss.unwrap()));
+            .filter_map(|l| l.val_loss.map(|v| (v, l)))
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, l)| l);
         let last = lines.last();
         rows.push(RunRow {
             name: path

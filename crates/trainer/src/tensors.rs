@@ -23,7 +23,6 @@ pub fn scalar(t: Tensor<1>) -> f64 {
 }
 
 /// Reads a float tensor back to the host as a flat vector.
-#[cfg(test)]
 pub fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data_as::<f32>()
         .as_slice::<f32>()
