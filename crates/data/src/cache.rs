@@ -155,7 +155,13 @@ fn write(
         path: path.into(),
         reason: e.to_string(),
     };
-    std::fs::create_dir_all(path.parent().expect("cache path has a directory")).map_err(fail)?;
+    let dir = path.parent().expect("cache path has a directory");
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    // The cache sits beside the corpus, often inside the user's repository: keep it out of git.
+    let ignore = dir.join(".gitignore");
+    if !ignore.exists() {
+        std::fs::write(&ignore, "*\n").map_err(fail)?;
+    }
     let mut bytes = Vec::with_capacity(HEADER + width * (train.len() + val.len()));
     bytes.extend_from_slice(MAGIC);
     bytes.extend(VERSION.to_le_bytes());
@@ -252,5 +258,9 @@ mod tests {
         assert!(!fourth.reused);
         assert_eq!(train3.all(), train.all());
         assert!(calls > 0);
+        assert_eq!(
+            std::fs::read_to_string(path.with_file_name(".gitignore")).unwrap(),
+            "*\n"
+        );
     }
 }

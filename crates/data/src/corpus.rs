@@ -1,25 +1,75 @@
-//! Reading a corpus: one UTF-8 text file.
+//! Reading a corpus: one UTF-8 text file, in memory when small and memory-mapped when large,
+//! so a corpus bigger than RAM can still be hashed, tokenized and cached.
 
+use std::ops::Deref;
 use std::path::Path;
+
+use memmap2::Mmap;
 
 use crate::DataError;
 
+/// Files at least this large are mapped instead of read.
+const MAP_FROM_BYTES: u64 = 256 << 20;
+
+/// A corpus's text, validated as UTF-8.
+pub struct Corpus(Bytes);
+
+enum Bytes {
+    Read(String),
+    Mapped(Mmap),
+}
+
+impl Deref for Corpus {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match &self.0 {
+            Bytes::Read(text) => text,
+            // SAFETY: `read_corpus` checked these bytes are UTF-8 when it mapped them.
+            Bytes::Mapped(map) => unsafe { std::str::from_utf8_unchecked(map) },
+        }
+    }
+}
+
+impl std::fmt::Debug for Corpus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Corpus({} bytes)", self.len())
+    }
+}
+
 /// Reads the whole corpus, refusing missing, empty and non-UTF-8 files with a clear error.
-pub fn read_corpus(path: &Path) -> Result<String, DataError> {
-    let bytes = std::fs::read(path).map_err(|source| match source.kind() {
+pub fn read_corpus(path: &Path) -> Result<Corpus, DataError> {
+    read(path, MAP_FROM_BYTES)
+}
+
+fn read(path: &Path, map_from_bytes: u64) -> Result<Corpus, DataError> {
+    let unreadable = |source: std::io::Error| match source.kind() {
         std::io::ErrorKind::NotFound => DataError::CorpusMissing { path: path.into() },
         _ => DataError::CorpusUnreadable {
             path: path.into(),
             source,
         },
-    })?;
-    if bytes.is_empty() {
+    };
+    let not_utf8 = |offset| DataError::CorpusNotUtf8 {
+        path: path.into(),
+        offset,
+    };
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    let size = file.metadata().map_err(unreadable)?.len();
+    if size == 0 {
         return Err(DataError::CorpusEmpty { path: path.into() });
     }
-    String::from_utf8(bytes).map_err(|e| DataError::CorpusNotUtf8 {
-        path: path.into(),
-        offset: e.utf8_error().valid_up_to(),
-    })
+    if size >= map_from_bytes {
+        // SAFETY: the map is read-only; a corpus rewritten while tinygpt reads it is caught
+        // by the corpus hash that runs and caches are keyed by.
+        let map = unsafe { Mmap::map(&file) }.map_err(unreadable)?;
+        std::str::from_utf8(&map).map_err(|e| not_utf8(e.valid_up_to()))?;
+        return Ok(Corpus(Bytes::Mapped(map)));
+    }
+    let bytes = std::fs::read(path).map_err(unreadable)?;
+    String::from_utf8(bytes)
+        .map(|text| Corpus(Bytes::Read(text)))
+        .map_err(|e| not_utf8(e.utf8_error().valid_up_to()))
 }
 
 #[cfg(test)]
@@ -36,7 +86,7 @@ mod tests {
 
     #[test]
     fn reads_text_and_refuses_bad_files() {
-        assert_eq!(read_corpus(&temp("ok.txt", b"hi\n")).unwrap(), "hi\n");
+        assert_eq!(&*read_corpus(&temp("ok.txt", b"hi\n")).unwrap(), "hi\n");
         let err = read_corpus(&temp("empty.txt", b"")).unwrap_err();
         assert!(matches!(err, DataError::CorpusEmpty { .. }), "{err}");
         let err = read_corpus(&temp("latin1.txt", b"caf\xe9")).unwrap_err();
@@ -46,5 +96,18 @@ mod tests {
         );
         let err = read_corpus(Path::new("/nonexistent/corpus.txt")).unwrap_err();
         assert!(err.to_string().contains("set data.corpus"), "{err}");
+    }
+
+    #[test]
+    fn large_files_are_mapped_and_checked_the_same_way() {
+        let text = "naïve café\n".repeat(50);
+        let mapped = read(&temp("mapped.txt", text.as_bytes()), 1).unwrap();
+        assert!(matches!(mapped.0, Bytes::Mapped(_)));
+        assert_eq!(&*mapped, text);
+        let err = read(&temp("mapped-latin1.txt", b"ok caf\xe9"), 1).unwrap_err();
+        assert!(
+            matches!(err, DataError::CorpusNotUtf8 { offset: 6, .. }),
+            "{err}"
+        );
     }
 }

@@ -9,7 +9,7 @@ pub mod tokenizer;
 pub mod tokens;
 
 pub use bpe::train_bpe;
-pub use corpus::read_corpus;
+pub use corpus::{Corpus, read_corpus};
 pub use dataset::{Batch, BatchSampler, Splits, fixed_batches, split_text};
 pub use error::DataError;
 pub use tokenizer::{CharTokenizer, Tokenizer};

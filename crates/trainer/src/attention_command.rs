@@ -6,15 +6,11 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use serde::Serialize;
-use tinygpt_data::Tokenizer;
 use tinygpt_model::Gpt;
 use tinygpt_viz::{AttentionMap, attention_grid};
 
-use crate::config::RunConfig;
-use crate::device::parse_device;
-use crate::run_dir::RunDir;
 use crate::tensors::{to_vec, token_tensor};
-use crate::weights::load_run_model;
+use crate::weights::{TrainedRun, open_trained_run};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -48,7 +44,7 @@ pub struct AttentionArgs {
     /// Earlier tokens listed per query in the text format.
     #[arg(long, default_value_t = 3)]
     pub top: usize,
-    /// Compute device: flex or ndarray [default: the run's].
+    /// Compute device: auto, flex, ndarray, wgpu or wgpu:KIND (see `tinygpt devices`) [default: the run's].
     #[arg(long)]
     pub device: Option<String>,
 }
@@ -68,11 +64,17 @@ struct Dump<'a> {
 }
 
 pub fn attention_command(args: AttentionArgs) -> Result<()> {
-    let run = RunDir::open(&args.run)?;
-    let config = RunConfig::load(&run.config(), &[])?;
-    let device = parse_device(args.device.as_deref().unwrap_or(&config.train.device))?;
-    let tokenizer = Tokenizer::load(&run.tokenizer())?;
-    let model = load_run_model(&run, &config, args.checkpoint.as_deref(), &device)?;
+    let TrainedRun {
+        config,
+        tokenizer,
+        model,
+        device,
+        ..
+    } = open_trained_run(
+        &args.run,
+        args.device.as_deref(),
+        args.checkpoint.as_deref(),
+    )?;
 
     let mut ids = tokenizer.encode(&args.prompt).context("prompt")?;
     if ids.is_empty() {

@@ -26,7 +26,7 @@ use crate::trainer::optimizer_step;
 pub struct BenchArgs {
     #[arg(long, default_value = "configs/shakespeare-char.toml")]
     pub config: PathBuf,
-    /// flex or ndarray.
+    /// Compute device: auto, flex, ndarray, wgpu or wgpu:KIND (see `tinygpt devices`).
     #[arg(long, default_value = "flex")]
     pub device: String,
     /// Timed training steps (after the warm-up).

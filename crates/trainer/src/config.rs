@@ -373,7 +373,12 @@ corpus = "data/shakespeare.txt"
     #[test]
     fn shipped_configs_load() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
-        for name in ["shakespeare-char", "tiny-test", "nanogpt-char"] {
+        for name in [
+            "shakespeare-char",
+            "shakespeare-bpe",
+            "tiny-test",
+            "nanogpt-char",
+        ] {
             let path = root.join(format!("{name}.toml"));
             RunConfig::load(&path, &[]).unwrap_or_else(|e| panic!("{name}: {e:#}"));
         }

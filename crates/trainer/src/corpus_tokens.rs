@@ -91,3 +91,41 @@ pub fn encode_corpus(config: &RunConfig, tokenizer: &Tokenizer, text: &str) -> R
         bytes: text.len(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A BPE trained for `text` with the default 10% val tail.
+    fn bpe_for(text: &str) -> Tokenizer {
+        let config = RunConfig::load(
+            Path::new(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../configs/shakespeare-bpe.toml"
+            )),
+            &["data.vocab_size=320".into()],
+        )
+        .unwrap();
+        build_tokenizer(&config, text).unwrap()
+    }
+
+    #[test]
+    fn bpe_never_sees_the_val_split() {
+        let common = "to be or not to be that is the question\n".repeat(90);
+        let rare = "zyzzogeton quibbling\n".repeat(12);
+        // `rare` is about 10% of the text: in the val tail it is unseen, in front it is learnt.
+        let unseen = bpe_for(&(common.clone() + &rare));
+        let seen = bpe_for(&(rare + &common));
+        let word = "zyzzogeton";
+        assert_eq!(
+            seen.encode(word).unwrap().len(),
+            1,
+            "control: a seen word merges"
+        );
+        assert!(
+            unseen.encode(word).unwrap().len() > 3,
+            "{:?}",
+            unseen.encode(word)
+        );
+    }
+}

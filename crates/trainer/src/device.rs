@@ -1,19 +1,138 @@
-//! Choosing the compute device (and so the backend) by name at run time.
+//! Choosing the compute device (and so the backend) by name at run time: the CPU backends
+//! `flex` and `ndarray`, a wgpu adapter (Vulkan, Metal or DX12), or `auto`.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 
 use anyhow::{Result, bail};
-use burn::tensor::Device;
+use burn::tensor::wgpu::wgpu;
+use burn::tensor::{Device, DeviceKind};
 
 /// The device names `--device` and `train.device` accept.
-pub const DEVICE_NAMES: &[&str] = &["flex", "ndarray"];
+pub const DEVICE_NAMES: &str =
+    "auto, flex, ndarray, wgpu, wgpu:discrete[:N], wgpu:integrated[:N], wgpu:virtual[:N], wgpu:cpu";
 
+/// The device named `name`. A wgpu device is initialised here, so a missing adapter or a
+/// driver failure is an error now rather than a panic at the first tensor.
 pub fn parse_device(name: &str) -> Result<Device> {
     match name {
         "flex" => Ok(Device::flex()),
         #[allow(deprecated)] // burn-ndarray is deprecated upstream but users asked for it
         "ndarray" => Ok(Device::ndarray()),
-        other => bail!(
-            "unknown device {other:?}: use one of {}",
-            DEVICE_NAMES.join(", ")
-        ),
+        "auto" => match auto_gpu(&adapters()) {
+            Some(wgpu::DeviceType::DiscreteGpu) => wgpu_device(name, DeviceKind::DiscreteGpu(0)),
+            Some(_) => wgpu_device(name, DeviceKind::IntegratedGpu(0)),
+            None => Ok(Device::flex()),
+        },
+        _ => match wgpu_kind(name) {
+            Some(kind) => wgpu_device(name, kind),
+            None => bail!("unknown device {name:?}: use one of {DEVICE_NAMES}"),
+        },
+    }
+}
+
+/// `wgpu`, `wgpu:discrete`, `wgpu:discrete:1`, … as the adapter kind they select.
+fn wgpu_kind(name: &str) -> Option<DeviceKind> {
+    let rest = name.strip_prefix("wgpu")?;
+    if rest.is_empty() {
+        return Some(DeviceKind::DefaultDevice);
+    }
+    let mut parts = rest.strip_prefix(':')?.splitn(2, ':');
+    let kind = parts.next()?;
+    let index = match parts.next() {
+        Some(index) => index.parse().ok()?,
+        None => 0,
+    };
+    match kind {
+        "discrete" => Some(DeviceKind::DiscreteGpu(index)),
+        "integrated" => Some(DeviceKind::IntegratedGpu(index)),
+        "virtual" => Some(DeviceKind::VirtualGpu(index)),
+        "cpu" if index == 0 => Some(DeviceKind::Cpu),
+        _ => None,
+    }
+}
+
+/// Initialises a wgpu device once per process (burn's runtime can be initialised only once
+/// per adapter selection) and hands out clones afterwards.
+fn wgpu_device(name: &str, kind: DeviceKind) -> Result<Device> {
+    static DEVICES: OnceLock<Mutex<HashMap<DeviceKind, Device>>> = OnceLock::new();
+    let mut devices = DEVICES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(device) = devices.get(&kind) {
+        return Ok(device.clone());
+    }
+    let device = Device::wgpu_options()
+        .device_kind(kind.clone())
+        .init()
+        .map_err(|e| {
+            let found = match adapters().as_slice() {
+                [] => "no wgpu adapter was found".to_string(),
+                found => format!(
+                    "adapters found: {}",
+                    found
+                        .iter()
+                        .map(|a| format!("{} ({:?})", a.name, a.device_type))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
+            anyhow::anyhow!(
+                "cannot start device {name:?} ({kind:?}): {e}; {found}. `tinygpt devices` lists what is available; use --device flex to run on the CPU"
+            )
+        })?;
+    devices.insert(kind, device.clone());
+    Ok(device)
+}
+
+/// The kind of hardware GPU `auto` uses, if wgpu sees one: discrete before integrated.
+/// Software adapters such as lavapipe are slower than `flex`, so `auto` never picks them.
+pub fn auto_gpu(adapters: &[wgpu::AdapterInfo]) -> Option<wgpu::DeviceType> {
+    [
+        wgpu::DeviceType::DiscreteGpu,
+        wgpu::DeviceType::IntegratedGpu,
+    ]
+    .into_iter()
+    .find(|kind| adapters.iter().any(|a| a.device_type == *kind))
+}
+
+/// The adapters wgpu finds on this machine, on the graphics APIs burn runs on (Vulkan, Metal,
+/// DX12; not OpenGL, whose probing also prints noise about display servers).
+pub fn adapters() -> Vec<wgpu::AdapterInfo> {
+    let mut descriptor = wgpu::InstanceDescriptor::new_without_display_handle();
+    descriptor.backends = wgpu::Backends::PRIMARY;
+    let instance = wgpu::Instance::new(descriptor);
+    futures_lite::future::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY))
+        .iter()
+        .map(|adapter| adapter.get_info())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wgpu_names_select_adapter_kinds() {
+        assert_eq!(wgpu_kind("wgpu"), Some(DeviceKind::DefaultDevice));
+        assert_eq!(wgpu_kind("wgpu:cpu"), Some(DeviceKind::Cpu));
+        assert_eq!(wgpu_kind("wgpu:discrete"), Some(DeviceKind::DiscreteGpu(0)));
+        assert_eq!(
+            wgpu_kind("wgpu:integrated:2"),
+            Some(DeviceKind::IntegratedGpu(2))
+        );
+        for bad in [
+            "wgpux",
+            "wgpu:",
+            "wgpu:gpu",
+            "wgpu:discrete:x",
+            "wgpu:cpu:1",
+            "cuda",
+        ] {
+            assert_eq!(wgpu_kind(bad), None, "{bad}");
+        }
+        let err = parse_device("cuda").unwrap_err().to_string();
+        assert!(err.contains("unknown device \"cuda\"") && err.contains("wgpu:cpu"));
     }
 }

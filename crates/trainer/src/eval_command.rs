@@ -7,16 +7,13 @@ use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use burn::tensor::activation::log_softmax;
 use serde::Serialize;
-use tinygpt_data::{Tokenizer, read_corpus};
+use tinygpt_data::read_corpus;
 use tinygpt_model::Gpt;
 
-use crate::config::RunConfig;
 use crate::corpus_tokens::encode_corpus;
-use crate::device::parse_device;
 use crate::metrics::bits_per_byte;
-use crate::run_dir::RunDir;
 use crate::tensors::{to_vec, token_tensor};
-use crate::weights::load_run_model;
+use crate::weights::{TrainedRun, open_trained_run};
 
 #[derive(Debug, clap::Args)]
 pub struct EvalArgs {
@@ -31,6 +28,7 @@ pub struct EvalArgs {
     /// Windows per forward pass.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
+    /// Compute device: auto, flex, ndarray, wgpu or wgpu:KIND (see `tinygpt devices`) [default: the run's].
     #[arg(long)]
     pub device: Option<String>,
     /// Print one JSON object.
@@ -49,11 +47,17 @@ pub struct Evaluation {
 }
 
 pub fn eval_command(args: EvalArgs) -> Result<()> {
-    let run = RunDir::open(&args.run)?;
-    let config = RunConfig::load(&run.config(), &[])?;
-    let device = parse_device(args.device.as_deref().unwrap_or(&config.train.device))?;
-    let tokenizer = Tokenizer::load(&run.tokenizer())?;
-    let model = load_run_model(&run, &config, args.checkpoint.as_deref(), &device)?;
+    let TrainedRun {
+        config,
+        tokenizer,
+        model,
+        device,
+        ..
+    } = open_trained_run(
+        &args.run,
+        args.device.as_deref(),
+        args.checkpoint.as_deref(),
+    )?;
     let (source, tokens) = match &args.text {
         Some(path) => {
             let text = read_corpus(path)?;

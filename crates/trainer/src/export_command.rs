@@ -7,13 +7,13 @@
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
+use burn::tensor::Device;
 use tinygpt_model::Gpt;
 use tinygpt_model::weights::load_module_tensors;
 
 use crate::config::{DataConfig, RunConfig, TrainConfig};
-use crate::device::parse_device;
 use crate::run_dir::RunDir;
-use crate::weights::{load_run_model, read_export, save_export};
+use crate::weights::{TrainedRun, open_trained_run, read_export, save_export};
 
 #[derive(Debug, clap::Args)]
 pub struct ExportArgs {
@@ -50,11 +50,13 @@ pub fn export_command(args: ExportArgs) -> Result<()> {
             args.out.display()
         );
     }
-    let run = RunDir::open(&args.run)?;
-    let config = RunConfig::load(&run.config(), &[])?;
-    let tokenizer = tinygpt_data::Tokenizer::load(&run.tokenizer())?;
-    let device = parse_device(&config.train.device)?;
-    let model = load_run_model(&run, &config, args.checkpoint.as_deref(), &device)?;
+    // Exporting only moves bytes: the CPU does it whatever device the run trained on.
+    let TrainedRun {
+        config,
+        tokenizer,
+        model,
+        ..
+    } = open_trained_run(&args.run, Some("flex"), args.checkpoint.as_deref())?;
     save_export(&model, &config.model, &tokenizer, &args.out)?;
     eprintln!("wrote {}", args.out.display());
     Ok(())
@@ -62,7 +64,7 @@ pub fn export_command(args: ExportArgs) -> Result<()> {
 
 pub fn import_command(args: ImportArgs) -> Result<()> {
     let (tensors, metadata) = read_export(&args.weights)?;
-    let device = parse_device("flex")?;
+    let device = Device::flex();
     // Loading checks every name and shape against the config before anything is written.
     let model = load_module_tensors(Gpt::new(&metadata.model, 0, &device)?, tensors)
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.weights.display()))?;

@@ -6,6 +6,7 @@ mod checkpoint;
 mod config;
 mod corpus_tokens;
 mod device;
+mod devices_command;
 mod eval_command;
 mod export_command;
 mod generate;
@@ -23,6 +24,7 @@ mod schedule;
 mod signals;
 mod stream;
 mod tensors;
+mod tokenize_command;
 mod train_command;
 mod trainer;
 mod weights;
@@ -64,6 +66,10 @@ enum Command {
     Import(export_command::ImportArgs),
     /// List the runs in a directory with their results.
     Runs(runs_command::RunsArgs),
+    /// Encode a config's corpus into the token cache and report the tokenizer's numbers.
+    Tokenize(tokenize_command::TokenizeArgs),
+    /// List the compute backends compiled in and the GPUs (wgpu adapters) found.
+    Devices(devices_command::DevicesArgs),
 }
 
 fn main() -> ExitCode {
@@ -80,6 +86,8 @@ fn main() -> ExitCode {
         Command::Export(args) => export_command::export_command(args),
         Command::Import(args) => export_command::import_command(args),
         Command::Runs(args) => runs_command::runs_command(args),
+        Command::Tokenize(args) => tokenize_command::tokenize_command(args),
+        Command::Devices(args) => devices_command::devices_command(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

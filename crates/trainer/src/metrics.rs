@@ -95,3 +95,16 @@ pub fn read_metrics(path: &Path) -> Result<Vec<MetricsLine>> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod bits_per_byte_tests {
+    use super::bits_per_byte;
+
+    #[test]
+    fn bits_per_byte_by_hand() {
+        // Uniform over 4 tokens: ln 4 nats = 2 bits per token; tokens of 2 bytes → 1 bit/byte.
+        assert!((bits_per_byte(4f64.ln(), 2.0) - 1.0).abs() < 1e-12);
+        // Char level (1 byte per token): bits per byte is loss in bits. 1.7072 nats → 2.4630.
+        assert!((bits_per_byte(1.7072, 1.0) - 2.462969).abs() < 1e-6);
+    }
+}

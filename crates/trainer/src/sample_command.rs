@@ -9,12 +9,9 @@ use rand_chacha::ChaCha8Rng;
 use tinygpt_data::Tokenizer;
 use tinygpt_model::{Generator, Gpt};
 
-use crate::config::RunConfig;
-use crate::device::parse_device;
-use crate::run_dir::RunDir;
 use crate::sampling::{SamplingParams, prompt_tokens, sample};
 use crate::stream::StopStream;
-use crate::weights::load_run_model;
+use crate::weights::{TrainedRun, open_trained_run};
 
 #[derive(Debug, clap::Args)]
 pub struct SampleArgs {
@@ -48,7 +45,7 @@ pub struct SampleArgs {
     /// Stop right before this text (repeatable; never printed).
     #[arg(long = "stop", value_name = "TEXT")]
     pub stops: Vec<String>,
-    /// Compute device: flex or ndarray [default: the run's].
+    /// Compute device: auto, flex, ndarray, wgpu or wgpu:KIND (see `tinygpt devices`) [default: the run's].
     #[arg(long)]
     pub device: Option<String>,
     /// Recompute the whole context for every token instead of using the KV cache.
@@ -60,11 +57,16 @@ pub const SAMPLE_SEPARATOR: &str = "\n---------------\n";
 
 pub fn sample_command(args: SampleArgs) -> Result<()> {
     let params = check_params(&args)?;
-    let run = RunDir::open(&args.run)?;
-    let config = RunConfig::load(&run.config(), &[])?;
-    let device = parse_device(args.device.as_deref().unwrap_or(&config.train.device))?;
-    let tokenizer = Tokenizer::load(&run.tokenizer())?;
-    let model = load_run_model(&run, &config, args.checkpoint.as_deref(), &device)?;
+    let TrainedRun {
+        tokenizer,
+        model,
+        device,
+        ..
+    } = open_trained_run(
+        &args.run,
+        args.device.as_deref(),
+        args.checkpoint.as_deref(),
+    )?;
 
     let prompt_text = match (&args.prompt, &args.prompt_file) {
         (_, Some(file)) => std::fs::read_to_string(file)

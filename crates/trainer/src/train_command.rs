@@ -35,7 +35,7 @@ pub struct TrainArgs {
         conflicts_with = "resume"
     )]
     pub config: PathBuf,
-    /// Compute device: flex or ndarray (overrides train.device).
+    /// Compute device: auto, flex, ndarray, wgpu or wgpu:KIND (see `tinygpt devices`); overrides train.device.
     #[arg(long)]
     pub device: Option<String>,
     /// Run directory [default: runs/<config name>].

@@ -1,28 +1,76 @@
 //! Loading a trained run's weights for inference: the final weights, or any checkpoint.
 
+use std::path::Path;
+
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
+use tinygpt_data::Tokenizer;
 use tinygpt_model::Gpt;
 use tinygpt_model::weights::{from_safetensors, load_module_tensors};
 
 use crate::checkpoint;
 use crate::config::RunConfig;
+use crate::device::parse_device;
+use crate::hash::sha256_file;
 use crate::run_dir::RunDir;
 
-/// The model of `run` on `device`: from checkpoint `which` (latest, best, step-N) when given,
-/// else the final weights, else the latest checkpoint.
-pub fn load_run_model(
+/// A trained run opened for inference: its config, its tokenizer and a model on a device.
+pub struct TrainedRun {
+    pub config: RunConfig,
+    pub tokenizer: Tokenizer,
+    pub model: Gpt,
+    pub device: Device,
+}
+
+/// Opens the run in `dir` on `device` (else the run's `train.device`), with the weights of
+/// checkpoint `which` (latest, best, step-N) when given, else the final weights, else the
+/// latest checkpoint.
+pub fn open_trained_run(
+    dir: &Path,
+    device: Option<&str>,
+    which: Option<&str>,
+) -> Result<TrainedRun> {
+    let run = RunDir::open(dir)?;
+    let config = RunConfig::load(&run.config(), &[])?;
+    let device = parse_device(device.unwrap_or(&config.train.device))?;
+    let tokenizer = Tokenizer::load(&run.tokenizer())?;
+    let model = load_run_model(&run, &config, &tokenizer, which, &device)?;
+    Ok(TrainedRun {
+        config,
+        tokenizer,
+        model,
+        device,
+    })
+}
+
+/// The model of `run` on `device` (see [`open_trained_run`]), after checking that `tokenizer`
+/// is the one its weights were trained with.
+fn load_run_model(
     run: &RunDir,
     config: &RunConfig,
+    tokenizer: &Tokenizer,
     which: Option<&str>,
     device: &Device,
 ) -> Result<Gpt> {
+    let vocab = tokenizer.vocab_size();
+    if vocab > config.model.vocab_size {
+        bail!(
+            "{} has {vocab} tokens but the model's vocabulary has {}: this is not the tokenizer the run was trained with; restore the run's tokenizer.json",
+            run.tokenizer().display(),
+            config.model.vocab_size
+        );
+    }
     let model = Gpt::new(&config.model, config.train.seed, device)?;
     if which.is_none() && run.model().is_file() {
         let path = run.model();
-        let bytes =
-            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        let (tensors, _) = from_safetensors(&bytes).with_context(|| path.display().to_string())?;
+        let (tensors, metadata) = read_export(&path)?;
+        if serde_json::to_value(&metadata.tokenizer)? != serde_json::to_value(tokenizer)? {
+            bail!(
+                "{} differs from the tokenizer {} was trained with: restore it (`tinygpt export` then `tinygpt import` rebuilds a run from the weights alone)",
+                run.tokenizer().display(),
+                path.display()
+            );
+        }
         return load_module_tensors(model, tensors).with_context(|| path.display().to_string());
     }
     let checkpoints = run.checkpoints();
@@ -33,7 +81,14 @@ pub fn load_run_model(
         );
     }
     let dir = checkpoint::resolve(&checkpoints, which.unwrap_or("latest"))?;
-    checkpoint::load_state(&dir)?;
+    let state = checkpoint::load_state(&dir)?;
+    if sha256_file(&run.tokenizer())? != state.tokenizer_sha256 {
+        bail!(
+            "{} differs from the tokenizer checkpoint {} was trained with (sha256): restore the run's tokenizer.json",
+            run.tokenizer().display(),
+            dir.display()
+        );
+    }
     checkpoint::load_model(&dir, model)
 }
 
@@ -45,15 +100,15 @@ pub const METADATA_KEY: &str = "tinygpt";
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct ExportMetadata {
     pub model: tinygpt_model::GptConfig,
-    pub tokenizer: tinygpt_data::Tokenizer,
+    pub tokenizer: Tokenizer,
 }
 
 /// Writes `model` as safetensors with its config and tokenizer in the metadata, atomically.
 pub fn save_export(
     model: &Gpt,
     config: &tinygpt_model::GptConfig,
-    tokenizer: &tinygpt_data::Tokenizer,
-    path: &std::path::Path,
+    tokenizer: &Tokenizer,
+    path: &Path,
 ) -> Result<()> {
     let metadata = ExportMetadata {
         model: config.clone(),
@@ -73,9 +128,7 @@ pub fn save_export(
 }
 
 /// Reads an exported file: its tensors and its metadata.
-pub fn read_export(
-    path: &std::path::Path,
-) -> Result<(Vec<tinygpt_model::NamedTensor>, ExportMetadata)> {
+pub fn read_export(path: &Path) -> Result<(Vec<tinygpt_model::NamedTensor>, ExportMetadata)> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let (tensors, metadata) =
         from_safetensors(&bytes).with_context(|| path.display().to_string())?;
