@@ -21,7 +21,8 @@ fn write_corpus(path: &Path, text: &str) -> String {
     format!("data.corpus={}", path.display())
 }
 
-const PANGRAMS: &str = "the quick brown fox jumps over the lazy dog\npack my box with five dozen liquor jugs\n";
+const PANGRAMS: &str =
+    "the quick brown fox jumps over the lazy dog\npack my box with five dozen liquor jugs\n";
 
 #[test]
 fn token_cache_is_reused_until_the_corpus_or_the_tokenizer_changes() {
@@ -43,7 +44,10 @@ fn token_cache_is_reused_until_the_corpus_or_the_tokenizer_changes() {
     assert_eq!(first["reused"], false);
     assert!(first["encode_mb_per_s"].as_f64().unwrap() > 0.0);
     let cache = Path::new(first["cache"].as_str().unwrap()).to_path_buf();
-    assert!(cache.starts_with(&scratch.0), "cache beside the corpus: {cache:?}");
+    assert!(
+        cache.starts_with(&scratch.0),
+        "cache beside the corpus: {cache:?}"
+    );
     // u16 ids after a 64-byte header.
     let (train, val) = (
         first["train_tokens"].as_u64().unwrap() as usize,
@@ -164,10 +168,20 @@ fn bpe_run_trains_reports_bits_per_byte_and_samples() {
         serde_json::from_str(&std::fs::read_to_string(run.join("tokenizer.json")).unwrap())
             .unwrap();
     assert_eq!(tokenizer["model"]["type"], "BPE");
-    let last = metrics(&run).into_iter().rev().find(|l| l["val_loss"].is_number()).unwrap();
-    let (loss, bpb) = (last["val_loss"].as_f64().unwrap(), last["val_bpb"].as_f64().unwrap());
+    let last = metrics(&run)
+        .into_iter()
+        .rev()
+        .find(|l| l["val_loss"].is_number())
+        .unwrap();
+    let (loss, bpb) = (
+        last["val_loss"].as_f64().unwrap(),
+        last["val_bpb"].as_f64().unwrap(),
+    );
     // BPE tokens are longer than a byte, so bits per byte are well below loss / ln 2.
-    assert!(bpb < loss / std::f64::consts::LN_2 / 1.2, "loss {loss} bpb {bpb}");
+    assert!(
+        bpb < loss / std::f64::consts::LN_2 / 1.2,
+        "loss {loss} bpb {bpb}"
+    );
 
     let out = tinygpt_ok(&[
         "sample",
@@ -200,7 +214,13 @@ fn a_tokenizer_the_weights_were_not_trained_with_is_refused() {
         for args in [
             vec!["sample", "--run", run.to_str().unwrap()],
             vec!["eval", "--run", run.to_str().unwrap()],
-            vec!["attention", "--run", run.to_str().unwrap(), "--prompt", "the"],
+            vec![
+                "attention",
+                "--run",
+                run.to_str().unwrap(),
+                "--prompt",
+                "the",
+            ],
         ] {
             assert_clean_error(&tinygpt(&args), needle);
         }
@@ -213,11 +233,18 @@ fn a_tokenizer_the_weights_were_not_trained_with_is_refused() {
     json["vocab"].as_array_mut().unwrap().swap(10, 11);
     std::fs::write(run.join("tokenizer.json"), json.to_string()).unwrap();
     refused("differs from the tokenizer");
-    std::fs::rename(run.join("model.safetensors"), scratch.path("model.safetensors")).unwrap();
+    std::fs::rename(
+        run.join("model.safetensors"),
+        scratch.path("model.safetensors"),
+    )
+    .unwrap();
     refused("differs from the tokenizer");
 
     // More tokens than the model has rows for.
-    json["vocab"].as_array_mut().unwrap().push("\u{1F980}".into());
+    json["vocab"]
+        .as_array_mut()
+        .unwrap()
+        .push("\u{1F980}".into());
     std::fs::write(run.join("tokenizer.json"), json.to_string()).unwrap();
     refused("tokens but the model's vocabulary has");
 

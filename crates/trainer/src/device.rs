@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
 use anyhow::{Result, bail};
-use burn::tensor::wgpu::wgpu;
+use burn::tensor::wgpu::{WgpuInitError, wgpu};
 use burn::tensor::{Device, DeviceKind};
 
 /// The device names `--device` and `train.device` accept.
@@ -67,6 +67,10 @@ fn wgpu_device(name: &str, kind: DeviceKind) -> Result<Device> {
         .device_kind(kind.clone())
         .init()
         .map_err(|e| {
+            let reason = match e {
+                WgpuInitError::AdapterUnavailable { .. } => "no adapter of that kind".to_string(),
+                other => other.to_string(),
+            };
             let found = match adapters().as_slice() {
                 [] => "no wgpu adapter was found".to_string(),
                 found => format!(
@@ -79,7 +83,7 @@ fn wgpu_device(name: &str, kind: DeviceKind) -> Result<Device> {
                 ),
             };
             anyhow::anyhow!(
-                "cannot start device {name:?} ({kind:?}): {e}; {found}. `tinygpt devices` lists what is available; use --device flex to run on the CPU"
+                "cannot start device {name:?}: {reason}; {found}. `tinygpt devices` lists what is available; use --device flex to run on the CPU"
             )
         })?;
     devices.insert(kind, device.clone());
@@ -97,13 +101,22 @@ pub fn auto_gpu(adapters: &[wgpu::AdapterInfo]) -> Option<wgpu::DeviceType> {
     .find(|kind| adapters.iter().any(|a| a.device_type == *kind))
 }
 
-/// The adapters wgpu finds on this machine, on the graphics APIs burn runs on (Vulkan, Metal,
-/// DX12; not OpenGL, whose probing also prints noise about display servers).
+/// On a machine without a desktop session, Vulkan's window-system probing (through
+/// libwayland) prints "error: XDG_RUNTIME_DIR is invalid or not set" to stderr although
+/// nothing is wrong; pointing it at the temporary directory keeps tinygpt's output clean.
+/// Call before any thread starts.
+pub fn quiet_headless_vulkan() {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none_or(|dir| dir.is_empty()) {
+        // SAFETY: called at the start of `main`, before any other thread exists.
+        unsafe { std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir()) };
+    }
+}
+
+/// The adapters wgpu finds on this machine, on every graphics API compiled in (the same GPU
+/// can appear once per API).
 pub fn adapters() -> Vec<wgpu::AdapterInfo> {
-    let mut descriptor = wgpu::InstanceDescriptor::new_without_display_handle();
-    descriptor.backends = wgpu::Backends::PRIMARY;
-    let instance = wgpu::Instance::new(descriptor);
-    futures_lite::future::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY))
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+    futures_lite::future::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
         .iter()
         .map(|adapter| adapter.get_info())
         .collect()

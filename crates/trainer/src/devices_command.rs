@@ -42,7 +42,7 @@ pub fn devices_command(args: DevicesArgs) -> Result<()> {
     println!("backends compiled in:");
     println!("  flex      CPU (burn-flex: SIMD, multithreaded)");
     println!("  ndarray   CPU (burn-ndarray)");
-    println!("  wgpu      GPU through Vulkan, Metal or DX12 (burn-wgpu)");
+    println!("  wgpu      GPU through Vulkan, Metal, DX12 or OpenGL (burn-wgpu)");
     println!(
         "CPU threads: {}",
         std::thread::available_parallelism().map_or(1, |n| n.get())

@@ -6,6 +6,8 @@ mod checkpoint;
 mod config;
 mod corpus_tokens;
 mod device;
+#[cfg(test)]
+mod device_parity;
 mod devices_command;
 mod eval_command;
 mod export_command;
@@ -74,6 +76,7 @@ enum Command {
 
 fn main() -> ExitCode {
     quiet_panics();
+    device::quiet_headless_vulkan();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => train_command::train(args),
