@@ -35,6 +35,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// Training frees and reallocates the same large activation buffers every step; glibc's
+/// malloc hands them back to the OS and page-faults them in again each time (about a tenth
+/// of a step in the profile, docs/performance.md). mimalloc keeps and reuses them.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "tinygpt",
