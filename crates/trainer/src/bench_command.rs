@@ -91,7 +91,8 @@ pub fn bench_command(args: BenchArgs) -> Result<()> {
         let started = Instant::now();
         let (next, loss, _) = optimizer_step(model, &mut optim, &[batch], 1e-3, 1.0, &train_device);
         model = next;
-        scalar(loss); // waits for the device
+        scalar(loss);
+        let _ = train_device.sync(); // a GPU may still be applying the update
         if i >= args.warmup {
             times.push(started.elapsed().as_secs_f64());
         }
@@ -177,8 +178,10 @@ fn matmul_peak_gflops(device: &Device) -> f64 {
     let mut best = f64::INFINITY;
     for _ in 0..6 {
         let started = Instant::now();
+        // Reading a reduction of the whole product, then syncing, waits for a GPU queue too.
         let c = a.clone().matmul(b.clone());
-        c.slice([0..1, 0..1]).into_data();
+        c.sum().into_data();
+        let _ = device.sync();
         best = best.min(started.elapsed().as_secs_f64());
     }
     2.0 * (n * n * n) as f64 / best / 1e9

@@ -13,6 +13,7 @@ mod eval_command;
 mod export_command;
 mod generate;
 mod hash;
+mod memory;
 mod metrics;
 mod optim;
 mod params_command;
@@ -34,12 +35,6 @@ mod weights;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-
-/// Training frees and reallocates the same large activation buffers every step; glibc's
-/// malloc hands them back to the OS and page-faults them in again each time (about a tenth
-/// of a step in the profile, docs/performance.md). mimalloc keeps and reuses them.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -83,6 +78,7 @@ enum Command {
 fn main() -> ExitCode {
     quiet_panics();
     device::quiet_headless_vulkan();
+    memory::keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => train_command::train(args),
