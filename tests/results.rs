@@ -153,18 +153,6 @@ fn plots_and_runs_table() {
     assert!(table.lines().any(|l| l.starts_with("b ")), "{table}");
 }
 
-/// python3 with the safetensors and numpy packages, when present.
-fn python_safetensors() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import safetensors.numpy, numpy"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok && std::env::var_os("CI").is_some() {
-        panic!("CI must provide python3 with safetensors and numpy (.ci/run installs them)");
-    }
-    ok
-}
-
 #[test]
 fn export_round_trips_through_python_and_import() {
     let scratch = Scratch::new("export");
@@ -195,7 +183,7 @@ fn export_round_trips_through_python_and_import() {
     );
 
     let mut to_import = exported.clone();
-    if python_safetensors() {
+    if python_has("safetensors.numpy, numpy") {
         // Python reads every tensor and writes them back out with the same metadata.
         let script = r#"
 import json, sys

@@ -135,18 +135,6 @@ fn bpe_tokenizer_json_encodes_identically_in_python() {
     assert_eq!(python, ours);
 }
 
-/// python3 with `module`, when present; in CI it must be (`.ci/run` installs it).
-fn python_has(module: &str) -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", &format!("import {module}")])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok && std::env::var_os("CI").is_some() {
-        panic!("CI must provide python3 with {module} (.ci/run installs it)");
-    }
-    ok
-}
-
 #[test]
 fn bpe_run_trains_reports_bits_per_byte_and_samples() {
     let scratch = Scratch::new("tokenize-train");

@@ -99,3 +99,15 @@ pub fn metrics(run: &Path) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
+
+/// python3 with `module`, when present; in CI it must be (`.ci/run` installs it).
+pub fn python_has(module: &str) -> bool {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok && std::env::var_os("CI").is_some() {
+        panic!("CI must provide python3 with {module} (.ci/run installs it)");
+    }
+    ok
+}

@@ -263,4 +263,29 @@ mod tests {
             "*\n"
         );
     }
+
+    #[test]
+    fn vocabularies_past_u16_are_stored_as_u32() {
+        let dir = std::env::temp_dir().join(format!("tinygpt-cache-u32-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        // 70,000 distinct characters: more ids than a u16 holds.
+        let text: String = (0x100..0x30000)
+            .filter_map(char::from_u32)
+            .take(70_000)
+            .collect::<String>()
+            .repeat(2);
+        let tokenizer = Tokenizer::Char(CharTokenizer::from_corpus(&text));
+        assert!(tokenizer.vocab_size() > 1 << 16);
+        let corpus = dir.join("wide.txt");
+        let (train, val, info) =
+            load_or_encode(&corpus, &text, &tokenizer, 0.1, &mut |_, _| {}).unwrap();
+        let bytes = std::fs::read(info.path.unwrap()).unwrap();
+        assert_eq!(u32::from_le_bytes(bytes[12..16].try_into().unwrap()), 4);
+        assert_eq!(bytes.len(), HEADER + 4 * (train.len() + val.len()));
+        let decoded =
+            tokenizer.decode(&train.all()).unwrap() + &tokenizer.decode(&val.all()).unwrap();
+        assert_eq!(decoded, text);
+        assert!(train.all().iter().any(|&id| id > u16::MAX as u32));
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
