@@ -147,3 +147,32 @@ fn device_errors_are_one_clear_line() {
     assert_clean_error(&out, "--device flex");
     assert!(!scratch.path("run").exists(), "nothing is written");
 }
+
+#[test]
+fn auto_says_which_device_it_chose() {
+    let json: serde_json::Value =
+        serde_json::from_str(stdout(&tinygpt_ok(&["devices", "--json"])).trim()).unwrap();
+    let chosen = json["auto"].as_str().unwrap().split(' ').next().unwrap();
+    if json["wgpu_adapters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|a| a["type"] == "Cpu")
+    {
+        assert_eq!(chosen, "flex", "a software adapter is never auto's choice");
+    }
+    let scratch = Scratch::new("devices-auto");
+    let out = tinygpt_ok(&[
+        "train",
+        "--config",
+        "configs/tiny-test.toml",
+        "--device",
+        "auto",
+        "--set",
+        "train.max_steps=2",
+        "--out",
+        &scratch.str("run"),
+    ]);
+    let header = format!("device auto ({chosen})");
+    assert!(stderr(&out).contains(&header), "{}", stderr(&out));
+}

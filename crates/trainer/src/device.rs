@@ -19,15 +19,28 @@ pub fn parse_device(name: &str) -> Result<Device> {
         "flex" => Ok(Device::flex()),
         #[allow(deprecated)] // burn-ndarray is deprecated upstream but users asked for it
         "ndarray" => Ok(Device::ndarray()),
-        "auto" => match auto_gpu(&adapters()) {
-            Some(wgpu::DeviceType::DiscreteGpu) => wgpu_device(name, DeviceKind::DiscreteGpu(0)),
-            Some(_) => wgpu_device(name, DeviceKind::IntegratedGpu(0)),
-            None => Ok(Device::flex()),
-        },
+        "auto" => parse_device(auto_device_name()),
         _ => match wgpu_kind(name) {
             Some(kind) => wgpu_device(name, kind),
             None => bail!("unknown device {name:?}: use one of {DEVICE_NAMES}"),
         },
+    }
+}
+
+/// `name` as the user sees it, with what `auto` resolved to: "auto (flex)".
+pub fn describe_device(name: &str) -> String {
+    match name {
+        "auto" => format!("auto ({})", auto_device_name()),
+        _ => name.to_string(),
+    }
+}
+
+/// The device `auto` stands for on this machine.
+fn auto_device_name() -> &'static str {
+    match auto_gpu(&adapters()) {
+        Some(wgpu::DeviceType::DiscreteGpu) => "wgpu:discrete",
+        Some(_) => "wgpu:integrated",
+        None => "flex",
     }
 }
 

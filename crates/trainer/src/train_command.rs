@@ -14,7 +14,7 @@ use tinygpt_model::{Gpt, ParamCount};
 use crate::checkpoint::{self, write_synced};
 use crate::config::{RunConfig, check_resumable};
 use crate::corpus_tokens::{build_tokenizer, encode_corpus};
-use crate::device::parse_device;
+use crate::device::{describe_device, parse_device};
 use crate::generate::greedy;
 use crate::hash::sha256_hex;
 use crate::metrics::MetricsWriter;
@@ -102,7 +102,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
         tokenizer.vocab_size(),
         HumanCount(splits.train.len() as u64),
         HumanCount(splits.val.len() as u64),
-        config.train.device,
+        describe_device(&config.train.device),
         run.path.display()
     );
     if let Some(dir) = &resumed_from {
