@@ -112,14 +112,18 @@ impl ModuleMapper for Update<'_> {
                 second: grad.square().mul_scalar(1.0 - b2),
             },
         };
-        let first_hat = moments.first.clone().div_scalar(1.0 - b1.powi(t));
-        let second_hat = moments.second.clone().div_scalar(1.0 - b2.powi(t));
-        let step = first_hat / second_hat.sqrt().add_scalar(epsilon);
+        // m̂ / (√v̂ + ε) with the bias corrections folded into two scalars (PyTorch's form):
+        // lr·m/(1−β₁ᵗ) / (√v/√(1−β₂ᵗ) + ε) = [lr·√(1−β₂ᵗ)/(1−β₁ᵗ)] · m / (√v + ε·√(1−β₂ᵗ)).
+        // Two fewer passes over every parameter than dividing the moments first.
+        let correction2 = (1.0 - b2.powi(t)).sqrt();
+        let step_size = self.lr * correction2 / (1.0 - b1.powi(t));
+        let step = moments.first.clone().mul_scalar(step_size)
+            / moments.second.clone().sqrt().add_scalar(epsilon * correction2);
 
         // Decay pulls weight matrices and embeddings towards zero; biases and LayerNorm
         // gains (1-D) are left alone, as in GPT-2 and nanoGPT.
         let decay = if D >= 2 { self.optim.weight_decay } else { 0.0 };
-        let weight = weight.mul_scalar(1.0 - self.lr * decay) - step.mul_scalar(self.lr);
+        let weight = weight.mul_scalar(1.0 - self.lr * decay) - step;
         self.optim.moments.insert(key, moments);
 
         let updated = Tensor::from_inner(weight.reshape(shape)).require_grad();
