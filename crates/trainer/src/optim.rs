@@ -118,7 +118,11 @@ impl ModuleMapper for Update<'_> {
         let correction2 = (1.0 - b2.powi(t)).sqrt();
         let step_size = self.lr * correction2 / (1.0 - b1.powi(t));
         let step = moments.first.clone().mul_scalar(step_size)
-            / moments.second.clone().sqrt().add_scalar(epsilon * correction2);
+            / moments
+                .second
+                .clone()
+                .sqrt()
+                .add_scalar(epsilon * correction2);
 
         // Decay pulls weight matrices and embeddings towards zero; biases and LayerNorm
         // gains (1-D) are left alone, as in GPT-2 and nanoGPT.
