@@ -1,6 +1,7 @@
 //! Reading a corpus: one UTF-8 text file, in memory when small and memory-mapped when large,
 //! so a corpus bigger than RAM can still be hashed, tokenized and cached.
 
+use std::io::Read;
 use std::ops::Deref;
 use std::path::Path;
 
@@ -54,7 +55,7 @@ fn read(path: &Path, map_from_bytes: u64) -> Result<Corpus, DataError> {
         path: path.into(),
         offset,
     };
-    let file = std::fs::File::open(path).map_err(unreadable)?;
+    let mut file = std::fs::File::open(path).map_err(unreadable)?;
     let size = file.metadata().map_err(unreadable)?.len();
     if size == 0 {
         return Err(DataError::CorpusEmpty { path: path.into() });
@@ -66,7 +67,8 @@ fn read(path: &Path, map_from_bytes: u64) -> Result<Corpus, DataError> {
         std::str::from_utf8(&map).map_err(|e| not_utf8(e.valid_up_to()))?;
         return Ok(Corpus(Bytes::Mapped(map)));
     }
-    let bytes = std::fs::read(path).map_err(unreadable)?;
+    let mut bytes = Vec::with_capacity(size as usize);
+    file.read_to_end(&mut bytes).map_err(unreadable)?;
     String::from_utf8(bytes)
         .map(|text| Corpus(Bytes::Read(text)))
         .map_err(|e| not_utf8(e.utf8_error().valid_up_to()))

@@ -10,7 +10,7 @@ use tinygpt_model::Gpt;
 use tinygpt_viz::{AttentionMap, attention_grid};
 
 use crate::tensors::{to_vec, token_tensor};
-use crate::weights::{TrainedRun, open_trained_run};
+use crate::weights::{RunSelection, TrainedRun};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -21,15 +21,11 @@ pub enum Format {
 
 #[derive(Debug, clap::Args)]
 pub struct AttentionArgs {
-    /// Run directory written by `tinygpt train`.
-    #[arg(long)]
-    pub run: PathBuf,
+    #[command(flatten)]
+    pub selection: RunSelection,
     /// The text whose attention patterns to show.
     #[arg(long)]
     pub prompt: String,
-    /// Weights to use: latest, best or step-N [default: the final weights, else latest].
-    #[arg(long)]
-    pub checkpoint: Option<String>,
     /// Only this layer (0-based) [default: all].
     #[arg(long)]
     pub layer: Option<usize>,
@@ -44,9 +40,6 @@ pub struct AttentionArgs {
     /// Earlier tokens listed per query in the text format.
     #[arg(long, default_value_t = 3)]
     pub top: usize,
-    /// Compute device: auto, flex, ndarray, wgpu or wgpu:KIND (see `tinygpt devices`) [default: the run's].
-    #[arg(long)]
-    pub device: Option<String>,
 }
 
 /// The attention of one head over the prompt: `weights[query][key]`.
@@ -70,11 +63,7 @@ pub fn attention_command(args: AttentionArgs) -> Result<()> {
         model,
         device,
         ..
-    } = open_trained_run(
-        &args.run,
-        args.device.as_deref(),
-        args.checkpoint.as_deref(),
-    )?;
+    } = args.selection.open()?;
 
     let mut ids = tokenizer.encode(&args.prompt).context("prompt")?;
     if ids.is_empty() {

@@ -29,6 +29,7 @@ use tinygpt_model::weights::{
 use crate::config::RunConfig;
 use crate::hash::sha256_hex;
 use crate::optim::{AdamW, Moments};
+use crate::tensors::to_vec;
 
 pub const MODEL_FILE: &str = "model.safetensors";
 pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
@@ -272,11 +273,10 @@ fn optimizer_tensors(optim: &AdamW) -> Vec<NamedTensor> {
     let mut tensors = Vec::new();
     for (key, moments) in &optim.moments {
         for (suffix, t) in [("first", &moments.first), ("second", &moments.second)] {
-            let data = t.clone().into_data_as::<f32>();
             tensors.push(NamedTensor {
                 name: format!("{key}.{suffix}"),
-                shape: data.shape().to_vec(),
-                values: data.as_slice::<f32>().expect("f32 data").to_vec(),
+                shape: t.dims().to_vec(),
+                values: to_vec(t.clone()),
             });
         }
     }

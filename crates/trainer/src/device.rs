@@ -19,7 +19,7 @@ pub fn parse_device(name: &str) -> Result<Device> {
         "flex" => Ok(Device::flex()),
         #[allow(deprecated)] // burn-ndarray is deprecated upstream but users asked for it
         "ndarray" => Ok(Device::ndarray()),
-        "auto" => parse_device(auto_device_name()),
+        "auto" => parse_device(auto_device(&adapters())),
         _ => match wgpu_kind(name) {
             Some(kind) => wgpu_device(name, kind),
             None => bail!("unknown device {name:?}: use one of {DEVICE_NAMES}"),
@@ -27,20 +27,28 @@ pub fn parse_device(name: &str) -> Result<Device> {
     }
 }
 
-/// `name` as the user sees it, with what `auto` resolved to: "auto (flex)".
-pub fn describe_device(name: &str) -> String {
-    match name {
-        "auto" => format!("auto ({})", auto_device_name()),
-        _ => name.to_string(),
+/// The device `name` selects, and how to name it to the user: for `auto`, what it picked.
+pub fn open_device(name: &str) -> Result<(Device, String)> {
+    if name == "auto" {
+        let chosen = auto_device(&adapters());
+        return Ok((parse_device(chosen)?, format!("auto ({chosen})")));
     }
+    Ok((parse_device(name)?, name.to_string()))
 }
 
-/// The device `auto` stands for on this machine.
-fn auto_device_name() -> &'static str {
-    match auto_gpu(&adapters()) {
-        Some(wgpu::DeviceType::DiscreteGpu) => "wgpu:discrete",
-        Some(_) => "wgpu:integrated",
-        None => "flex",
+/// The device `auto` stands for, given the adapters wgpu finds.
+pub fn auto_device(adapters: &[wgpu::AdapterInfo]) -> &'static str {
+    auto_gpu(adapters).map_or("flex", device_name)
+}
+
+/// The `--device` spelling that selects an adapter of this type.
+pub fn device_name(kind: wgpu::DeviceType) -> &'static str {
+    match kind {
+        wgpu::DeviceType::DiscreteGpu => "wgpu:discrete",
+        wgpu::DeviceType::IntegratedGpu => "wgpu:integrated",
+        wgpu::DeviceType::VirtualGpu => "wgpu:virtual",
+        wgpu::DeviceType::Cpu => "wgpu:cpu",
+        wgpu::DeviceType::Other => "wgpu",
     }
 }
 
@@ -105,7 +113,7 @@ fn wgpu_device(name: &str, kind: DeviceKind) -> Result<Device> {
 
 /// The kind of hardware GPU `auto` uses, if wgpu sees one: discrete before integrated.
 /// Software adapters such as lavapipe are slower than `flex`, so `auto` never picks them.
-pub fn auto_gpu(adapters: &[wgpu::AdapterInfo]) -> Option<wgpu::DeviceType> {
+fn auto_gpu(adapters: &[wgpu::AdapterInfo]) -> Option<wgpu::DeviceType> {
     [
         wgpu::DeviceType::DiscreteGpu,
         wgpu::DeviceType::IntegratedGpu,

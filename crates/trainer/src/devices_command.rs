@@ -4,7 +4,7 @@
 use anyhow::Result;
 use burn::tensor::wgpu::wgpu;
 
-use crate::device::{adapters, auto_gpu};
+use crate::device::{adapters, auto_device, device_name};
 
 #[derive(Debug, clap::Args)]
 pub struct DevicesArgs {
@@ -74,27 +74,16 @@ pub fn devices_command(args: DevicesArgs) -> Result<()> {
     Ok(())
 }
 
-/// The `--device` spelling that selects an adapter of this type.
-fn device_name(kind: wgpu::DeviceType) -> &'static str {
-    match kind {
-        wgpu::DeviceType::DiscreteGpu => "wgpu:discrete",
-        wgpu::DeviceType::IntegratedGpu => "wgpu:integrated",
-        wgpu::DeviceType::VirtualGpu => "wgpu:virtual",
-        wgpu::DeviceType::Cpu => "wgpu:cpu",
-        wgpu::DeviceType::Other => "wgpu",
-    }
-}
-
 /// What `--device auto` resolves to, in words.
 fn auto_choice(adapters: &[wgpu::AdapterInfo]) -> String {
-    match auto_gpu(adapters) {
-        Some(kind) => {
-            let name = adapters
-                .iter()
-                .find(|a| a.device_type == kind)
-                .map_or("", |a| &a.name);
-            format!("{} ({name})", device_name(kind))
-        }
-        None => "flex (no hardware GPU found; a software adapter would be slower than flex)".into(),
+    let chosen = auto_device(adapters);
+    match adapters
+        .iter()
+        .find(|a| device_name(a.device_type) == chosen)
+    {
+        Some(adapter) => format!("{chosen} ({})", adapter.name),
+        None => format!(
+            "{chosen} (no hardware GPU found; a software adapter would be slower than flex)"
+        ),
     }
 }

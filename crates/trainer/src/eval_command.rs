@@ -13,24 +13,18 @@ use tinygpt_model::Gpt;
 use crate::corpus_tokens::encode_corpus;
 use crate::metrics::bits_per_byte;
 use crate::tensors::{to_vec, token_tensor};
-use crate::weights::{TrainedRun, open_trained_run};
+use crate::weights::{RunSelection, TrainedRun};
 
 #[derive(Debug, clap::Args)]
 pub struct EvalArgs {
-    #[arg(long)]
-    pub run: PathBuf,
-    /// Weights to use: latest, best or step-N [default: the final weights, else latest].
-    #[arg(long)]
-    pub checkpoint: Option<String>,
+    #[command(flatten)]
+    pub selection: RunSelection,
     /// Evaluate on this text file instead of the run's val split.
     #[arg(long)]
     pub text: Option<PathBuf>,
     /// Windows per forward pass.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
-    /// Compute device: auto, flex, ndarray, wgpu or wgpu:KIND (see `tinygpt devices`) [default: the run's].
-    #[arg(long)]
-    pub device: Option<String>,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -53,11 +47,7 @@ pub fn eval_command(args: EvalArgs) -> Result<()> {
         model,
         device,
         ..
-    } = open_trained_run(
-        &args.run,
-        args.device.as_deref(),
-        args.checkpoint.as_deref(),
-    )?;
+    } = args.selection.open()?;
     let (source, tokens) = match &args.text {
         Some(path) => {
             let text = read_corpus(path)?;

@@ -11,16 +11,12 @@ use tinygpt_model::{Generator, Gpt};
 
 use crate::sampling::{SamplingParams, prompt_tokens, sample};
 use crate::stream::StopStream;
-use crate::weights::{TrainedRun, open_trained_run};
+use crate::weights::{RunSelection, TrainedRun};
 
 #[derive(Debug, clap::Args)]
 pub struct SampleArgs {
-    /// Run directory written by `tinygpt train`.
-    #[arg(long)]
-    pub run: PathBuf,
-    /// Weights to use: latest, best or step-N [default: the final weights, else latest].
-    #[arg(long)]
-    pub checkpoint: Option<String>,
+    #[command(flatten)]
+    pub selection: RunSelection,
     /// Text to continue [default: a single newline].
     #[arg(long, conflicts_with = "prompt_file")]
     pub prompt: Option<String>,
@@ -45,9 +41,6 @@ pub struct SampleArgs {
     /// Stop right before this text (repeatable; never printed).
     #[arg(long = "stop", value_name = "TEXT")]
     pub stops: Vec<String>,
-    /// Compute device: auto, flex, ndarray, wgpu or wgpu:KIND (see `tinygpt devices`) [default: the run's].
-    #[arg(long)]
-    pub device: Option<String>,
     /// Recompute the whole context for every token instead of using the KV cache.
     #[arg(long)]
     pub no_kv_cache: bool,
@@ -62,11 +55,7 @@ pub fn sample_command(args: SampleArgs) -> Result<()> {
         model,
         device,
         ..
-    } = open_trained_run(
-        &args.run,
-        args.device.as_deref(),
-        args.checkpoint.as_deref(),
-    )?;
+    } = args.selection.open()?;
 
     let prompt_text = match (&args.prompt, &args.prompt_file) {
         (_, Some(file)) => std::fs::read_to_string(file)

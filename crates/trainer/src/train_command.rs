@@ -14,7 +14,7 @@ use tinygpt_model::{Gpt, ParamCount};
 use crate::checkpoint::{self, write_synced};
 use crate::config::{RunConfig, check_resumable};
 use crate::corpus_tokens::{build_tokenizer, encode_corpus};
-use crate::device::{describe_device, parse_device};
+use crate::device::open_device;
 use crate::generate::greedy;
 use crate::hash::sha256_hex;
 use crate::metrics::MetricsWriter;
@@ -65,6 +65,8 @@ struct Session {
     splits: Splits,
     run: RunDir,
     device: Device,
+    /// The device as the user named it, with what `auto` picked.
+    device_label: String,
     hashes: Hashes,
     prompt: Vec<u32>,
     start: Start,
@@ -84,6 +86,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
         splits,
         run,
         device,
+        device_label,
         hashes,
         prompt,
         start,
@@ -102,7 +105,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
         tokenizer.vocab_size(),
         HumanCount(splits.train.len() as u64),
         HumanCount(splits.val.len() as u64),
-        describe_device(&config.train.device),
+        device_label,
         run.path.display()
     );
     if let Some(dir) = &resumed_from {
@@ -176,7 +179,7 @@ fn start(args: &TrainArgs) -> Result<Session> {
     if let Some(device) = &args.device {
         config.train.device = device.clone();
     }
-    let device = parse_device(&config.train.device)?;
+    let (device, device_label) = open_device(&config.train.device)?;
     let text = read_corpus(&config.data.corpus)?;
     let tokenizer = build_tokenizer(&config, &text)?;
     if config.model.vocab_size == 0 {
@@ -212,6 +215,7 @@ fn start(args: &TrainArgs) -> Result<Session> {
         splits,
         run,
         device,
+        device_label,
         hashes,
         prompt,
         metrics,
@@ -237,7 +241,7 @@ fn resume(args: &TrainArgs, dir: &Path) -> Result<Session> {
             config.train.max_steps
         );
     }
-    let device = parse_device(&config.train.device)?;
+    let (device, device_label) = open_device(&config.train.device)?;
 
     let text = read_corpus(&config.data.corpus)?;
     if sha256_hex(text.as_bytes()) != state.corpus_sha256 {
@@ -281,6 +285,7 @@ fn resume(args: &TrainArgs, dir: &Path) -> Result<Session> {
         splits,
         run,
         device,
+        device_label,
         prompt,
         metrics,
         resumed_from: Some(checkpoint_dir),

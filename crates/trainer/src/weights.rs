@@ -1,6 +1,6 @@
 //! Loading a trained run's weights for inference: the final weights, or any checkpoint.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
@@ -20,6 +20,31 @@ pub struct TrainedRun {
     pub tokenizer: Tokenizer,
     pub model: Gpt,
     pub device: Device,
+}
+
+/// The options that pick a trained run, its weights and the device, shared by the commands
+/// that compute with a trained model.
+#[derive(Debug, clap::Args)]
+pub struct RunSelection {
+    /// Run directory written by `tinygpt train`.
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Weights to use: latest, best or step-N [default: the final weights, else latest].
+    #[arg(long)]
+    pub checkpoint: Option<String>,
+    /// Compute device: auto, flex, ndarray, wgpu or wgpu:KIND (see `tinygpt devices`) [default: the run's].
+    #[arg(long)]
+    pub device: Option<String>,
+}
+
+impl RunSelection {
+    pub fn open(&self) -> Result<TrainedRun> {
+        open_trained_run(
+            &self.run,
+            self.device.as_deref(),
+            self.checkpoint.as_deref(),
+        )
+    }
 }
 
 /// Opens the run in `dir` on `device` (else the run's `train.device`), with the weights of
