@@ -29,20 +29,15 @@ fn wgpu_available() -> bool {
 fn train(scratch: &Scratch, name: &str, device: &str, extra: &[&str]) -> Vec<serde_json::Value> {
     let out = scratch.str(name);
     let mut args = vec![
-        "train",
-        "--config",
-        "configs/tiny-test.toml",
         "--device",
         device,
         "--set",
         "train.max_steps=20",
         "--set",
         "train.eval_interval=10",
-        "--out",
-        &out,
     ];
     args.extend_from_slice(extra);
-    tinygpt_ok(&args);
+    train_tiny(&out, &args);
     metrics(&scratch.path(name))
 }
 
@@ -162,17 +157,10 @@ fn auto_says_which_device_it_chose() {
         assert_eq!(chosen, "flex", "a software adapter is never auto's choice");
     }
     let scratch = Scratch::new("devices-auto");
-    let out = tinygpt_ok(&[
-        "train",
-        "--config",
-        "configs/tiny-test.toml",
-        "--device",
-        "auto",
-        "--set",
-        "train.max_steps=2",
-        "--out",
+    let out = train_tiny(
         &scratch.str("run"),
-    ]);
+        &["--device", "auto", "--set", "train.max_steps=2"],
+    );
     let header = format!("device auto ({chosen})");
     assert!(stderr(&out).contains(&header), "{}", stderr(&out));
 }

@@ -41,15 +41,7 @@ fn params_prints_gpt3_exactly() {
 
 fn trained(scratch: &Scratch) -> String {
     let run = scratch.str("run");
-    tinygpt_ok(&[
-        "train",
-        "--config",
-        "configs/tiny-test.toml",
-        "--out",
-        &run,
-        "--set",
-        "train.sample_tokens=1",
-    ]);
+    train_tiny(&run, &["--set", "train.sample_tokens=1"]);
     run
 }
 

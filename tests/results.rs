@@ -12,17 +12,9 @@ use tinygpt_model::{Gpt, GptConfig};
 
 fn train(scratch: &Scratch, name: &str, extra: &[&str]) -> String {
     let run = scratch.str(name);
-    let mut args = vec![
-        "train",
-        "--config",
-        "configs/tiny-test.toml",
-        "--out",
-        &run,
-        "--set",
-        "train.sample_tokens=1",
-    ];
+    let mut args = vec!["--set", "train.sample_tokens=1"];
     args.extend_from_slice(extra);
-    tinygpt_ok(&args);
+    train_tiny(&run, &args);
     run
 }
 

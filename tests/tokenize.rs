@@ -139,19 +139,17 @@ fn bpe_tokenizer_json_encodes_identically_in_python() {
 fn bpe_run_trains_reports_bits_per_byte_and_samples() {
     let scratch = Scratch::new("tokenize-train");
     let run = scratch.path("run");
-    tinygpt_ok(&[
-        "train",
-        "--config",
-        "configs/tiny-test.toml",
-        "--set",
-        "data.tokenizer=bpe",
-        "--set",
-        "data.vocab_size=300",
-        "--set",
-        "train.max_steps=20",
-        "--out",
+    train_tiny(
         &scratch.str("run"),
-    ]);
+        &[
+            "--set",
+            "data.tokenizer=bpe",
+            "--set",
+            "data.vocab_size=300",
+            "--set",
+            "train.max_steps=20",
+        ],
+    );
     let tokenizer: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("tokenizer.json")).unwrap())
             .unwrap();
@@ -189,15 +187,7 @@ fn bpe_run_trains_reports_bits_per_byte_and_samples() {
 fn a_tokenizer_the_weights_were_not_trained_with_is_refused() {
     let scratch = Scratch::new("tokenize-mismatch");
     let run = scratch.path("run");
-    tinygpt_ok(&[
-        "train",
-        "--config",
-        "configs/tiny-test.toml",
-        "--set",
-        "train.max_steps=5",
-        "--out",
-        &scratch.str("run"),
-    ]);
+    train_tiny(&scratch.str("run"), &["--set", "train.max_steps=5"]);
     let refused = |needle: &str| {
         for args in [
             vec!["sample", "--run", run.to_str().unwrap()],

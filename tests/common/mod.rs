@@ -38,6 +38,13 @@ pub fn tinygpt_ok(args: &[&str]) -> Output {
     out
 }
 
+/// `tinygpt train --config configs/tiny-test.toml --out OUT EXTRA...`, which must succeed.
+pub fn train_tiny(out: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["train", "--config", "configs/tiny-test.toml", "--out", out];
+    args.extend_from_slice(extra);
+    tinygpt_ok(&args)
+}
+
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
