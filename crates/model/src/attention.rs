@@ -17,6 +17,7 @@ use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Tensor};
 
 use crate::config::GptConfig;
+use crate::fused;
 use crate::init::Initializer;
 use crate::kv_cache::LayerCache;
 use crate::layers::{INIT_STD, linear};
@@ -46,15 +47,10 @@ impl CausalSelfAttention {
         }
     }
 
-    /// Fast path for training and sampling: the backend's fused attention with a causal flag.
+    /// Fast path for training and sampling: one fused causal attention op (see [`fused`]).
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let (query, key, value) = self.project(x);
-        let options = AttentionModuleOptions {
-            scale: None, // 1/sqrt(d_head)
-            softcap: None,
-            is_causal: true,
-        };
-        let heads = attention(query, key, value, None, None, options);
+        let heads = fused::causal_attention(query, key, value);
         self.output.forward(merge_heads(heads))
     }
 

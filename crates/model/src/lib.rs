@@ -4,6 +4,7 @@ pub mod attention;
 pub mod block;
 pub mod config;
 pub mod cross_attention;
+pub mod fused;
 pub mod generate;
 pub mod gpt;
 pub mod init;

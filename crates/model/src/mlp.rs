@@ -3,9 +3,9 @@
 use burn::module::Module;
 use burn::nn::Linear;
 use burn::tensor::Tensor;
-use burn::tensor::activation::gelu;
 
 use crate::config::GptConfig;
+use crate::fused::gelu;
 use crate::init::Initializer;
 use crate::layers::{INIT_STD, linear};
 

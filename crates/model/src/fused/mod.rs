@@ -1,0 +1,82 @@
+//! Fused training ops for the `flex` CPU backend.
+//!
+//! Under autodiff, burn builds causal attention from about a dozen tensor ops (matmul, scale,
+//! mask, softmax, matmul, and their backward passes), each a full pass over memory into a fresh
+//! buffer, and GELU calls libm's scalar `erff`. On `flex` with autodiff these run instead as one
+//! forward and one backward kernel each, written with the gemm crate burn-flex itself uses. Any
+//! other device, and `TINYGPT_PLAIN_OPS=1`, takes burn's plain ops; tests check that both paths
+//! give the same outputs and gradients.
+
+mod attention;
+mod gelu;
+mod math;
+
+use std::sync::OnceLock;
+
+use burn::backend::Autodiff;
+use burn::backend::Flex;
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::tensor::activation;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{DType, Tensor};
+
+type FlexAutodiff = Autodiff<Flex>;
+
+/// Whether the fused ops are on: yes unless `TINYGPT_PLAIN_OPS` is set to something other
+/// than `0` (for benchmarking the plain path with the same binary).
+pub fn enabled() -> bool {
+    static ENABLED: OnceLock<bool> = OnceLock::new();
+    *ENABLED.get_or_init(|| std::env::var("TINYGPT_PLAIN_OPS").map_or(true, |v| v == "0"))
+}
+
+/// Causal attention `softmax(QKᵀ/√d_head, future masked)·V` over `[batch, head, time, d_head]`.
+pub fn causal_attention(query: Tensor<4>, key: Tensor<4>, value: Tensor<4>) -> Tensor<4> {
+    if enabled()
+        && let Some(output) = attention::causal_attention(&query, &key, &value)
+    {
+        return output;
+    }
+    plain_causal_attention(query, key, value)
+}
+
+/// burn's own attention op with the causal flag: the plain path.
+pub fn plain_causal_attention(query: Tensor<4>, key: Tensor<4>, value: Tensor<4>) -> Tensor<4> {
+    let options = AttentionModuleOptions {
+        scale: None, // 1/sqrt(d_head)
+        softcap: None,
+        is_causal: true,
+    };
+    attention(query, key, value, None, None, options)
+}
+
+/// The exact (erf) GELU, `x·Φ(x)`.
+pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if enabled()
+        && let Some(output) = gelu::gelu(&x)
+    {
+        return output;
+    }
+    activation::gelu(x)
+}
+
+/// The tensor's `flex`-with-autodiff primitive when it is an f32 tensor there, else `None`.
+fn on_flex_autodiff<const D: usize>(tensor: &Tensor<D>) -> Option<FloatTensor<FlexAutodiff>> {
+    if tensor.dtype() != DType::F32 {
+        return None;
+    }
+    tensor.clone().try_into_primitive::<FlexAutodiff>().ok()
+}
+
+/// The row-major values of a contiguous tensor.
+fn values(tensor: &FlexTensor) -> &[f32] {
+    let (start, end) = tensor
+        .layout()
+        .contiguous_offsets()
+        .expect("made contiguous first");
+    &tensor.storage::<f32>()[start..end]
+}
+
+#[cfg(test)]
+mod tests;

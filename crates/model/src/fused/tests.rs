@@ -1,0 +1,153 @@
+//! Every fused op against burn's plain ops: same outputs and same gradients.
+
+use burn::tensor::{Device, Tensor, TensorData, activation};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::{attention, gelu, math, plain_causal_attention};
+use crate::attention::split_heads;
+
+fn training_device() -> Device {
+    Device::flex().autodiff()
+}
+
+fn random(shape: [usize; 3], seed: u64) -> TensorData {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let n = shape.iter().product();
+    let values: Vec<f32> = (0..n).map(|_| rng.random_range(-2.0..2.0)).collect();
+    TensorData::new(values, shape)
+}
+
+fn max_abs_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
+    let a = a.into_data().try_to_vec::<f32>().unwrap();
+    let b = b.into_data().try_to_vec::<f32>().unwrap();
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(&b)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max)
+}
+
+/// Output and input gradients of `attend(q, k, v)` for q, k, v split into heads from
+/// `[batch, time, n_embd]` leaves (so the op sees strided views, as in the model), and an
+/// upstream gradient that weighs every output differently.
+fn attention_with_grads(
+    attend: impl Fn(Tensor<4>, Tensor<4>, Tensor<4>) -> Tensor<4>,
+    n_head: usize,
+) -> (Tensor<4>, [Tensor<3>; 3]) {
+    let device = training_device();
+    let shape = [2, 17, 24];
+    let leaves: [Tensor<3>; 3] =
+        [1, 2, 3].map(|seed| Tensor::from_data(random(shape, seed), &device).require_grad());
+    let [q, k, v] = leaves.clone().map(|x| split_heads(x, n_head));
+    let output = attend(q, k, v);
+    let weights = Tensor::<3>::from_data(random(shape, 4), &device);
+    let weights = split_heads(weights, n_head);
+    let grads = (output.clone() * weights).sum().backward();
+    let input_grads = leaves.map(|x| x.grad(&grads).expect("leaf gradient"));
+    (output, input_grads)
+}
+
+#[test]
+fn fused_attention_matches_plain_attention_and_its_gradients() {
+    let fused = |q: Tensor<4>, k: Tensor<4>, v: Tensor<4>| {
+        attention::causal_attention(&q, &k, &v).expect("flex autodiff takes the fused path")
+    };
+    for n_head in [1, 3, 4] {
+        let (fused_out, fused_grads) = attention_with_grads(fused, n_head);
+        let (plain_out, plain_grads) = attention_with_grads(plain_causal_attention, n_head);
+        let diff = max_abs_diff(fused_out, plain_out);
+        assert!(diff < 1e-5, "{n_head} heads: outputs differ by {diff}");
+        for (name, (fused, plain)) in ["query", "key", "value"]
+            .iter()
+            .zip(fused_grads.into_iter().zip(plain_grads))
+        {
+            let diff = max_abs_diff(fused, plain);
+            assert!(diff < 1e-5, "{n_head} heads: d{name} differs by {diff}");
+        }
+    }
+}
+
+#[test]
+fn fused_attention_never_lets_a_query_see_the_future() {
+    // Changing the keys and values after position 5 leaves outputs 0..=5 unchanged.
+    let device = training_device();
+    let shape = [1, 12, 8];
+    let q = split_heads(Tensor::from_data(random(shape, 1), &device), 2);
+    let run = |seed: u64| {
+        let mut kv = random(shape, 2).try_to_vec::<f32>().unwrap();
+        let other = random(shape, seed).try_to_vec::<f32>().unwrap();
+        kv[6 * 8..].copy_from_slice(&other[6 * 8..]);
+        let kv = split_heads(Tensor::from_data(TensorData::new(kv, shape), &device), 2);
+        attention::causal_attention(&q, &kv, &kv).unwrap()
+    };
+    let (a, b) = (run(10), run(11));
+    let past = |t: Tensor<4>| t.slice([0..1, 0..2, 0..6]);
+    assert_eq!(max_abs_diff(past(a.clone()), past(b.clone())), 0.0);
+    assert!(
+        max_abs_diff(a, b) > 1e-3,
+        "the future did change later outputs"
+    );
+}
+
+#[test]
+fn fused_ops_take_the_plain_path_off_flex_autodiff() {
+    #[allow(deprecated)] // ndarray: a backend the user asked for
+    let ndarray = Device::ndarray();
+    for device in [Device::flex(), ndarray.clone(), ndarray.autodiff()] {
+        let x = split_heads(Tensor::from_data(random([1, 4, 8], 1), &device), 2);
+        assert!(attention::causal_attention(&x, &x, &x).is_none());
+        assert!(gelu::gelu(&x).is_none());
+    }
+}
+
+#[test]
+fn fused_gelu_matches_plain_gelu_and_its_gradient() {
+    let device = training_device();
+    // -8..8 in steps of 1/64: the tails, zero, and everything between.
+    let values: Vec<f32> = (-512..=512).map(|i| i as f32 / 64.0).collect();
+    let n = values.len();
+    let run = |fused: bool| {
+        let x =
+            Tensor::<1>::from_data(TensorData::new(values.clone(), [n]), &device).require_grad();
+        let y = if fused {
+            gelu::gelu(&x).expect("flex autodiff takes the fused path")
+        } else {
+            activation::gelu(x.clone())
+        };
+        let upstream = Tensor::<3>::from_data(random([1, 1, n], 5), &device).reshape([n]);
+        let grads = (y.clone() * upstream).sum().backward();
+        (y, x.grad(&grads).unwrap())
+    };
+    let ((fused_y, fused_dx), (plain_y, plain_dx)) = (run(true), run(false));
+    let diff = max_abs_diff(fused_y, plain_y);
+    assert!(diff < 2e-6, "gelu differs by {diff}");
+    let diff = max_abs_diff(fused_dx, plain_dx);
+    assert!(diff < 2e-6, "gelu gradient differs by {diff}");
+}
+
+#[test]
+fn vectorised_exp_is_within_a_few_ulp() {
+    let mut worst = 0.0f32;
+    for i in -8700..8800 {
+        let x = i as f32 / 100.0 + 0.003;
+        let (fast, exact) = (math::exp(x), (x as f64).exp() as f32);
+        worst = worst.max(((fast - exact) / exact).abs());
+    }
+    assert!(worst < 4.0 * f32::EPSILON, "relative error {worst}");
+}
+
+#[test]
+fn shifted_exp_and_dot_match_their_definitions() {
+    let mut row: Vec<f32> = (0..19).map(|i| (i as f32 * 0.37).sin() * 3.0).collect();
+    let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    let expected: Vec<f32> = row.iter().map(|v| (v - max).exp()).collect();
+    let sum = math::exp_shifted(&mut row);
+    for (got, want) in row.iter().zip(&expected) {
+        assert!((got - want).abs() < 1e-6);
+    }
+    assert!((sum - expected.iter().sum::<f32>()).abs() < 1e-5);
+    let b: Vec<f32> = (0..19).map(|i| i as f32).collect();
+    let want: f32 = row.iter().zip(&b).map(|(a, b)| a * b).sum();
+    assert!((math::dot(&row, &b) - want).abs() < 1e-4);
+}
