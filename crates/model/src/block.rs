@@ -6,9 +6,10 @@ use burn::tensor::Tensor;
 
 use crate::attention::CausalSelfAttention;
 use crate::config::GptConfig;
+use crate::fused::layer_norm;
 use crate::init::Initializer;
 use crate::kv_cache::LayerCache;
-use crate::layers::layer_norm;
+use crate::layers;
 use crate::mlp::Mlp;
 
 #[derive(Module, Debug)]
@@ -23,9 +24,9 @@ pub struct Block {
 impl Block {
     pub fn new(config: &GptConfig, init: &mut Initializer) -> Self {
         Self {
-            ln_1: layer_norm(init, config.n_embd, config.bias),
+            ln_1: layers::layer_norm(init, config.n_embd, config.bias),
             attn: CausalSelfAttention::new(config, init),
-            ln_2: layer_norm(init, config.n_embd, config.bias),
+            ln_2: layers::layer_norm(init, config.n_embd, config.bias),
             mlp: Mlp::new(config, init),
             dropout: DropoutConfig::new(config.dropout).init(),
         }
@@ -35,8 +36,11 @@ impl Block {
         let x = x.clone()
             + self
                 .dropout
-                .forward(self.attn.forward(self.ln_1.forward(x)));
-        x.clone() + self.dropout.forward(self.mlp.forward(self.ln_2.forward(x)))
+                .forward(self.attn.forward(layer_norm(&self.ln_1, x)));
+        x.clone()
+            + self
+                .dropout
+                .forward(self.mlp.forward(layer_norm(&self.ln_2, x)))
     }
 
     /// Same as [`Block::forward`] for new tokens attending through a key/value cache.
@@ -44,16 +48,24 @@ impl Block {
         let x = x.clone()
             + self
                 .dropout
-                .forward(self.attn.forward_cached(self.ln_1.forward(x), cache));
-        x.clone() + self.dropout.forward(self.mlp.forward(self.ln_2.forward(x)))
+                .forward(self.attn.forward_cached(layer_norm(&self.ln_1, x), cache));
+        x.clone()
+            + self
+                .dropout
+                .forward(self.mlp.forward(layer_norm(&self.ln_2, x)))
     }
 
     /// Same as [`Block::forward`] through the explicit attention path; also returns the
     /// block's attention pattern `[batch, head, query, key]`.
     pub fn forward_explicit(&self, x: Tensor<3>) -> (Tensor<3>, Tensor<4>) {
-        let (attended, pattern) = self.attn.forward_explicit(self.ln_1.forward(x.clone()));
+        let (attended, pattern) = self
+            .attn
+            .forward_explicit(layer_norm(&self.ln_1, x.clone()));
         let x = x + self.dropout.forward(attended);
-        let x = x.clone() + self.dropout.forward(self.mlp.forward(self.ln_2.forward(x)));
+        let x = x.clone()
+            + self
+                .dropout
+                .forward(self.mlp.forward(layer_norm(&self.ln_2, x)));
         (x, pattern)
     }
 }

@@ -7,6 +7,7 @@ use burn::tensor::{Device, Int, Tensor};
 
 use crate::block::Block;
 use crate::config::{ConfigError, GptConfig};
+use crate::fused;
 use crate::init::Initializer;
 use crate::kv_cache::KvCache;
 use crate::layers::{INIT_STD, layer_norm, linear as init_linear};
@@ -106,7 +107,7 @@ impl Gpt {
     }
 
     fn unembed(&self, x: Tensor<3>) -> Tensor<3> {
-        let x = self.ln_f.forward(x);
+        let x = fused::layer_norm(&self.ln_f, x);
         match &self.unembedding {
             Some(unembedding) => unembedding.forward(x),
             None => linear(x, self.token_embedding.weight.val().transpose(), None),

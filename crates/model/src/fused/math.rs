@@ -45,7 +45,10 @@ pub fn exp(x: f32) -> f32 {
         * r
         + 0.5;
     let e_r = poly * r * r + r + 1.0;
-    e_r * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    // SAFETY: n is an integer in [-126, 127] after the clamp; `as i32` would also be correct
+    // but its saturation checks stop the loop from vectorising.
+    let n: i32 = unsafe { n.to_int_unchecked() };
+    e_r * f32::from_bits(((n + 127) as u32) << 23)
 }
 
 /// Φ(x) = ½(1 + erf(x/√2)) and φ(x) = e^(-x²/2)/√(2π) together: they share one `exp`.
@@ -122,4 +125,67 @@ pub fn lanes(values: &[f32], init: f32, op: impl Fn(f32, f32) -> f32 + Copy) -> 
         }
     }
     acc.iter().fold(tail, |a, &v| op(a, v))
+}
+
+vectorised! {
+    /// One row of LayerNorm: `y = (x − mean)/√(var + ε)·γ + β`. Returns (mean, 1/√(var + ε)).
+    pub fn layer_norm_row(x: &[f32], gamma: &[f32], beta: &[f32], epsilon: f32, y: &mut [f32]) -> (f32, f32) {
+        let n = x.len() as f32;
+        let mean = lanes(x, 0.0, |a, b| a + b) / n;
+        let mut centred_sq = [0.0f32; 8];
+        let chunks = x.chunks_exact(8);
+        let tail: f32 = chunks.remainder().iter().map(|v| (v - mean) * (v - mean)).sum();
+        for chunk in chunks {
+            for i in 0..8 {
+                centred_sq[i] += (chunk[i] - mean) * (chunk[i] - mean);
+            }
+        }
+        let var = (centred_sq.iter().sum::<f32>() + tail) / n;
+        let rstd = 1.0 / (var + epsilon).sqrt();
+        for (((y, &x), &g), &b) in y.iter_mut().zip(x).zip(gamma).zip(beta) {
+            *y = (x - mean) * rstd * g + b;
+        }
+        (mean, rstd)
+    }
+}
+
+vectorised! {
+    /// Backward of one LayerNorm row: writes dx and adds this row's share of dγ and dβ.
+    /// With x̂ = (x − mean)·rstd and g = dy·γ: dx = rstd·(g − mean(g) − x̂·mean(g·x̂)).
+    pub fn layer_norm_row_backward(
+        x: &[f32],
+        dy: &[f32],
+        gamma: &[f32],
+        stats: (f32, f32),
+        dx: &mut [f32],
+        d_gamma: &mut [f32],
+        d_beta: &mut [f32],
+    ) {
+        let (mean, rstd) = stats;
+        let n = x.len();
+        let (dy, gamma, dx) = (&dy[..n], &gamma[..n], &mut dx[..n]);
+        let (d_gamma, d_beta) = (&mut d_gamma[..n], &mut d_beta[..n]);
+        let (mut g_sum, mut gx_sum) = ([0.0f32; 8], [0.0f32; 8]);
+        let (x8, dy8, gamma8) = (x.chunks_exact(8), dy.chunks_exact(8), gamma.chunks_exact(8));
+        let (mut g_tail, mut gx_tail) = (0.0, 0.0);
+        for ((&x, &dy), &gamma) in x8.remainder().iter().zip(dy8.remainder()).zip(gamma8.remainder()) {
+            g_tail += dy * gamma;
+            gx_tail += dy * gamma * (x - mean) * rstd;
+        }
+        for ((x, dy), gamma) in x8.zip(dy8).zip(gamma8) {
+            for i in 0..8 {
+                let g = dy[i] * gamma[i];
+                g_sum[i] += g;
+                gx_sum[i] += g * (x[i] - mean) * rstd;
+            }
+        }
+        let g_mean = (g_sum.iter().sum::<f32>() + g_tail) / n as f32;
+        let gx_mean = (gx_sum.iter().sum::<f32>() + gx_tail) / n as f32;
+        for k in 0..n {
+            let x_hat = (x[k] - mean) * rstd;
+            dx[k] = rstd * (dy[k] * gamma[k] - g_mean - x_hat * gx_mean);
+            d_gamma[k] += dy[k] * x_hat;
+            d_beta[k] += dy[k];
+        }
+    }
 }

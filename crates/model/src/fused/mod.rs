@@ -2,13 +2,15 @@
 //!
 //! Under autodiff, burn builds causal attention from about a dozen tensor ops (matmul, scale,
 //! mask, softmax, matmul, and their backward passes), each a full pass over memory into a fresh
-//! buffer, and GELU calls libm's scalar `erff`. On `flex` with autodiff these run instead as one
-//! forward and one backward kernel each, written with the gemm crate burn-flex itself uses. Any
+//! buffer, LayerNorm from its parts (mean, variance, subtract, divide, scale, shift), and GELU
+//! calls libm's scalar `erff`. On `flex` with autodiff these run instead as
+//! one forward and one backward kernel each, written with the gemm crate burn-flex itself uses. Any
 //! other device, and `TINYGPT_PLAIN_OPS=1`, takes burn's plain ops; tests check that both paths
 //! give the same outputs and gradients.
 
 mod attention;
 mod gelu;
+mod layer_norm;
 mod math;
 
 use std::sync::OnceLock;
@@ -17,10 +19,13 @@ use burn::backend::Autodiff;
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
+use burn::nn::LayerNorm;
 use burn::tensor::activation;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{DType, Tensor};
+
+use crate::layers::LAYER_NORM_EPSILON;
 
 type FlexAutodiff = Autodiff<Flex>;
 
@@ -59,6 +64,22 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
         return output;
     }
     activation::gelu(x)
+}
+
+/// LayerNorm over the last dimension with the module's γ and β (ε = [`LAYER_NORM_EPSILON`]).
+pub fn layer_norm<const D: usize>(norm: &LayerNorm, x: Tensor<D>) -> Tensor<D> {
+    if enabled()
+        && let Some(beta) = &norm.beta
+        && let Some(output) = layer_norm::layer_norm(
+            &x,
+            &norm.gamma.val(),
+            &beta.val(),
+            LAYER_NORM_EPSILON as f32,
+        )
+    {
+        return output;
+    }
+    norm.forward(x)
 }
 
 /// The tensor's `flex`-with-autodiff primitive when it is an f32 tensor there, else `None`.

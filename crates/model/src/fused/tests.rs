@@ -4,7 +4,7 @@ use burn::tensor::{Device, Tensor, TensorData, activation};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::{attention, gelu, math, plain_causal_attention};
+use super::{attention, gelu, layer_norm, math, plain_causal_attention};
 use crate::attention::split_heads;
 
 fn training_device() -> Device {
@@ -98,6 +98,8 @@ fn fused_ops_take_the_plain_path_off_flex_autodiff() {
         let x = split_heads(Tensor::from_data(random([1, 4, 8], 1), &device), 2);
         assert!(attention::causal_attention(&x, &x, &x).is_none());
         assert!(gelu::gelu(&x).is_none());
+        let gamma = Tensor::<1>::ones([4], &device);
+        assert!(layer_norm::layer_norm(&x, &gamma, &gamma, 1e-5).is_none());
     }
 }
 
@@ -150,4 +152,50 @@ fn shifted_exp_and_dot_match_their_definitions() {
     let b: Vec<f32> = (0..19).map(|i| i as f32).collect();
     let want: f32 = row.iter().zip(&b).map(|(a, b)| a * b).sum();
     assert!((math::dot(&row, &b) - want).abs() < 1e-4);
+}
+
+#[test]
+fn fused_layer_norm_matches_plain_layer_norm_and_its_gradients() {
+    let device = training_device();
+    // 150 rows: more than one parallel task, and a last task that is not full. 20 columns: not
+    // a multiple of the eight vector lanes.
+    let shape = [3, 50, 20];
+    let run = |fused: bool| {
+        let mut norm =
+            crate::layers::layer_norm(&crate::init::Initializer::new(0, &device), 20, true);
+        let gamma: Tensor<3> = Tensor::from_data(random([1, 1, 20], 7), &device);
+        let beta: Tensor<3> = Tensor::from_data(random([1, 1, 20], 8), &device);
+        norm.gamma = burn::module::Param::from_tensor(gamma.reshape([20]));
+        norm.beta = Some(burn::module::Param::from_tensor(beta.reshape([20])));
+        // Rows with a large offset and a small spread test the variance's stability.
+        let x = Tensor::<3>::from_data(random(shape, 9), &device)
+            .mul_scalar(0.1)
+            .add_scalar(30.0);
+        let x = x.require_grad();
+        let y = if fused {
+            layer_norm::layer_norm(
+                &x,
+                &norm.gamma.val(),
+                &norm.beta.as_ref().unwrap().val(),
+                1e-5,
+            )
+            .expect("flex autodiff takes the fused path")
+        } else {
+            norm.forward(x.clone())
+        };
+        let upstream = Tensor::<3>::from_data(random(shape, 10), &device);
+        let grads = (y.clone() * upstream).sum().backward();
+        let d_gamma = norm.gamma.val().grad(&grads).unwrap();
+        let d_beta = norm.beta.as_ref().unwrap().val().grad(&grads).unwrap();
+        (y, x.grad(&grads).unwrap(), d_gamma, d_beta)
+    };
+    let (fused, plain) = (run(true), run(false));
+    let diff = max_abs_diff(fused.0, plain.0);
+    assert!(diff < 1e-4, "layer norm differs by {diff}");
+    let diff = max_abs_diff(fused.1, plain.1);
+    assert!(diff < 1e-3, "dx differs by {diff}");
+    let diff = max_abs_diff(fused.2, plain.2);
+    assert!(diff < 1e-3, "dgamma differs by {diff}");
+    let diff = max_abs_diff(fused.3, plain.3);
+    assert!(diff < 1e-4, "dbeta differs by {diff}");
 }
