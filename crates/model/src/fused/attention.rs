@@ -10,7 +10,9 @@
 //!
 //! The pattern is kept from the forward pass for the backward one, as burn's decomposed path
 //! does. The heads run in parallel, each through single-threaded gemm calls that read Q, K, V
-//! and dO in place whatever their strides (the head split is a strided view).
+//! and dO in place whatever their strides (the head split is a strided view). Queries go in
+//! tiles of 64, each multiplied only against the keys it may see, so long sequences skip
+//! nearly half of the products.
 
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -141,6 +143,15 @@ impl Matrix {
         }
     }
 
+    /// The submatrix from row `r` and column `c` on.
+    fn from(self, r: usize, c: usize) -> Self {
+        let offset = r as isize * self.row_stride + c as isize * self.col_stride;
+        Self {
+            ptr: self.ptr.wrapping_offset(offset),
+            ..self
+        }
+    }
+
     fn transpose(self) -> Self {
         Self {
             row_stride: self.col_stride,
@@ -150,11 +161,22 @@ impl Matrix {
     }
 }
 
-/// `out[m×n] = scale · lhs[m×k] · rhs[k×n]`, `out` dense row-major, on the calling thread.
-fn matmul(out: &mut [f32], m: usize, n: usize, k: usize, lhs: Matrix, rhs: Matrix, scale: f32) {
-    assert!(out.len() >= m * n);
-    // SAFETY: `out` holds m×n values; lhs and rhs point into live tensors whose layouts cover
-    // m×k and k×n elements at the given strides.
+/// `out[m×n] = scale · lhs[m×k] · rhs[k×n]`, `out` row-major with row stride `out_stride`, on
+/// the calling thread.
+#[allow(clippy::too_many_arguments)]
+fn matmul(
+    out: &mut [f32],
+    out_stride: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    lhs: Matrix,
+    rhs: Matrix,
+    scale: f32,
+) {
+    assert!(m == 0 || out.len() >= (m - 1) * out_stride + n);
+    // SAFETY: `out` holds the m×n values at that stride; lhs and rhs point into live tensors
+    // whose layouts cover m×k and k×n elements at the given strides.
     unsafe {
         gemm::gemm(
             m,
@@ -162,7 +184,7 @@ fn matmul(out: &mut [f32], m: usize, n: usize, k: usize, lhs: Matrix, rhs: Matri
             k,
             out.as_mut_ptr(),
             1,
-            n as isize,
+            out_stride as isize,
             false,
             lhs.ptr,
             lhs.col_stride,
@@ -178,6 +200,17 @@ fn matmul(out: &mut [f32], m: usize, n: usize, k: usize, lhs: Matrix, rhs: Matri
             gemm::Parallelism::None,
         );
     }
+}
+
+/// Query rows per tile. A tile of queries is multiplied only against the keys it may see, so
+/// the masked upper triangle is skipped a tile at a time.
+const TILE: usize = 64;
+
+/// `(start, end)` of each tile of `t` positions.
+fn tiles(t: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..t)
+        .step_by(TILE)
+        .map(move |start| (start, (start + TILE).min(t)))
 }
 
 fn dense(values: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
@@ -201,14 +234,21 @@ fn forward(
         .enumerate()
         .for_each(|(bh, (out, p))| {
             let (q, k, v) = (query.matrix(bh), key.matrix(bh), value.matrix(bh));
-            matmul(p, t, t, d, q, k.transpose(), scale);
+            for (q0, q1) in tiles(t) {
+                // Queries q0..q1 against keys 0..q1: every later key is masked for all of them.
+                let out = &mut p[q0 * t..];
+                matmul(out, t, q1 - q0, q1, d, q.from(q0, 0), k.transpose(), scale);
+            }
             for (i, row) in p.chunks_exact_mut(t).enumerate() {
                 let (seen, future) = row.split_at_mut(i + 1);
                 let sum = exp_shifted(seen);
                 seen.iter_mut().for_each(|x| *x /= sum);
                 future.fill(0.0);
             }
-            matmul(out, t, d, t, Matrix::dense(p, t), v, 1.0);
+            let p = Matrix::dense(p, t);
+            for (q0, q1) in tiles(t) {
+                matmul(&mut out[q0 * d..], d, q1 - q0, d, q1, p.from(q0, 0), v, 1.0);
+            }
         });
     (
         dense(output, [batch, n_head, t, d]),
@@ -244,9 +284,26 @@ fn backward(saved: &Saved, grad_output: &FlexTensor) -> [FlexTensor; 3] {
                     grad.matrix(bh),
                 );
                 let p_matrix = Matrix::dense(p, t);
-                matmul(dv, t, d, t, p_matrix.transpose(), d_out, 1.0);
+                for (k0, k1) in tiles(t) {
+                    // Keys k0..k1 were seen by queries k0.. only.
+                    let p_seen = p_matrix.from(k0, k0).transpose();
+                    let out = &mut dv[k0 * d..];
+                    matmul(out, d, k1 - k0, d, t - k0, p_seen, d_out.from(k0, 0), 1.0);
+                }
                 // dP, then dS in place, row by row over the keys each query saw.
-                matmul(d_scores, t, t, d, d_out, v.transpose(), 1.0);
+                for (q0, q1) in tiles(t) {
+                    let out = &mut d_scores[q0 * t..];
+                    matmul(
+                        out,
+                        t,
+                        q1 - q0,
+                        q1,
+                        d,
+                        d_out.from(q0, 0),
+                        v.transpose(),
+                        1.0,
+                    );
+                }
                 for (i, (dp, p)) in d_scores
                     .chunks_exact_mut(t)
                     .zip(p.chunks_exact(t))
@@ -261,8 +318,14 @@ fn backward(saved: &Saved, grad_output: &FlexTensor) -> [FlexTensor; 3] {
                     future.fill(0.0);
                 }
                 let ds = Matrix::dense(d_scores, t);
-                matmul(dq, t, d, t, ds, k, 1.0);
-                matmul(dk, t, d, t, ds.transpose(), q, 1.0);
+                for (q0, q1) in tiles(t) {
+                    matmul(&mut dq[q0 * d..], d, q1 - q0, d, q1, ds.from(q0, 0), k, 1.0);
+                }
+                for (k0, k1) in tiles(t) {
+                    let ds_seen = ds.from(k0, k0).transpose();
+                    let out = &mut dk[k0 * d..];
+                    matmul(out, d, k1 - k0, d, t - k0, ds_seen, q.from(k0, 0), 1.0);
+                }
             },
         );
     let shape = [batch, n_head, t, d];

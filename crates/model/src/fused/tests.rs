@@ -34,9 +34,10 @@ fn max_abs_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
 fn attention_with_grads(
     attend: impl Fn(Tensor<4>, Tensor<4>, Tensor<4>) -> Tensor<4>,
     n_head: usize,
+    time: usize,
 ) -> (Tensor<4>, [Tensor<3>; 3]) {
     let device = training_device();
-    let shape = [2, 17, 24];
+    let shape = [2, time, 24];
     let leaves: [Tensor<3>; 3] =
         [1, 2, 3].map(|seed| Tensor::from_data(random(shape, seed), &device).require_grad());
     let [q, k, v] = leaves.clone().map(|x| split_heads(x, n_head));
@@ -53,36 +54,44 @@ fn fused_attention_matches_plain_attention_and_its_gradients() {
     let fused = |q: Tensor<4>, k: Tensor<4>, v: Tensor<4>| {
         attention::causal_attention(&q, &k, &v).expect("flex autodiff takes the fused path")
     };
-    for n_head in [1, 3, 4] {
-        let (fused_out, fused_grads) = attention_with_grads(fused, n_head);
-        let (plain_out, plain_grads) = attention_with_grads(plain_causal_attention, n_head);
+    // 150 positions: two full query tiles and a partial one.
+    for (n_head, time) in [(1, 17), (3, 17), (4, 17), (2, 150)] {
+        let (fused_out, fused_grads) = attention_with_grads(fused, n_head, time);
+        let (plain_out, plain_grads) = attention_with_grads(plain_causal_attention, n_head, time);
         let diff = max_abs_diff(fused_out, plain_out);
-        assert!(diff < 1e-5, "{n_head} heads: outputs differ by {diff}");
+        assert!(
+            diff < 1e-5,
+            "{n_head} heads, {time} positions: outputs differ by {diff}"
+        );
         for (name, (fused, plain)) in ["query", "key", "value"]
             .iter()
             .zip(fused_grads.into_iter().zip(plain_grads))
         {
             let diff = max_abs_diff(fused, plain);
-            assert!(diff < 1e-5, "{n_head} heads: d{name} differs by {diff}");
+            assert!(
+                diff < 1e-5,
+                "{n_head} heads, {time} positions: d{name} differs by {diff}"
+            );
         }
     }
 }
 
 #[test]
 fn fused_attention_never_lets_a_query_see_the_future() {
-    // Changing the keys and values after position 5 leaves outputs 0..=5 unchanged.
+    // Changing the keys and values from position 70 on (inside the second query tile) leaves
+    // outputs 0..70 unchanged.
     let device = training_device();
-    let shape = [1, 12, 8];
+    let shape = [1, 130, 8];
     let q = split_heads(Tensor::from_data(random(shape, 1), &device), 2);
     let run = |seed: u64| {
         let mut kv = random(shape, 2).try_to_vec::<f32>().unwrap();
         let other = random(shape, seed).try_to_vec::<f32>().unwrap();
-        kv[6 * 8..].copy_from_slice(&other[6 * 8..]);
+        kv[70 * 8..].copy_from_slice(&other[70 * 8..]);
         let kv = split_heads(Tensor::from_data(TensorData::new(kv, shape), &device), 2);
         attention::causal_attention(&q, &kv, &kv).unwrap()
     };
     let (a, b) = (run(10), run(11));
-    let past = |t: Tensor<4>| t.slice([0..1, 0..2, 0..6]);
+    let past = |t: Tensor<4>| t.slice([0..1, 0..2, 0..70]);
     assert_eq!(max_abs_diff(past(a.clone()), past(b.clone())), 0.0);
     assert!(
         max_abs_diff(a, b) > 1e-3,
