@@ -13,6 +13,8 @@ use burn::tensor::Tensor;
 
 use crate::config::TrainConfig;
 
+mod flex;
+
 #[derive(Debug, Clone)]
 pub struct AdamW {
     beta1: f64,
@@ -89,50 +91,81 @@ impl ModuleMapper for Update<'_> {
         let shape = tensor.shape();
         let n = shape.num_elements();
         let weight = tensor.inner().reshape([n]);
-        let mut grad = grad.reshape([n]);
-        if let Some(scale) = &self.grad_scale {
-            grad = grad * scale.clone();
-        }
+        let grad = grad.reshape([n]);
 
         let AdamW {
-            beta1: b1,
-            beta2: b2,
+            beta1,
+            beta2,
             epsilon,
             ..
         } = *self.optim;
         let t = self.optim.steps as i32;
-        let key = self.path.join(".");
-        let moments = match self.optim.moments.remove(&key) {
-            Some(Moments { first, second }) => Moments {
-                first: first.mul_scalar(b1) + grad.clone().mul_scalar(1.0 - b1),
-                second: second.mul_scalar(b2) + grad.square().mul_scalar(1.0 - b2),
-            },
-            None => Moments {
-                first: grad.clone().mul_scalar(1.0 - b1),
-                second: grad.square().mul_scalar(1.0 - b2),
-            },
-        };
         // m̂ / (√v̂ + ε) with the bias corrections folded into two scalars (PyTorch's form):
         // lr·m/(1−β₁ᵗ) / (√v/√(1−β₂ᵗ) + ε) = [lr·√(1−β₂ᵗ)/(1−β₁ᵗ)] · m / (√v + ε·√(1−β₂ᵗ)).
         // Two fewer passes over every parameter than dividing the moments first.
-        let correction2 = (1.0 - b2.powi(t)).sqrt();
-        let step_size = self.lr * correction2 / (1.0 - b1.powi(t));
-        let step = moments.first.clone().mul_scalar(step_size)
-            / moments
-                .second
-                .clone()
-                .sqrt()
-                .add_scalar(epsilon * correction2);
-
+        let correction2 = (1.0 - beta2.powi(t)).sqrt();
         // Decay pulls weight matrices and embeddings towards zero; biases and LayerNorm
         // gains (1-D) are left alone, as in GPT-2 and nanoGPT.
         let decay = if D >= 2 { self.optim.weight_decay } else { 0.0 };
-        let weight = weight.mul_scalar(1.0 - self.lr * decay) - step;
+        let coefficients = Coefficients {
+            beta1,
+            beta2,
+            step_size: self.lr * correction2 / (1.0 - beta1.powi(t)),
+            epsilon: epsilon * correction2,
+            keep: 1.0 - self.lr * decay,
+        };
+        let key = self.path.join(".");
+        let previous = self.optim.moments.remove(&key);
+        let scale = self.grad_scale.as_ref();
+        let (weight, moments) = if tinygpt_model::fused::enabled() && flex::applies(&weight) {
+            flex::update(weight, grad, previous, scale, &coefficients)
+        } else {
+            update(weight, grad, previous, scale, &coefficients)
+        };
         self.optim.moments.insert(key, moments);
 
         let updated = Tensor::from_inner(weight.reshape(shape)).require_grad();
         Param::from_mapped_value(id, updated, mapper)
     }
+}
+
+/// The scalars of one parameter's update:
+/// `m ← β₁m + (1−β₁)g`, `v ← β₂v + (1−β₂)g²`, `w ← keep·w − step_size·m/(√v + ε)`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Coefficients {
+    beta1: f64,
+    beta2: f64,
+    step_size: f64,
+    epsilon: f64,
+    /// `1 − lr·weight_decay`.
+    keep: f64,
+}
+
+/// The update written with tensor ops (any device): the new weight and moments.
+fn update(
+    weight: Tensor<1>,
+    grad: Tensor<1>,
+    previous: Option<Moments>,
+    grad_scale: Option<&Tensor<1>>,
+    k: &Coefficients,
+) -> (Tensor<1>, Moments) {
+    let grad = match grad_scale {
+        Some(scale) => grad * scale.clone(),
+        None => grad,
+    };
+    let moments = match previous {
+        Some(Moments { first, second }) => Moments {
+            first: first.mul_scalar(k.beta1) + grad.clone().mul_scalar(1.0 - k.beta1),
+            second: second.mul_scalar(k.beta2) + grad.square().mul_scalar(1.0 - k.beta2),
+        },
+        None => Moments {
+            first: grad.clone().mul_scalar(1.0 - k.beta1),
+            second: grad.square().mul_scalar(1.0 - k.beta2),
+        },
+    };
+    let step = moments.first.clone().mul_scalar(k.step_size)
+        / moments.second.clone().sqrt().add_scalar(k.epsilon);
+    (weight.mul_scalar(k.keep) - step, moments)
 }
 
 /// The norm of all gradients together, `sqrt(Σ g²)`, as a `[1]` tensor on the device.
@@ -285,5 +318,74 @@ mod tests {
             (second[0] - 0.6f32.powi(2) * 0.5).abs() < 1e-6,
             "{second:?}"
         );
+    }
+
+    #[test]
+    fn one_pass_flex_update_matches_the_tensor_ops() {
+        let device = Device::flex();
+        let n = 40_000; // more than one parallel task, the last one partial
+        let values = |seed: u32| -> Tensor<1> {
+            let v: Vec<f32> = (0..n)
+                .map(|i| {
+                    ((i as u32).wrapping_mul(2_654_435_761) ^ seed) as f32 / u32::MAX as f32 - 0.5
+                })
+                .collect();
+            Tensor::from_data(TensorData::new(v, [n]), &device)
+        };
+        let k = Coefficients {
+            beta1: 0.9,
+            beta2: 0.95,
+            step_size: 1e-3 * (1.0f64 - 0.95f64.powi(2)).sqrt() / (1.0 - 0.9f64.powi(2)),
+            epsilon: 1e-8 * (1.0f64 - 0.95f64.powi(2)).sqrt(),
+            keep: 1.0 - 1e-3 * 0.1,
+        };
+        let scale = Tensor::<1>::from_data(TensorData::new(vec![0.7f32], [1]), &device);
+        let (weight, grad) = (values(1), values(2));
+        for previous in [
+            None,
+            Some(Moments {
+                first: values(3).mul_scalar(0.01),
+                second: values(4).abs().mul_scalar(1e-4),
+            }),
+        ] {
+            for grad_scale in [None, Some(&scale)] {
+                assert!(flex::applies(&weight));
+                let (w, m) = flex::update(
+                    weight.clone(),
+                    grad.clone(),
+                    previous.clone(),
+                    grad_scale,
+                    &k,
+                );
+                let (w_plain, m_plain) = update(
+                    weight.clone(),
+                    grad.clone(),
+                    previous.clone(),
+                    grad_scale,
+                    &k,
+                );
+                for (fused, plain) in [
+                    (w, w_plain),
+                    (m.first, m_plain.first),
+                    (m.second, m_plain.second),
+                ] {
+                    let (fused, plain) = (to_vec(fused), to_vec(plain));
+                    let diff = fused
+                        .iter()
+                        .zip(&plain)
+                        .map(|(a, b)| (a - b).abs())
+                        .fold(0.0, f32::max);
+                    assert!(diff <= 1e-9, "one-pass update differs by {diff}");
+                }
+            }
+        }
+        // Anything but flex takes the tensor ops.
+        #[allow(deprecated)] // ndarray: a backend the user asked for
+        let other = Tensor::<1>::zeros([4], &Device::ndarray());
+        assert!(!flex::applies(&other));
+        assert!(!flex::applies(&Tensor::<1>::zeros(
+            [4],
+            &Device::flex().autodiff()
+        )));
     }
 }
