@@ -286,6 +286,21 @@ pub fn optimizer_step(
     max_norm: f64,
     device: &Device,
 ) -> (Gpt, Tensor<1>, Tensor<1>) {
+    // Run the step on one of the CPU backends' worker threads. Called from outside the pool,
+    // every parallel op would hand its work to the pool and put this thread to sleep until it
+    // is done: a wake-up per op, a few hundred per step. From inside, this thread takes its
+    // own share of each op and only the other half changes hands.
+    rayon::scope(|_| step(model, optim, micro_batches, lr, max_norm, device))
+}
+
+fn step(
+    model: Gpt,
+    optim: &mut AdamW,
+    micro_batches: &[Batch],
+    lr: f64,
+    max_norm: f64,
+    device: &Device,
+) -> (Gpt, Tensor<1>, Tensor<1>) {
     let n = micro_batches.len() as f64;
     let mut accumulator = GradientsAccumulator::<Gpt>::new();
     let mut loss_sum: Option<Tensor<1>> = None;
