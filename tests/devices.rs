@@ -26,6 +26,11 @@ fn wgpu_available() -> bool {
     found
 }
 
+/// How far apart val losses may be after 20 steps on wgpu and on flex. wgpu is not bit-exact
+/// from run to run (on lavapipe two identical runs differed by 1.0e-3 at step 10), and flex
+/// differs from it by about as much, so the bound is a few times that.
+const WGPU_REPRODUCIBILITY: f64 = 5e-3;
+
 fn train(scratch: &Scratch, name: &str, device: &str, extra: &[&str]) -> Vec<serde_json::Value> {
     let out = scratch.str(name);
     let mut args = vec![
@@ -83,7 +88,7 @@ fn trains_and_samples_on_wgpu_like_on_the_cpu() {
     assert!(gpu[2] < gpu[0] - 0.5, "wgpu did not learn: {gpu:?}");
     for (g, c) in gpu.iter().zip(&cpu) {
         assert!(
-            (g - c).abs() < 1e-3,
+            (g - c).abs() < WGPU_REPRODUCIBILITY,
             "val loss wgpu {gpu:?} vs flex {cpu:?}"
         );
     }
@@ -109,7 +114,10 @@ fn checkpoints_move_between_wgpu_and_the_cpu() {
     for losses in [&gpu_then_cpu, &cpu_then_gpu] {
         assert_eq!(losses.len(), straight.len(), "{losses:?}");
         for (a, b) in losses.iter().zip(&straight) {
-            assert!((a - b).abs() < 1e-3, "{losses:?} vs straight {straight:?}");
+            assert!(
+                (a - b).abs() < WGPU_REPRODUCIBILITY,
+                "{losses:?} vs straight {straight:?}"
+            );
         }
     }
 }
