@@ -51,7 +51,7 @@ impl CausalSelfAttention {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let (query, key, value) = self.project(x);
         let heads = fused::causal_attention(query, key, value);
-        self.output.forward(merge_heads(heads))
+        fused::linear(&self.output, merge_heads(heads))
     }
 
     /// Explicit path, written as the math: returns the output and the attention pattern
@@ -98,9 +98,9 @@ impl CausalSelfAttention {
     fn project(&self, x: Tensor<3>) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
         let split = |t: Tensor<3>| split_heads(t, self.n_head);
         (
-            split(self.query.forward(x.clone())),
-            split(self.key.forward(x.clone())),
-            split(self.value.forward(x)),
+            split(fused::linear(&self.query, x.clone())),
+            split(fused::linear(&self.key, x.clone())),
+            split(fused::linear(&self.value, x)),
         )
     }
 }

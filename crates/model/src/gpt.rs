@@ -2,7 +2,6 @@
 
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Embedding, LayerNorm, Linear};
-use burn::tensor::module::linear;
 use burn::tensor::{Device, Int, Tensor};
 
 use crate::block::Block;
@@ -109,8 +108,8 @@ impl Gpt {
     fn unembed(&self, x: Tensor<3>) -> Tensor<3> {
         let x = fused::layer_norm(&self.ln_f, x);
         match &self.unembedding {
-            Some(unembedding) => unembedding.forward(x),
-            None => linear(x, self.token_embedding.weight.val().transpose(), None),
+            Some(unembedding) => fused::linear(unembedding, x),
+            None => fused::linear_with(x, self.token_embedding.weight.val().transpose(), None),
         }
     }
 }

@@ -5,7 +5,7 @@ use burn::nn::Linear;
 use burn::tensor::Tensor;
 
 use crate::config::GptConfig;
-use crate::fused::gelu;
+use crate::fused::{self, gelu};
 use crate::init::Initializer;
 use crate::layers::{INIT_STD, linear};
 
@@ -26,6 +26,6 @@ impl Mlp {
     }
 
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.down.forward(gelu(self.up.forward(x)))
+        fused::linear(&self.down, gelu(fused::linear(&self.up, x)))
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! Under autodiff, burn builds causal attention from about a dozen tensor ops (matmul, scale,
 //! mask, softmax, matmul, and their backward passes), each a full pass over memory into a fresh
-//! buffer, LayerNorm from its parts (mean, variance, subtract, divide, scale, shift), and GELU
+//! buffer, linear maps from a matmul into a zeroed-then-copied buffer plus a bias pass, LayerNorm from its parts (mean, variance, subtract, divide, scale, shift), and GELU
 //! calls libm's scalar `erff`. On `flex` with autodiff these run instead as
 //! one forward and one backward kernel each, written with the gemm crate burn-flex itself uses. Any
 //! other device, and `TINYGPT_PLAIN_OPS=1`, takes burn's plain ops; tests check that both paths
@@ -11,6 +11,7 @@
 mod attention;
 mod gelu;
 mod layer_norm;
+mod linear;
 mod math;
 
 use std::sync::OnceLock;
@@ -19,7 +20,7 @@ use burn::backend::Autodiff;
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
-use burn::nn::LayerNorm;
+use burn::nn::{LayerNorm, Linear};
 use burn::tensor::activation;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
@@ -64,6 +65,27 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
         return output;
     }
     activation::gelu(x)
+}
+
+/// The layer's `x·W + b` over the last dimension of `x`.
+pub fn linear<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
+    let bias = layer.bias.as_ref().map(|b| b.val());
+    linear_with(x, layer.weight.val(), bias)
+}
+
+/// `x·W (+ b)` over the last dimension of `x`, for a weight that is not a [`Linear`]'s (the
+/// tied unembedding).
+pub fn linear_with<const D: usize>(
+    x: Tensor<D>,
+    weight: Tensor<2>,
+    bias: Option<Tensor<1>>,
+) -> Tensor<D> {
+    if enabled()
+        && let Some(output) = linear::linear(&x, &weight, bias.as_ref())
+    {
+        return output;
+    }
+    burn::tensor::module::linear(x, weight, bias)
 }
 
 /// LayerNorm over the last dimension with the module's γ and β (ε = [`LAYER_NORM_EPSILON`]).

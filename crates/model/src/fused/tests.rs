@@ -4,7 +4,7 @@ use burn::tensor::{Device, Tensor, TensorData, activation};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::{attention, gelu, layer_norm, math, plain_causal_attention};
+use super::{attention, gelu, layer_norm, linear, math, plain_causal_attention};
 use crate::attention::split_heads;
 
 fn training_device() -> Device {
@@ -109,6 +109,8 @@ fn fused_ops_take_the_plain_path_off_flex_autodiff() {
         assert!(gelu::gelu(&x).is_none());
         let gamma = Tensor::<1>::ones([4], &device);
         assert!(layer_norm::layer_norm(&x, &gamma, &gamma, 1e-5).is_none());
+        let weight = Tensor::<2>::ones([4, 3], &device);
+        assert!(linear::linear(&x, &weight, None).is_none());
     }
 }
 
@@ -207,4 +209,77 @@ fn fused_layer_norm_matches_plain_layer_norm_and_its_gradients() {
     assert!(diff < 1e-3, "dgamma differs by {diff}");
     let diff = max_abs_diff(fused.3, plain.3);
     assert!(diff < 1e-4, "dbeta differs by {diff}");
+}
+
+/// Output and gradients (x, W, b) of `x·W + b` through the fused op or burn's `linear`. With
+/// `transposed`, W is the transpose of a `[d_out, d_in]` leaf, as for the tied unembedding.
+fn linear_with_grads(
+    fused: bool,
+    [batch, time, d_in, d_out]: [usize; 4],
+    bias: bool,
+    transposed: bool,
+) -> Vec<Tensor<3>> {
+    let device = training_device();
+    let x = Tensor::<3>::from_data(random([batch, time, d_in], 11), &device).require_grad();
+    let leaf_shape = if transposed {
+        [1, d_out, d_in]
+    } else {
+        [1, d_in, d_out]
+    };
+    let w_leaf = Tensor::<3>::from_data(random(leaf_shape, 12), &device)
+        .reshape([leaf_shape[1], leaf_shape[2]])
+        .require_grad();
+    let weight = if transposed {
+        w_leaf.clone().transpose()
+    } else {
+        w_leaf.clone()
+    };
+    let b = bias.then(|| {
+        Tensor::<3>::from_data(random([1, 1, d_out], 13), &device)
+            .reshape([d_out])
+            .require_grad()
+    });
+    let y = if fused {
+        linear::linear(&x, &weight, b.as_ref()).expect("flex autodiff takes the fused path")
+    } else {
+        burn::tensor::module::linear(x.clone(), weight, b.clone())
+    };
+    let upstream = Tensor::<3>::from_data(random([batch, time, d_out], 14), &device);
+    let grads = (y.clone() * upstream).sum().backward();
+    let mut out = vec![
+        y,
+        x.grad(&grads).unwrap(),
+        w_leaf.grad(&grads).unwrap().unsqueeze(),
+    ];
+    if let Some(b) = b {
+        out.push(b.grad(&grads).unwrap().unsqueeze());
+    }
+    out
+}
+
+#[test]
+fn fused_linear_matches_plain_linear_and_its_gradients() {
+    // A small product (one thread), the default shape's (gemm on all threads), and the tied
+    // unembedding: no bias, W a transposed view.
+    for (dims, bias, transposed) in [
+        ([3, 50, 20, 36], true, false),
+        ([32, 64, 128, 128], true, false),
+        ([4, 16, 32, 65], false, true),
+    ] {
+        let fused = linear_with_grads(true, dims, bias, transposed);
+        let plain = linear_with_grads(false, dims, bias, transposed);
+        assert_eq!(fused.len(), plain.len());
+        for (name, (f, p)) in ["y", "dx", "dW", "db"]
+            .iter()
+            .zip(fused.into_iter().zip(plain))
+        {
+            assert_eq!(f.dims(), p.dims(), "{name} shape for {dims:?}");
+            let scale = p.clone().abs().max().into_scalar::<f32>().max(1.0);
+            let diff = max_abs_diff(f, p);
+            assert!(
+                diff < 2e-6 * scale,
+                "{name} differs by {diff} (scale {scale}) for {dims:?}"
+            );
+        }
+    }
 }
