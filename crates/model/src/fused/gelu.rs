@@ -1,7 +1,9 @@
 //! GELU as one vectorised pass forward and one backward on `flex` with autodiff.
 //!
-//! burn-flex computes the exact GELU with libm's scalar `erff`, one value at a time; this op
-//! keeps the exact (erf) form but evaluates it eight lanes wide (see [`super::math`]).
+//! burn-flex computes the exact GELU with libm's scalar `erff`, one value at a time, and again
+//! in the backward pass. This op keeps the exact (erf) form but evaluates it eight lanes wide
+//! (see [`super::math`]), once: the forward pass also writes the derivative
+//! `Φ(x) + x·φ(x)`, and the backward pass is one multiplication.
 
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -12,7 +14,7 @@ use burn::backend::flex::FlexTensor;
 use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
-use super::math::{gelu_backward, gelu_forward};
+use super::math::gelu_forward;
 use super::{FlexAutodiff, on_flex_autodiff, values};
 
 /// Values per parallel task: big enough to amortise the hand-off.
@@ -22,18 +24,21 @@ const CHUNK: usize = 1 << 14;
 pub(super) fn gelu<const D: usize>(x: &Tensor<D>) -> Option<Tensor<D>> {
     let x = on_flex_autodiff(x)?;
     let input = x.primitive().to_contiguous();
-    let mut output = vec![0.0f32; input.layout().num_elements()];
+    let n = input.layout().num_elements();
+    let (mut output, mut derivative) = (vec![0.0f32; n], vec![0.0f32; n]);
     output
         .par_chunks_mut(CHUNK)
+        .zip(derivative.par_chunks_mut(CHUNK))
         .zip(values(&input).par_chunks(CHUNK))
-        .for_each(|(y, x)| gelu_forward(x, y));
+        .for_each(|((y, d), x)| gelu_forward(x, y, d));
     let output = same_shape(output, &input);
+    let derivative = same_shape(derivative, &input);
     let output = match Gelu
         .prepare::<NoCheckpointing>([x.node()])
         .compute_bound()
         .stateful()
     {
-        OpsKind::Tracked(prep) => prep.finish(input, output),
+        OpsKind::Tracked(prep) => prep.finish(derivative, output),
         OpsKind::UnTracked(prep) => prep.finish(output),
     };
     Some(Tensor::from_primitive::<FlexAutodiff>(output))
@@ -47,19 +52,23 @@ fn same_shape(values: Vec<f32>, like: &FlexTensor) -> FlexTensor {
 struct Gelu;
 
 impl Backward<Flex, 1> for Gelu {
-    /// The (contiguous) input.
+    /// The derivative at each input, `Φ(x) + x·φ(x)`.
     type State = FlexTensor;
 
     fn backward(self, ops: Ops<FlexTensor, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         let grad_output = grads.consume::<Flex>(&ops.node).to_contiguous();
         let [parent] = ops.parents;
         let Some(node) = parent else { return };
-        let input = ops.state;
-        let mut grad = vec![0.0f32; input.layout().num_elements()];
+        let derivative = ops.state;
+        let mut grad = vec![0.0f32; derivative.layout().num_elements()];
         grad.par_chunks_mut(CHUNK)
-            .zip(values(&input).par_chunks(CHUNK))
+            .zip(values(&derivative).par_chunks(CHUNK))
             .zip(values(&grad_output).par_chunks(CHUNK))
-            .for_each(|((dx, x), dy)| gelu_backward(x, dy, dx));
-        grads.register::<Flex>(node.id, same_shape(grad, &input));
+            .for_each(|((dx, d), dy)| {
+                for ((dx, d), dy) in dx.iter_mut().zip(d).zip(dy) {
+                    *dx = dy * d;
+                }
+            });
+        grads.register::<Flex>(node.id, same_shape(grad, &derivative));
     }
 }

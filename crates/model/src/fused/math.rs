@@ -68,20 +68,13 @@ fn normal_cdf_pdf(x: f32) -> (f32, f32) {
 }
 
 vectorised! {
-    /// `y = x·Φ(x)`, the exact (erf) GELU.
-    pub fn gelu_forward(x: &[f32], y: &mut [f32]) {
-        for (y, &x) in y.iter_mut().zip(x) {
-            *y = x * normal_cdf_pdf(x).0;
-        }
-    }
-}
-
-vectorised! {
-    /// `dx = dy·(Φ(x) + x·φ(x))`, the derivative of [`gelu_forward`].
-    pub fn gelu_backward(x: &[f32], dy: &[f32], dx: &mut [f32]) {
-        for ((dx, &x), &dy) in dx.iter_mut().zip(x).zip(dy) {
+    /// `y = x·Φ(x)`, the exact (erf) GELU, and its derivative `Φ(x) + x·φ(x)` for the
+    /// backward pass (both come out of one evaluation of Φ and φ).
+    pub fn gelu_forward(x: &[f32], y: &mut [f32], derivative: &mut [f32]) {
+        for ((y, d), &x) in y.iter_mut().zip(derivative).zip(x) {
             let (cdf, pdf) = normal_cdf_pdf(x);
-            *dx = dy * (cdf + x * pdf);
+            *y = x * cdf;
+            *d = cdf + x * pdf;
         }
     }
 }
