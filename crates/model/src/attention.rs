@@ -47,11 +47,33 @@ impl CausalSelfAttention {
         }
     }
 
-    /// Fast path for training and sampling: one fused causal attention op (see [`fused`]).
+    /// Fast path for training and sampling. Training on `flex` projects queries, keys and
+    /// values with one product and runs one fused attention op (see [`fused`]); elsewhere
+    /// burn's attention op with the causal flag.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let (query, key, value) = self.project(x);
-        let heads = fused::causal_attention(query, key, value);
+        let heads = if fused::applies(&x) {
+            // One product gives queries, keys and values side by side: [batch, time, 3·n_embd].
+            let qkv = fused::linear_with(x, self.packed_weight(), self.packed_bias());
+            fused::causal_self_attention(qkv, self.n_head)
+        } else {
+            let (query, key, value) = self.project(x);
+            fused::plain_causal_attention(query, key, value)
+        };
         fused::linear(&self.output, merge_heads(heads))
+    }
+
+    /// `[W_query | W_key | W_value]`, `[n_embd, 3·n_embd]`.
+    fn packed_weight(&self) -> Tensor<2> {
+        let weights = [&self.query, &self.key, &self.value].map(|l| l.weight.val());
+        Tensor::cat(weights.to_vec(), 1)
+    }
+
+    /// The three biases side by side, when the projections have them.
+    fn packed_bias(&self) -> Option<Tensor<1>> {
+        let biases =
+            [&self.query, &self.key, &self.value].map(|l| l.bias.as_ref().map(|b| b.val()));
+        let biases: Option<Vec<Tensor<1>>> = biases.into_iter().collect();
+        biases.map(|b| Tensor::cat(b, 0))
     }
 
     /// Explicit path, written as the math: returns the output and the attention pattern

@@ -8,8 +8,9 @@
 //!           dQ = dS·K,   dK = dSᵀ·Q
 //! ```
 //!
-//! The pattern is kept from the forward pass for the backward one, as burn's decomposed path
-//! does. The heads run in parallel, each through single-threaded gemm calls that read Q, K, V
+//! Queries, keys and values arrive packed side by side, `[batch, time, 3·n_embd]`, from one
+//! projection, and their gradient leaves the same way. The pattern is kept from the forward
+//! pass for the backward one, as burn's decomposed path does. The heads run in parallel, each through single-threaded gemm calls that read Q, K, V
 //! and dO in place whatever their strides (the head split is a strided view). Queries go in
 //! tiles of 64, each multiplied only against the keys it may see, so long sequences skip
 //! nearly half of the products.
@@ -19,42 +20,33 @@ use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::flex::FlexTensor;
-use burn::tensor::{Tensor, TensorData};
+use burn::backend::flex::{FlexTensor, Layout};
+use burn::tensor::{Shape, Tensor, TensorData};
 use rayon::prelude::*;
 
 use super::math::{dot, exp_shifted};
 use super::{FlexAutodiff, on_flex_autodiff};
 
-/// `Some(attention output)` when all three inputs are f32 tensors on `flex` with autodiff and
-/// the keys are the queries' own sequence; `None` sends the caller to the plain path.
-pub(super) fn causal_attention(
-    query: &Tensor<4>,
-    key: &Tensor<4>,
-    value: &Tensor<4>,
-) -> Option<Tensor<4>> {
-    if query.dims() != key.dims() || key.dims() != value.dims() {
-        return None;
-    }
-    let (query, key, value) = (
-        on_flex_autodiff(query)?,
-        on_flex_autodiff(key)?,
-        on_flex_autodiff(value)?,
-    );
-    let [.., d_head] = query.primitive().layout().shape().dims::<4>();
+/// `Some(heads)`, `[batch, head, time, d_head]`, when `qkv` (queries, keys and values side by
+/// side, `[batch, time, 3·n_embd]`) is an f32 tensor on `flex` with autodiff; `None` sends
+/// the caller to the plain path.
+pub(super) fn causal_attention(qkv: &Tensor<3>, n_head: usize) -> Option<Tensor<4>> {
+    let qkv_autodiff = on_flex_autodiff(qkv)?;
+    let packed = qkv_autodiff.primitive().to_contiguous();
+    let [.., width] = packed.layout().shape().dims::<3>();
+    let d_head = width / 3 / n_head;
     let scale = 1.0 / (d_head as f32).sqrt();
-    let (q, k, v) = (query.primitive(), key.primitive(), value.primitive());
-    let (output, pattern) = forward(q, k, v, scale);
+    let [query, key, value] = [0, 1, 2].map(|part| heads_view(&packed, part, n_head));
+    let (output, pattern) = forward(&query, &key, &value, scale);
     let output = match CausalAttention
-        .prepare::<NoCheckpointing>([query.node(), key.node(), value.node()])
+        .prepare::<NoCheckpointing>([qkv_autodiff.node()])
         .compute_bound()
         .stateful()
     {
         OpsKind::Tracked(prep) => {
             let saved = Saved {
-                query: q.clone(),
-                key: k.clone(),
-                value: v.clone(),
+                qkv: packed,
+                n_head,
                 pattern,
                 scale,
             };
@@ -65,29 +57,39 @@ pub(super) fn causal_attention(
     Some(Tensor::from_primitive::<FlexAutodiff>(output))
 }
 
+/// Part `part` (0 queries, 1 keys, 2 values) of a contiguous `[batch, time, 3·n_embd]` tensor
+/// as a `[batch, head, time, d_head]` view of the same buffer.
+fn heads_view(packed: &FlexTensor, part: usize, n_head: usize) -> FlexTensor {
+    let layout = packed.layout();
+    let [batch, t, width] = layout.shape().dims::<3>();
+    let c = width / 3;
+    let d = c / n_head;
+    let strides = vec![(t * width) as isize, d as isize, width as isize, 1];
+    let start = layout.start_offset() + part * c;
+    let view = Layout::new(Shape::new([batch, n_head, t, d]), strides, start);
+    packed.clone().with_layout(view)
+}
+
 #[derive(Debug)]
 struct CausalAttention;
 
-/// What the backward pass reads: the inputs and the attention pattern.
+/// What the backward pass reads: the packed projections and the attention pattern.
 #[derive(Debug, Clone)]
 struct Saved {
-    query: FlexTensor,
-    key: FlexTensor,
-    value: FlexTensor,
+    qkv: FlexTensor,
+    n_head: usize,
     pattern: FlexTensor,
     scale: f32,
 }
 
-impl Backward<Flex, 3> for CausalAttention {
+impl Backward<Flex, 1> for CausalAttention {
     type State = Saved;
 
-    fn backward(self, ops: Ops<Saved, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+    fn backward(self, ops: Ops<Saved, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         let grad_output = grads.consume::<Flex>(&ops.node);
-        let [d_query, d_key, d_value] = backward(&ops.state, &grad_output);
-        for (parent, grad) in ops.parents.into_iter().zip([d_query, d_key, d_value]) {
-            if let Some(node) = parent {
-                grads.register::<Flex>(node.id, grad);
-            }
+        let [parent] = ops.parents;
+        if let Some(node) = parent {
+            grads.register::<Flex>(node.id, backward(&ops.state, &grad_output));
         }
     }
 }
@@ -256,26 +258,26 @@ fn forward(
     )
 }
 
-/// Gradients with respect to query, key and value, each `[batch, head, time, d_head]`.
-fn backward(saved: &Saved, grad_output: &FlexTensor) -> [FlexTensor; 3] {
-    let [batch, n_head, t, d] = saved.query.layout().shape().dims::<4>();
+/// The gradient with respect to the packed projections, `[batch, time, 3·n_embd]`: each
+/// sequence's dQ, dK and dV are written straight into their columns.
+fn backward(saved: &Saved, grad_output: &FlexTensor) -> FlexTensor {
+    let [batch, t, width] = saved.qkv.layout().shape().dims::<3>();
+    let (c, n_head) = (width / 3, saved.n_head);
+    let d = c / n_head;
+    let [q_view, k_view, v_view] = [0, 1, 2].map(|part| heads_view(&saved.qkv, part, n_head));
     let (query, key, value, grad) = (
-        Heads::of(&saved.query),
-        Heads::of(&saved.key),
-        Heads::of(&saved.value),
+        Heads::of(&q_view),
+        Heads::of(&k_view),
+        Heads::of(&v_view),
         Heads::of(grad_output),
     );
     let pattern = saved.pattern.storage::<f32>();
-    let size = batch * n_head * t * d;
-    let (mut d_query, mut d_key, mut d_value) = (vec![0.0; size], vec![0.0; size], vec![0.0; size]);
-    d_query
-        .par_chunks_mut(t * d)
-        .zip(d_key.par_chunks_mut(t * d))
-        .zip(d_value.par_chunks_mut(t * d))
-        .enumerate()
-        .for_each_init(
-            || vec![0.0f32; t * t],
-            |d_scores, (bh, ((dq, dk), dv))| {
+    let mut d_qkv = vec![0.0f32; batch * t * width];
+    d_qkv.par_chunks_mut(t * width).enumerate().for_each_init(
+        || vec![0.0f32; t * t],
+        |d_scores, (b, d_sequence)| {
+            for h in 0..n_head {
+                let bh = b * n_head + h;
                 let p = &pattern[bh * t * t..(bh + 1) * t * t];
                 let (q, k, v, d_out) = (
                     query.matrix(bh),
@@ -283,12 +285,23 @@ fn backward(saved: &Saved, grad_output: &FlexTensor) -> [FlexTensor; 3] {
                     value.matrix(bh),
                     grad.matrix(bh),
                 );
+                // This head's columns of dQ, dK and dV in the sequence's rows.
+                let (q_col, k_col, v_col) = (h * d, c + h * d, 2 * c + h * d);
                 let p_matrix = Matrix::dense(p, t);
                 for (k0, k1) in tiles(t) {
                     // Keys k0..k1 were seen by queries k0.. only.
                     let p_seen = p_matrix.from(k0, k0).transpose();
-                    let out = &mut dv[k0 * d..];
-                    matmul(out, d, k1 - k0, d, t - k0, p_seen, d_out.from(k0, 0), 1.0);
+                    let out = &mut d_sequence[k0 * width + v_col..];
+                    matmul(
+                        out,
+                        width,
+                        k1 - k0,
+                        d,
+                        t - k0,
+                        p_seen,
+                        d_out.from(k0, 0),
+                        1.0,
+                    );
                 }
                 // dP, then dS in place, row by row over the keys each query saw.
                 for (q0, q1) in tiles(t) {
@@ -319,19 +332,16 @@ fn backward(saved: &Saved, grad_output: &FlexTensor) -> [FlexTensor; 3] {
                 }
                 let ds = Matrix::dense(d_scores, t);
                 for (q0, q1) in tiles(t) {
-                    matmul(&mut dq[q0 * d..], d, q1 - q0, d, q1, ds.from(q0, 0), k, 1.0);
+                    let out = &mut d_sequence[q0 * width + q_col..];
+                    matmul(out, width, q1 - q0, d, q1, ds.from(q0, 0), k, 1.0);
                 }
                 for (k0, k1) in tiles(t) {
                     let ds_seen = ds.from(k0, k0).transpose();
-                    let out = &mut dk[k0 * d..];
-                    matmul(out, d, k1 - k0, d, t - k0, ds_seen, q.from(k0, 0), 1.0);
+                    let out = &mut d_sequence[k0 * width + k_col..];
+                    matmul(out, width, k1 - k0, d, t - k0, ds_seen, q.from(k0, 0), 1.0);
                 }
-            },
-        );
-    let shape = [batch, n_head, t, d];
-    [
-        dense(d_query, shape),
-        dense(d_key, shape),
-        dense(d_value, shape),
-    ]
+            }
+        },
+    );
+    FlexTensor::from_data(TensorData::new(d_qkv, [batch, t, width]))
 }

@@ -26,6 +26,7 @@ use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{DType, Tensor};
 
+use crate::attention::split_heads;
 use crate::layers::LAYER_NORM_EPSILON;
 
 type FlexAutodiff = Autodiff<Flex>;
@@ -37,13 +38,24 @@ pub fn enabled() -> bool {
     *ENABLED.get_or_init(|| std::env::var("TINYGPT_PLAIN_OPS").map_or(true, |v| v == "0"))
 }
 
-/// Causal attention `softmax(QKᵀ/√d_head, future masked)·V` over `[batch, head, time, d_head]`.
-pub fn causal_attention(query: Tensor<4>, key: Tensor<4>, value: Tensor<4>) -> Tensor<4> {
+/// Whether tensors like `x` take the fused ops: f32 on `flex` with autodiff, fused ops on.
+pub fn applies<const D: usize>(x: &Tensor<D>) -> bool {
+    enabled() && on_flex_autodiff(x).is_some()
+}
+
+/// Causal self-attention `softmax(QKᵀ/√d_head, future masked)·V` per head, from queries, keys
+/// and values packed side by side, `[batch, time, 3·n_embd]`. Returns the heads' outputs,
+/// `[batch, head, time, d_head]`.
+pub fn causal_self_attention(qkv: Tensor<3>, n_head: usize) -> Tensor<4> {
     if enabled()
-        && let Some(output) = attention::causal_attention(&query, &key, &value)
+        && let Some(output) = attention::causal_attention(&qkv, n_head)
     {
         return output;
     }
+    let [.., width] = qkv.dims();
+    let c = width / 3;
+    let [query, key, value] =
+        [0, 1, 2].map(|part| split_heads(qkv.clone().narrow(2, part * c, c), n_head));
     plain_causal_attention(query, key, value)
 }
 

@@ -28,51 +28,44 @@ fn max_abs_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
         .fold(0.0, f32::max)
 }
 
-/// Output and input gradients of `attend(q, k, v)` for q, k, v split into heads from
-/// `[batch, time, n_embd]` leaves (so the op sees strided views, as in the model), and an
+/// The heads' outputs and the gradient with respect to packed `[batch, time, 3·n_embd]`
+/// projections, through the fused op or through narrow + split + burn's attention, with an
 /// upstream gradient that weighs every output differently.
-fn attention_with_grads(
-    attend: impl Fn(Tensor<4>, Tensor<4>, Tensor<4>) -> Tensor<4>,
-    n_head: usize,
-    time: usize,
-) -> (Tensor<4>, [Tensor<3>; 3]) {
+fn attention_with_grads(fused: bool, n_head: usize, time: usize) -> (Tensor<4>, Tensor<3>) {
     let device = training_device();
-    let shape = [2, time, 24];
-    let leaves: [Tensor<3>; 3] =
-        [1, 2, 3].map(|seed| Tensor::from_data(random(shape, seed), &device).require_grad());
-    let [q, k, v] = leaves.clone().map(|x| split_heads(x, n_head));
-    let output = attend(q, k, v);
-    let weights = Tensor::<3>::from_data(random(shape, 4), &device);
-    let weights = split_heads(weights, n_head);
+    let c = 24;
+    let qkv = Tensor::<3>::from_data(random([2, time, 3 * c], 1), &device).require_grad();
+    let output = if fused {
+        attention::causal_attention(&qkv, n_head).expect("flex autodiff takes the fused path")
+    } else {
+        let [q, k, v] =
+            [0, 1, 2].map(|part| split_heads(qkv.clone().narrow(2, part * c, c), n_head));
+        plain_causal_attention(q, k, v)
+    };
+    let weights = split_heads(
+        Tensor::<3>::from_data(random([2, time, c], 4), &device),
+        n_head,
+    );
     let grads = (output.clone() * weights).sum().backward();
-    let input_grads = leaves.map(|x| x.grad(&grads).expect("leaf gradient"));
-    (output, input_grads)
+    (output, qkv.grad(&grads).expect("leaf gradient"))
 }
 
 #[test]
 fn fused_attention_matches_plain_attention_and_its_gradients() {
-    let fused = |q: Tensor<4>, k: Tensor<4>, v: Tensor<4>| {
-        attention::causal_attention(&q, &k, &v).expect("flex autodiff takes the fused path")
-    };
     // 150 positions: two full query tiles and a partial one.
     for (n_head, time) in [(1, 17), (3, 17), (4, 17), (2, 150)] {
-        let (fused_out, fused_grads) = attention_with_grads(fused, n_head, time);
-        let (plain_out, plain_grads) = attention_with_grads(plain_causal_attention, n_head, time);
+        let (fused_out, fused_grad) = attention_with_grads(true, n_head, time);
+        let (plain_out, plain_grad) = attention_with_grads(false, n_head, time);
         let diff = max_abs_diff(fused_out, plain_out);
         assert!(
             diff < 1e-5,
             "{n_head} heads, {time} positions: outputs differ by {diff}"
         );
-        for (name, (fused, plain)) in ["query", "key", "value"]
-            .iter()
-            .zip(fused_grads.into_iter().zip(plain_grads))
-        {
-            let diff = max_abs_diff(fused, plain);
-            assert!(
-                diff < 1e-5,
-                "{n_head} heads, {time} positions: d{name} differs by {diff}"
-            );
-        }
+        let diff = max_abs_diff(fused_grad, plain_grad);
+        assert!(
+            diff < 1e-5,
+            "{n_head} heads, {time} positions: dqkv differs by {diff}"
+        );
     }
 }
 
@@ -81,14 +74,17 @@ fn fused_attention_never_lets_a_query_see_the_future() {
     // Changing the keys and values from position 70 on (inside the second query tile) leaves
     // outputs 0..70 unchanged.
     let device = training_device();
-    let shape = [1, 130, 8];
-    let q = split_heads(Tensor::from_data(random(shape, 1), &device), 2);
+    let (time, c) = (130, 8);
     let run = |seed: u64| {
-        let mut kv = random(shape, 2).try_to_vec::<f32>().unwrap();
-        let other = random(shape, seed).try_to_vec::<f32>().unwrap();
-        kv[70 * 8..].copy_from_slice(&other[70 * 8..]);
-        let kv = split_heads(Tensor::from_data(TensorData::new(kv, shape), &device), 2);
-        attention::causal_attention(&q, &kv, &kv).unwrap()
+        let mut qkv = random([1, time, 3 * c], 2).try_to_vec::<f32>().unwrap();
+        let other = random([1, time, 3 * c], seed).try_to_vec::<f32>().unwrap();
+        for t in 70..time {
+            let row = t * 3 * c;
+            // Keys and values only: the queries stay.
+            qkv[row + c..row + 3 * c].copy_from_slice(&other[row + c..row + 3 * c]);
+        }
+        let qkv = Tensor::from_data(TensorData::new(qkv, [1, time, 3 * c]), &device);
+        attention::causal_attention(&qkv, 2).unwrap()
     };
     let (a, b) = (run(10), run(11));
     let past = |t: Tensor<4>| t.slice([0..1, 0..2, 0..70]);
@@ -100,12 +96,59 @@ fn fused_attention_never_lets_a_query_see_the_future() {
 }
 
 #[test]
+fn packed_projection_attention_matches_the_explicit_path_with_weight_gradients() {
+    // The model's fast path on flex with autodiff (one packed QKV product, fused attention,
+    // fused linear maps) against its explicit path, written as the math.
+    let device = training_device();
+    let config = crate::GptConfig {
+        vocab_size: 10,
+        block_size: 32,
+        n_layer: 2,
+        n_head: 3,
+        n_embd: 24,
+        dropout: 0.0,
+        bias: true,
+        tie_embeddings: true,
+    };
+    let layer = crate::attention::CausalSelfAttention::new(
+        &config,
+        &mut crate::init::Initializer::new(3, &device),
+    );
+    let run = |fast: bool| {
+        let x = Tensor::<3>::from_data(random([2, 20, 24], 5), &device).require_grad();
+        assert!(super::applies(&x));
+        let y = if fast {
+            layer.forward(x.clone())
+        } else {
+            layer.forward_explicit(x.clone()).0
+        };
+        let upstream = Tensor::<3>::from_data(random([2, 20, 24], 6), &device);
+        let grads = (y.clone() * upstream).sum().backward();
+        let weight_grads: Vec<Tensor<2>> = [&layer.query, &layer.key, &layer.value, &layer.output]
+            .iter()
+            .map(|l| l.weight.val().grad(&grads).unwrap())
+            .collect();
+        let bias_grad = layer.key.bias.as_ref().unwrap().val().grad(&grads).unwrap();
+        (y, x.grad(&grads).unwrap(), weight_grads, bias_grad)
+    };
+    let (fast, explicit) = (run(true), run(false));
+    assert!(max_abs_diff(fast.0, explicit.0) < 1e-5);
+    assert!(max_abs_diff(fast.1, explicit.1) < 1e-5);
+    for (f, e) in fast.2.into_iter().zip(explicit.2) {
+        assert!(max_abs_diff(f, e) < 1e-5);
+    }
+    assert!(max_abs_diff(fast.3, explicit.3) < 1e-5);
+}
+
+#[test]
 fn fused_ops_take_the_plain_path_off_flex_autodiff() {
     #[allow(deprecated)] // ndarray: a backend the user asked for
     let ndarray = Device::ndarray();
     for device in [Device::flex(), ndarray.clone(), ndarray.autodiff()] {
+        let packed = Tensor::<3>::from_data(random([1, 4, 24], 1), &device);
+        assert!(attention::causal_attention(&packed, 2).is_none());
+        assert!(!super::applies(&packed));
         let x = split_heads(Tensor::from_data(random([1, 4, 8], 1), &device), 2);
-        assert!(attention::causal_attention(&x, &x, &x).is_none());
         assert!(gelu::gelu(&x).is_none());
         let gamma = Tensor::<1>::ones([4], &device);
         assert!(layer_norm::layer_norm(&x, &gamma, &gamma, 1e-5).is_none());
