@@ -286,44 +286,35 @@ pub fn optimizer_step(
     max_norm: f64,
     device: &Device,
 ) -> (Gpt, Tensor<1>, Tensor<1>) {
-    // Run the step on one of the CPU backends' worker threads. Called from outside the pool,
-    // every parallel op would hand its work to the pool and put this thread to sleep until it
-    // is done: a wake-up per op, a few hundred per step. From inside, this thread takes its
-    // own share of each op and only the other half changes hands.
-    rayon::scope(|_| step(model, optim, micro_batches, lr, max_norm, device))
-}
-
-fn step(
-    model: Gpt,
-    optim: &mut AdamW,
-    micro_batches: &[Batch],
-    lr: f64,
-    max_norm: f64,
-    device: &Device,
-) -> (Gpt, Tensor<1>, Tensor<1>) {
-    let n = micro_batches.len() as f64;
-    let mut accumulator = GradientsAccumulator::<Gpt>::new();
-    let mut loss_sum: Option<Tensor<1>> = None;
-    for batch in micro_batches {
-        let (inputs, targets) = batch_tensors(batch, device);
-        let loss = cross_entropy(model.forward(inputs), targets).div_scalar(n);
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        accumulator.accumulate(&model, grads);
-        let loss = loss.detach().inner();
-        loss_sum = Some(match loss_sum {
-            Some(sum) => sum + loss,
-            None => loss,
-        });
-    }
-    let mut grads = accumulator.grads();
-    let grad_norm = global_grad_norm(&model, &grads);
-    let scale = (max_norm > 0.0).then(|| clip_scale(grad_norm.clone(), max_norm));
-    let model = optim.step(model, lr, &mut grads, scale);
-    (
-        model,
-        loss_sum.expect("at least one micro-batch"),
-        grad_norm,
-    )
+    // The step runs on one of the CPU pool's worker threads; the caller waits once for all
+    // of it. Called from outside the pool, every parallel op would hand its work over and
+    // sleep until it is done: a wake-up per op, a few hundred per step. On a worker, each op
+    // runs its own share in place.
+    rayon::scope(|_| {
+        let n = micro_batches.len() as f64;
+        let mut accumulator = GradientsAccumulator::<Gpt>::new();
+        let mut loss_sum: Option<Tensor<1>> = None;
+        for batch in micro_batches {
+            let (inputs, targets) = batch_tensors(batch, device);
+            let loss = cross_entropy(model.forward(inputs), targets).div_scalar(n);
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            accumulator.accumulate(&model, grads);
+            let loss = loss.detach().inner();
+            loss_sum = Some(match loss_sum {
+                Some(sum) => sum + loss,
+                None => loss,
+            });
+        }
+        let mut grads = accumulator.grads();
+        let grad_norm = global_grad_norm(&model, &grads);
+        let scale = (max_norm > 0.0).then(|| clip_scale(grad_norm.clone(), max_norm));
+        let model = optim.step(model, lr, &mut grads, scale);
+        (
+            model,
+            loss_sum.expect("at least one micro-batch"),
+            grad_norm,
+        )
+    })
 }
 
 #[cfg(test)]

@@ -1,12 +1,13 @@
 //! Fused training ops for the `flex` CPU backend.
 //!
-//! Under autodiff, burn builds causal attention from about a dozen tensor ops (matmul, scale,
-//! mask, softmax, matmul, and their backward passes), each a full pass over memory into a fresh
-//! buffer, linear maps from a matmul into a zeroed-then-copied buffer plus a bias pass, LayerNorm from its parts (mean, variance, subtract, divide, scale, shift), and GELU
-//! calls libm's scalar `erff`. On `flex` with autodiff these run instead as
-//! one forward and one backward kernel each, written with the gemm crate burn-flex itself uses. Any
-//! other device, and `TINYGPT_PLAIN_OPS=1`, takes burn's plain ops; tests check that both paths
-//! give the same outputs and gradients.
+//! Under autodiff, burn builds several things from many small tensor ops, each a full pass
+//! over memory into a fresh buffer: causal attention (matmul, scale, mask, softmax, matmul,
+//! and their backward passes), linear maps (a matmul into a zeroed, then copied buffer, plus
+//! a pass for the bias) and LayerNorm (mean, variance, subtract, divide, scale, shift). GELU
+//! calls libm's scalar `erff`. On `flex` with autodiff each of these runs instead as one
+//! forward and one backward kernel, written with the gemm crate burn-flex itself uses. Other
+//! devices, and `TINYGPT_PLAIN_OPS=1`, take burn's plain ops; tests check that both paths give
+//! the same outputs and gradients.
 
 mod attention;
 mod gelu;
@@ -124,8 +125,9 @@ fn on_flex_autodiff<const D: usize>(tensor: &Tensor<D>) -> Option<FloatTensor<Fl
     tensor.clone().try_into_primitive::<FlexAutodiff>().ok()
 }
 
-/// The row-major values of a contiguous tensor.
-fn values(tensor: &FlexTensor) -> &[f32] {
+/// The row-major values of a contiguous f32 `flex` tensor (for CPU kernels outside this crate
+/// too, such as the optimizer's).
+pub fn values(tensor: &FlexTensor) -> &[f32] {
     let (start, end) = tensor
         .layout()
         .contiguous_offsets()

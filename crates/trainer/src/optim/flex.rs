@@ -9,6 +9,7 @@ use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
 use burn::tensor::{DType, Tensor, TensorData};
 use rayon::prelude::*;
+use tinygpt_model::fused::values;
 
 use super::{Coefficients, Moments};
 
@@ -94,12 +95,4 @@ fn owned(tensor: Tensor<1>) -> FlexTensor {
 fn zeros(n: usize) -> Tensor<1> {
     let zeros = FlexTensor::from_data(TensorData::new(vec![0.0f32; n], [n]));
     Tensor::from_primitive::<Flex>(zeros)
-}
-
-fn values(tensor: &FlexTensor) -> &[f32] {
-    let (start, end) = tensor
-        .layout()
-        .contiguous_offsets()
-        .expect("made contiguous first");
-    &tensor.storage::<f32>()[start..end]
 }
