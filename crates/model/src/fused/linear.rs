@@ -13,6 +13,7 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::tensor::{Shape, Tensor, TensorData};
+use rayon::prelude::*;
 
 use super::{FlexAutodiff, on_flex_autodiff, values};
 
@@ -183,6 +184,14 @@ impl<'a> Matrix<'a> {
         }
     }
 
+    /// The rows from `r` on.
+    fn skip_rows(self, r: usize) -> Self {
+        Self {
+            offset: self.offset + r as isize * self.row_stride,
+            ..self
+        }
+    }
+
     fn transpose(self) -> Self {
         Self {
             row_stride: self.col_stride,
@@ -193,14 +202,27 @@ impl<'a> Matrix<'a> {
 }
 
 /// `out[m×n] (+)= lhs[m×k] · rhs[k×n]`, `out` dense row-major; added to `out` when
-/// `accumulate`, else written over it.
+/// `accumulate`, else written over it. A big product is split into one block of output rows
+/// per thread, each a single-threaded gemm: in isolation that matched or beat gemm's own
+/// threading at every shape measured (2048×512×128: 221 against 181 GFLOP/s).
 fn matmul(out: &mut [f32], [m, n, k]: [usize; 3], lhs: Matrix, rhs: Matrix, accumulate: bool) {
     assert_eq!(out.len(), m * n);
-    let parallelism = if m * n * k >= PARALLEL_THRESHOLD {
-        gemm::Parallelism::Rayon(0)
-    } else {
-        gemm::Parallelism::None
-    };
+    let threads = rayon::current_num_threads();
+    if m * n * k < PARALLEL_THRESHOLD || threads == 1 || m < 2 * 16 {
+        return matmul_rows(out, [m, n, k], lhs, rhs, accumulate);
+    }
+    // Row blocks in multiples of 16 (the micro-kernel's height).
+    let block = m.div_ceil(threads).div_ceil(16) * 16;
+    out.par_chunks_mut(block * n)
+        .enumerate()
+        .for_each(|(i, out)| {
+            let rows = out.len() / n;
+            matmul_rows(out, [rows, n, k], lhs.skip_rows(i * block), rhs, accumulate);
+        });
+}
+
+/// [`matmul`] on the calling thread.
+fn matmul_rows(out: &mut [f32], [m, n, k]: [usize; 3], lhs: Matrix, rhs: Matrix, accumulate: bool) {
     // SAFETY: `out` holds m×n values; lhs and rhs come from live tensors (or dense slices)
     // whose layouts cover m×k and k×n elements at the given offsets and strides.
     unsafe {
@@ -223,7 +245,7 @@ fn matmul(out: &mut [f32], [m, n, k]: [usize; 3], lhs: Matrix, rhs: Matrix, accu
             false,
             false,
             false,
-            parallelism,
+            gemm::Parallelism::None,
         );
     }
 }
