@@ -14,7 +14,7 @@ use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
 use super::math::{layer_norm_row, layer_norm_row_backward};
-use super::{FlexAutodiff, on_flex_autodiff, values};
+use super::{FlexAutodiff, on_flex_autodiff, register, values};
 
 /// Rows per parallel task.
 const ROWS: usize = 64;
@@ -37,7 +37,8 @@ pub(super) fn layer_norm<const D: usize>(
         gamma.primitive().to_contiguous(),
         beta.primitive().to_contiguous(),
     );
-    let c = g.layout().num_elements();
+    let (gamma_values, beta_values) = (values(&g), values(&b));
+    let c = gamma_values.len();
     let mut output = vec![0.0f32; input.layout().num_elements()];
     let mut stats = vec![(0.0f32, 0.0f32); output.len() / c];
     output
@@ -46,7 +47,7 @@ pub(super) fn layer_norm<const D: usize>(
         .zip(values(&input).par_chunks(ROWS * c))
         .for_each(|((y, stats), x)| {
             for ((y, x), stats) in y.chunks_exact_mut(c).zip(x.chunks_exact(c)).zip(stats) {
-                *stats = layer_norm_row(x, values(&g), values(&b), epsilon, y);
+                *stats = layer_norm_row(x, gamma_values, beta_values, epsilon, y);
             }
         });
     let output = FlexTensor::from_data(TensorData::new(output, input.layout().shape().clone()));
@@ -89,7 +90,8 @@ impl Backward<Flex, 3> for LayerNorm {
             gamma,
             stats,
         } = ops.state;
-        let c = gamma.layout().num_elements();
+        let gamma = values(&gamma);
+        let c = gamma.len();
         let mut dx = vec![0.0f32; input.layout().num_elements()];
         // Each task sums its rows' dγ, dβ; the tasks' sums are then added in task order, so
         // the result does not depend on thread scheduling (resume stays bit-exact).
@@ -105,7 +107,6 @@ impl Backward<Flex, 3> for LayerNorm {
                     .zip(x.chunks_exact(c))
                     .zip(dy.chunks_exact(c));
                 for (((dx, x), dy), &stats) in rows.zip(stats) {
-                    let gamma = values(&gamma);
                     layer_norm_row_backward(x, dy, gamma, stats, dx, &mut d_gamma, &mut d_beta);
                 }
                 (d_gamma, d_beta)
@@ -122,10 +123,7 @@ impl Backward<Flex, 3> for LayerNorm {
             FlexTensor::from_data(TensorData::new(d_gamma, [c])),
             FlexTensor::from_data(TensorData::new(d_beta, [c])),
         ];
-        for (parent, grad) in ops.parents.into_iter().zip(grads_by_parent) {
-            if let Some(node) = parent {
-                grads.register::<Flex>(node.id, grad);
-            }
-        }
+        let parents = ops.parents.map(|parent| parent.map(|node| node.id));
+        register(grads, &parents, grads_by_parent);
     }
 }

@@ -15,7 +15,7 @@ use burn::backend::flex::FlexTensor;
 use burn::tensor::{Shape, Tensor, TensorData};
 use rayon::prelude::*;
 
-use super::{FlexAutodiff, on_flex_autodiff, values};
+use super::{FlexAutodiff, on_flex_autodiff, register, values};
 
 /// Below this many multiply-adds a product runs on one thread (burn-flex's threshold).
 const PARALLEL_THRESHOLD: usize = 192 * 192 * 192;
@@ -98,16 +98,10 @@ impl Backward<Flex, 3> for LinearWithBias {
 
     fn backward(self, ops: Ops<Saved, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let grad_output = grads.consume::<Flex>(&ops.node).to_contiguous();
-        let [x_node, w_node, b_node] = ops.parents;
+        let parents = ops.parents.map(|parent| parent.map(|node| node.id));
         let (dx, dw) = input_and_weight_grads(&ops.state, &grad_output);
-        for (node, grad) in [(x_node, dx), (w_node, dw)] {
-            if let Some(node) = node {
-                grads.register::<Flex>(node.id, grad);
-            }
-        }
-        if let Some(node) = b_node {
-            grads.register::<Flex>(node.id, bias_grad(&ops.state, &grad_output));
-        }
+        let db = bias_grad(&ops.state, &grad_output);
+        register(grads, &parents, [dx, dw, db]);
     }
 }
 
@@ -116,12 +110,9 @@ impl Backward<Flex, 2> for LinearNoBias {
 
     fn backward(self, ops: Ops<Saved, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
         let grad_output = grads.consume::<Flex>(&ops.node).to_contiguous();
+        let parents = ops.parents.map(|parent| parent.map(|node| node.id));
         let (dx, dw) = input_and_weight_grads(&ops.state, &grad_output);
-        for (node, grad) in ops.parents.into_iter().zip([dx, dw]) {
-            if let Some(node) = node {
-                grads.register::<Flex>(node.id, grad);
-            }
-        }
+        register(grads, &parents, [dx, dw]);
     }
 }
 

@@ -19,6 +19,8 @@ use std::sync::OnceLock;
 
 use burn::backend::Autodiff;
 use burn::backend::Flex;
+use burn::backend::autodiff::NodeId;
+use burn::backend::autodiff::grads::Gradients;
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::nn::{LayerNorm, Linear};
@@ -123,6 +125,19 @@ fn on_flex_autodiff<const D: usize>(tensor: &Tensor<D>) -> Option<FloatTensor<Fl
         return None;
     }
     tensor.clone().try_into_primitive::<FlexAutodiff>().ok()
+}
+
+/// Registers each gradient for its parent, skipping parents that do not need one.
+fn register<const N: usize>(
+    grads: &mut Gradients,
+    parents: &[Option<NodeId>],
+    values: [FlexTensor; N],
+) {
+    for (parent, value) in parents.iter().zip(values) {
+        if let Some(id) = parent {
+            grads.register::<Flex>(*id, value);
+        }
+    }
 }
 
 /// The row-major values of a contiguous f32 `flex` tensor (for CPU kernels outside this crate
