@@ -55,6 +55,12 @@ pub fn causal_self_attention(qkv: Tensor<3>, n_head: usize) -> Tensor<4> {
     {
         return output;
     }
+    plain_causal_self_attention(qkv, n_head)
+}
+
+/// [`causal_self_attention`] through burn's ops: the packed projections split into queries,
+/// keys and values, then burn's attention op.
+pub fn plain_causal_self_attention(qkv: Tensor<3>, n_head: usize) -> Tensor<4> {
     let [.., width] = qkv.dims();
     let c = width / 3;
     let [query, key, value] =

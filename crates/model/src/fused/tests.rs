@@ -4,7 +4,7 @@ use burn::tensor::{Device, Tensor, TensorData, activation};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::{attention, gelu, layer_norm, linear, math, plain_causal_attention};
+use super::{attention, gelu, layer_norm, linear, math, plain_causal_self_attention};
 use crate::attention::split_heads;
 
 fn training_device() -> Device {
@@ -38,9 +38,7 @@ fn attention_with_grads(fused: bool, n_head: usize, time: usize) -> (Tensor<4>, 
     let output = if fused {
         attention::causal_attention(&qkv, n_head).expect("flex autodiff takes the fused path")
     } else {
-        let [q, k, v] =
-            [0, 1, 2].map(|part| split_heads(qkv.clone().narrow(2, part * c, c), n_head));
-        plain_causal_attention(q, k, v)
+        plain_causal_self_attention(qkv.clone(), n_head)
     };
     let weights = split_heads(
         Tensor::<3>::from_data(random([2, time, c], 4), &device),
