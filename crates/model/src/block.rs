@@ -6,7 +6,7 @@ use burn::tensor::Tensor;
 
 use crate::attention::CausalSelfAttention;
 use crate::config::GptConfig;
-use crate::fused::layer_norm;
+use crate::fused::{dropout, layer_norm};
 use crate::init::Initializer;
 use crate::kv_cache::LayerCache;
 use crate::layers;
@@ -33,14 +33,8 @@ impl Block {
     }
 
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let x = x.clone()
-            + self
-                .dropout
-                .forward(self.attn.forward(layer_norm(&self.ln_1, x)));
-        x.clone()
-            + self
-                .dropout
-                .forward(self.mlp.forward(layer_norm(&self.ln_2, x)))
+        let x = x.clone() + dropout(&self.dropout, self.attn.forward(layer_norm(&self.ln_1, x)));
+        x.clone() + dropout(&self.dropout, self.mlp.forward(layer_norm(&self.ln_2, x)))
     }
 
     /// Same as [`Block::forward`] for new tokens attending through a key/value cache.

@@ -102,7 +102,7 @@ impl Gpt {
             Tensor::<1, Int>::arange(offset as i64..(offset + t) as i64, &tokens.device())
                 .reshape([1, t]);
         let x = self.token_embedding.forward(tokens) + self.position_embedding.forward(positions);
-        self.dropout.forward(x)
+        fused::dropout(&self.dropout, x)
     }
 
     fn unembed(&self, x: Tensor<3>) -> Tensor<3> {

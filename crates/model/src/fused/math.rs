@@ -182,3 +182,31 @@ vectorised! {
         }
     }
 }
+
+/// A 32-bit integer hash in which every input bit flips about half the output bits
+/// (Wellons' `lowbias32`); a bijection, so distinct inputs never collide.
+#[inline(always)]
+fn mix32(mut x: u32) -> u32 {
+    x ^= x >> 16;
+    x = x.wrapping_mul(0x7feb_352d);
+    x ^= x >> 15;
+    x = x.wrapping_mul(0x846c_a68b);
+    x ^ (x >> 16)
+}
+
+/// The hash that decides element `index`'s dropout under `key`: two rounds, one per key half.
+#[inline(always)]
+pub fn dropout_hash(key: u64, index: u32) -> u32 {
+    mix32(mix32(index ^ key as u32) ^ (key >> 32) as u32)
+}
+
+vectorised! {
+    /// `y = x·scale` where the element's hash is below `keep_below`, else 0; element `i` of the
+    /// slice has index `first_index + i`.
+    pub fn apply_dropout_mask(x: &[f32], y: &mut [f32], key: u64, first_index: u32, keep_below: u32, scale: f32) {
+        for (i, (y, &x)) in y.iter_mut().zip(x).enumerate() {
+            let hash = dropout_hash(key, first_index.wrapping_add(i as u32));
+            *y = if hash < keep_below { x * scale } else { 0.0 };
+        }
+    }
+}

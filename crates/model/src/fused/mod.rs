@@ -4,12 +4,13 @@
 //! over memory into a fresh buffer: causal attention (matmul, scale, mask, softmax, matmul,
 //! and their backward passes), linear maps (a matmul into a zeroed, then copied buffer, plus
 //! a pass for the bias) and LayerNorm (mean, variance, subtract, divide, scale, shift). GELU
-//! calls libm's scalar `erff`. On `flex` with autodiff each of these runs instead as one
-//! forward and one backward kernel, written with the gemm crate burn-flex itself uses. Other
-//! devices, and `TINYGPT_PLAIN_OPS=1`, take burn's plain ops; tests check that both paths give
-//! the same outputs and gradients.
+//! calls libm's scalar `erff`, and dropout draws its mask one element at a time. On `flex`
+//! with autodiff each of these runs instead as one forward and one backward kernel, written
+//! with the gemm crate burn-flex itself uses. Other devices, and `TINYGPT_PLAIN_OPS=1`, take
+//! burn's plain ops; tests check that both paths give the same outputs and gradients.
 
 mod attention;
+mod dropout;
 mod gelu;
 mod layer_norm;
 mod linear;
@@ -23,7 +24,7 @@ use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
-use burn::nn::{LayerNorm, Linear};
+use burn::nn::{Dropout, LayerNorm, Linear};
 use burn::tensor::activation;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
@@ -86,6 +87,19 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
         return output;
     }
     activation::gelu(x)
+}
+
+/// The layer's dropout: while training, each element is zeroed with probability `p` and the
+/// rest scaled by `1/(1 − p)`; otherwise the identity.
+pub fn dropout<const D: usize>(layer: &Dropout, x: Tensor<D>) -> Tensor<D> {
+    if enabled()
+        && layer.prob > 0.0
+        && layer.training.is_enabled()
+        && let Some(output) = dropout::dropout(&x, layer.prob)
+    {
+        return output;
+    }
+    layer.forward(x)
 }
 
 /// The layer's `x·W + b` over the last dimension of `x`.
