@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Result, ensure};
 use burn::module::Module;
 use burn::tensor::{Device, Distribution, Tensor};
 use indicatif::HumanCount;
@@ -17,6 +17,7 @@ use tinygpt_model::{Generator, Gpt, ParamCount};
 
 use crate::config::TrainConfig;
 use crate::device::parse_device;
+use crate::memory;
 use crate::optim::AdamW;
 use crate::params_command::model_config;
 use crate::tensors::scalar;
@@ -60,6 +61,10 @@ pub struct BenchReport {
     pub achieved_gflops: f64,
     pub matmul_peak_gflops: f64,
     pub mfu: f64,
+    /// Minor page faults per timed step (Linux only).
+    pub page_faults_per_step: Option<f64>,
+    /// Peak resident memory of the process after the training steps (Linux only).
+    pub peak_memory_mib: Option<f64>,
     pub sample_tokens: usize,
     pub sample_tokens_per_sec_kv_cache: Option<f64>,
     pub sample_tokens_per_sec_no_cache: Option<f64>,
@@ -71,6 +76,11 @@ pub fn bench_command(args: BenchArgs) -> Result<()> {
         .map(|c| c.train)
         .unwrap_or_default();
     let batch_size = args.batch_size.unwrap_or(train.batch_size);
+    ensure!(
+        args.steps > 0,
+        "--steps must be at least 1 (the timed steps)"
+    );
+    ensure!(batch_size > 0, "--batch-size must be at least 1");
     let device = parse_device(&args.device)?;
     let count = ParamCount::of(&model_config);
     let flops_per_token = count.train_flops_per_token(&model_config);
@@ -86,7 +96,11 @@ pub fn bench_command(args: BenchArgs) -> Result<()> {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let t = model_config.block_size;
     let mut times = Vec::new();
+    let mut faults_before = None;
     for i in 0..args.warmup + args.steps {
+        if i == args.warmup {
+            faults_before = memory::usage().map(|(faults, _)| faults);
+        }
         let tokens: Vec<u32> = (0..batch_size * (t + 1))
             .map(|_| rng.random_range(0..model_config.vocab_size as u32))
             .collect();
@@ -101,6 +115,11 @@ pub fn bench_command(args: BenchArgs) -> Result<()> {
             times.push(started.elapsed().as_secs_f64());
         }
     }
+    let usage_after = memory::usage();
+    // Page faults in the timed steps: zero when each step reuses the memory of the one before.
+    let page_faults_per_step = faults_before
+        .zip(usage_after)
+        .map(|(before, (after, _))| (after - before) as f64 / args.steps as f64);
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
     let tokens_per_step = (batch_size * t) as f64;
@@ -128,6 +147,8 @@ pub fn bench_command(args: BenchArgs) -> Result<()> {
         achieved_gflops: achieved,
         matmul_peak_gflops: peak,
         mfu: achieved / peak,
+        page_faults_per_step,
+        peak_memory_mib: usage_after.map(|(_, peak)| peak as f64 / (1 << 20) as f64),
         sample_tokens: args.sample_tokens,
         sample_tokens_per_sec_kv_cache: cached,
         sample_tokens_per_sec_no_cache: plain,
@@ -160,6 +181,9 @@ fn print_report(r: &BenchReport) {
         r.matmul_peak_gflops,
         100.0 * r.mfu
     );
+    if let (Some(faults), Some(peak)) = (r.page_faults_per_step, r.peak_memory_mib) {
+        println!("memory: {peak:.0} MiB peak resident | {faults:.0} page faults per step");
+    }
     if let (Some(cached), Some(plain)) = (
         r.sample_tokens_per_sec_kv_cache,
         r.sample_tokens_per_sec_no_cache,
