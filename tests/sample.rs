@@ -8,12 +8,12 @@ use std::sync::OnceLock;
 
 use common::*;
 
-/// One tiny trained run shared by every test here (trained once, removed at exit by the OS's
-/// temp cleaning; the directory name is unique to this test process).
+/// One tiny trained run shared by every test here, trained once per test run in Cargo's
+/// scratch directory for integration tests (under `target/`, so nothing is left in /tmp).
 fn trained_run() -> &'static str {
     static RUN: OnceLock<String> = OnceLock::new();
     RUN.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("tinygpt-e2e-sample-{}", std::process::id()));
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("sample-run");
         let _ = std::fs::remove_dir_all(&dir);
         let out = dir.to_string_lossy().into_owned();
         tinygpt_ok(&[

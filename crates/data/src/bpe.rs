@@ -68,7 +68,8 @@ mod tests {
     #[test]
     fn saves_and_loads_as_a_standard_tokenizer_json() {
         let tokenizer = train_bpe(&TEXT.repeat(20), 280).unwrap();
-        let path = std::env::temp_dir().join(format!("tinygpt-bpe-{}.json", std::process::id()));
+        let scratch = tempfile::tempdir().unwrap();
+        let path = scratch.path().join("tokenizer.json");
         tokenizer.save(&path).unwrap();
         let json: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();

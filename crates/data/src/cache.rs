@@ -219,9 +219,8 @@ mod tests {
 
     #[test]
     fn reused_when_unchanged_rebuilt_when_the_corpus_changes() {
-        let dir = std::env::temp_dir().join(format!("tinygpt-cache-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path();
         let corpus = dir.join("corpus.txt");
         let text = "hello world\n".repeat(100);
         let tokenizer = Tokenizer::Char(CharTokenizer::from_corpus(&text));
@@ -266,8 +265,8 @@ mod tests {
 
     #[test]
     fn vocabularies_past_u16_are_stored_as_u32() {
-        let dir = std::env::temp_dir().join(format!("tinygpt-cache-u32-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path();
         // 70,000 distinct characters: more ids than a u16 holds.
         let text: String = (0x100..0x30000)
             .filter_map(char::from_u32)

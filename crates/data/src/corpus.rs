@@ -78,10 +78,13 @@ fn read(path: &Path, map_from_bytes: u64) -> Result<Corpus, DataError> {
 mod tests {
     use super::*;
 
-    fn temp(name: &str, bytes: &[u8]) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("tinygpt-corpus-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(name);
+    /// A scratch file holding `bytes`, removed when the returned path is dropped.
+    fn temp(name: &str, bytes: &[u8]) -> tempfile::TempPath {
+        let path = tempfile::Builder::new()
+            .suffix(name)
+            .tempfile()
+            .unwrap()
+            .into_temp_path();
         std::fs::write(&path, bytes).unwrap();
         path
     }

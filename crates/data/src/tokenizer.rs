@@ -240,7 +240,8 @@ mod tests {
         assert_eq!(ids.len(), text.chars().count());
         assert_eq!(tokenizer.decode(&ids).unwrap(), text);
 
-        let path = std::env::temp_dir().join(format!("tinygpt-tok-{}.json", std::process::id()));
+        let scratch = tempfile::tempdir().unwrap();
+        let path = scratch.path().join("tokenizer.json");
         tokenizer.save(&path).unwrap();
         let loaded = Tokenizer::load(&path).unwrap();
         assert_eq!(loaded.encode(text).unwrap(), ids);
@@ -272,9 +273,9 @@ mod tests {
 
     #[test]
     fn load_refuses_foreign_json() {
-        let path = std::env::temp_dir().join(format!("tinygpt-bad-{}.json", std::process::id()));
-        std::fs::write(&path, r#"{"model": {"type": "BPE"}}"#).unwrap();
-        let err = Tokenizer::load(&path).unwrap_err().to_string();
+        let file = tempfile::Builder::new().suffix(".json").tempfile().unwrap();
+        std::fs::write(file.path(), r#"{"model": {"type": "BPE"}}"#).unwrap();
+        let err = Tokenizer::load(file.path()).unwrap_err().to_string();
         assert!(err.contains("not a tokenizer file"), "{err}");
     }
 }

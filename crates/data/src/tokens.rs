@@ -106,13 +106,14 @@ mod tests {
         assert_eq!((s.len(), s.get(0), s.get(4)), (5, 3, 7));
         assert_eq!(s.slice(1..3).all(), vec![4, 5]);
 
-        let path = std::env::temp_dir().join(format!("tinygpt-tokens-{}", std::process::id()));
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let path = file.path();
         let mut bytes = vec![0xAAu8; 3]; // a 3-byte header
         for id in [1u16, 500, 65535] {
             bytes.extend(id.to_le_bytes());
         }
-        std::fs::write(&path, &bytes).unwrap();
-        let map = unsafe { Mmap::map(&std::fs::File::open(&path).unwrap()).unwrap() };
+        std::fs::write(path, &bytes).unwrap();
+        let map = unsafe { Mmap::map(&std::fs::File::open(path).unwrap()).unwrap() };
         let mapped = Tokens::mapped(map, 3, 2, 3);
         assert_eq!(mapped.all(), vec![1, 500, 65535]);
     }

@@ -13,15 +13,13 @@ fn shakespeare() -> tinygpt_data::Corpus {
 fn round_trip(tokenizer: &Tokenizer, name: &str) {
     let text = shakespeare();
     // A private copy's path, so the test's cache files stay out of data/.
-    let dir =
-        std::env::temp_dir().join(format!("tinygpt-round-trip-{name}-{}", std::process::id()));
-    let corpus = dir.join("shakespeare.txt");
+    let scratch = tempfile::tempdir().unwrap();
+    let corpus = scratch.path().join("shakespeare.txt");
     let (train, val, info) =
         load_or_encode(&corpus, &text, tokenizer, 0.1, &mut |_, _| {}).unwrap();
     assert!(info.path.is_some() && !info.reused);
     let decoded = tokenizer.decode(&train.all()).unwrap() + &tokenizer.decode(&val.all()).unwrap();
     assert!(decoded == *text, "{name}: the decoded corpus differs");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]

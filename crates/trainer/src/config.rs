@@ -294,14 +294,10 @@ corpus = "data/shakespeare.txt"
 "#;
 
     fn load(text: &str, overrides: &[&str]) -> Result<RunConfig> {
-        let path = std::env::temp_dir().join(format!(
-            "tinygpt-config-{}-{}.toml",
-            std::process::id(),
-            text.len() + overrides.len()
-        ));
-        std::fs::write(&path, text).unwrap();
+        let file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        std::fs::write(file.path(), text).unwrap();
         let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
-        RunConfig::load(&path, &overrides)
+        RunConfig::load(file.path(), &overrides)
     }
 
     #[test]

@@ -10,8 +10,13 @@ fn png_size(bytes: &[u8]) -> (u32, u32) {
     (be(&bytes[16..20]), be(&bytes[20..24]))
 }
 
-fn temp(name: &str) -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("tinygpt-viz-{}-{name}", std::process::id()))
+/// A scratch file path ending in `name`, removed when dropped.
+fn temp(name: &str) -> tempfile::TempPath {
+    tempfile::Builder::new()
+        .suffix(name)
+        .tempfile()
+        .unwrap()
+        .into_temp_path()
 }
 
 fn causal_uniform(n: usize) -> Vec<f32> {

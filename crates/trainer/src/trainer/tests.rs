@@ -118,8 +118,8 @@ fn validation_loss_falls_when_training_on_structured_data() {
         },
     };
     let splits = Splits::new(tokens(3000), 0.1, 12).unwrap();
-    let dir = std::env::temp_dir().join(format!("tinygpt-trainer-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path();
     let trainer = Trainer {
         config: &config,
         splits: &splits,
