@@ -85,9 +85,11 @@ pub fn bench_command(args: BenchArgs) -> Result<()> {
     let count = ParamCount::of(&model_config);
     let flops_per_token = count.train_flops_per_token(&model_config);
 
-    // The peak is measured before and after the training steps and the better one kept: on a
-    // shared machine one burst of ten products can land in a slow moment.
-    let peak_before = matmul_peak_gflops(&device);
+    // The peak is the best product of many spread over the run: ten before the training
+    // steps, two after each timed step (outside its timing) and ten after. On a shared machine
+    // one burst of products can land in a slow moment, and a low peak would overstate MFU.
+    let mut peak = MatmulPeak::new(&device);
+    peak.measure(10);
 
     // Training steps on synthetic batches: the speed does not depend on the text.
     let train_device = device.clone().autodiff();
@@ -113,6 +115,7 @@ pub fn bench_command(args: BenchArgs) -> Result<()> {
         let _ = train_device.sync(); // a GPU may still be applying the update
         if i >= args.warmup {
             times.push(started.elapsed().as_secs_f64());
+            peak.measure(2);
         }
     }
     let usage_after = memory::usage();
@@ -125,7 +128,8 @@ pub fn bench_command(args: BenchArgs) -> Result<()> {
     let tokens_per_step = (batch_size * t) as f64;
     let tokens_per_sec = tokens_per_step / median;
     let achieved = tokens_per_sec * flops_per_token as f64 / 1e9;
-    let peak = peak_before.max(matmul_peak_gflops(&device));
+    peak.measure(10);
+    let peak = peak.gflops();
 
     let (mut cached, mut plain) = (None, None);
     if args.sample_tokens > 0 {
@@ -198,21 +202,42 @@ fn print_report(r: &BenchReport) {
     }
 }
 
-/// Best of several large square f32 matmuls, in GFLOP/s.
-fn matmul_peak_gflops(device: &Device) -> f64 {
-    let n = 1024;
-    let a = Tensor::<2>::random([n, n], Distribution::Default, device);
-    let b = Tensor::<2>::random([n, n], Distribution::Default, device);
-    let mut best = f64::INFINITY;
-    for _ in 0..10 {
-        let started = Instant::now();
-        // Reading a reduction of the whole product, then syncing, waits for a GPU queue too.
-        let c = a.clone().matmul(b.clone());
-        c.sum().into_data();
-        let _ = device.sync();
-        best = best.min(started.elapsed().as_secs_f64());
+/// The device's f32 matmul peak: the fastest of many 1024×1024 products.
+struct MatmulPeak {
+    a: Tensor<2>,
+    b: Tensor<2>,
+    device: Device,
+    fastest_s: f64,
+}
+
+impl MatmulPeak {
+    const N: usize = 1024;
+
+    fn new(device: &Device) -> Self {
+        let random = || Tensor::<2>::random([Self::N, Self::N], Distribution::Default, device);
+        Self {
+            a: random(),
+            b: random(),
+            device: device.clone(),
+            fastest_s: f64::INFINITY,
+        }
     }
-    2.0 * (n * n * n) as f64 / best / 1e9
+
+    /// Times `products` more products.
+    fn measure(&mut self, products: usize) {
+        for _ in 0..products {
+            let started = Instant::now();
+            // Reading a reduction of the whole product, then syncing, waits for a GPU queue too.
+            let c = self.a.clone().matmul(self.b.clone());
+            c.sum().into_data();
+            let _ = self.device.sync();
+            self.fastest_s = self.fastest_s.min(started.elapsed().as_secs_f64());
+        }
+    }
+
+    fn gflops(&self) -> f64 {
+        2.0 * Self::N.pow(3) as f64 / self.fastest_s / 1e9
+    }
 }
 
 /// Greedy tokens per second from a one-token prompt.
