@@ -10,10 +10,10 @@
 //!
 //! Queries, keys and values arrive packed side by side, `[batch, time, 3·n_embd]`, from one
 //! projection, and their gradient leaves the same way. The pattern is kept from the forward
-//! pass for the backward one, as burn's decomposed path does. The heads run in parallel, each through single-threaded gemm calls that read Q, K, V
-//! and dO in place whatever their strides (the head split is a strided view). Queries go in
-//! tiles of 64, each multiplied only against the keys it may see, so long sequences skip
-//! nearly half of the products.
+//! pass for the backward one, as burn's decomposed path does. The heads run in parallel, each
+//! through single-threaded products that read Q, K, V and dO in place whatever their strides
+//! (the head split is a strided view). Queries go in tiles of 64, each multiplied only against
+//! the keys it may see, so long sequences skip nearly half of the products.
 
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -25,6 +25,7 @@ use burn::tensor::{Shape, Tensor, TensorData};
 use rayon::prelude::*;
 
 use super::math::{dot, exp_shifted};
+use super::matrix::{Matrix, multiply};
 use super::{FlexAutodiff, on_flex_autodiff};
 
 /// `Some(heads)`, `[batch, head, time, d_head]`, when `qkv` (queries, keys and values side by
@@ -114,93 +115,11 @@ impl<'a> Heads<'a> {
         }
     }
 
-    /// Pointer to head `bh` (= batch·n_head + head), its row stride and column stride.
-    fn matrix(&self, bh: usize) -> Matrix {
+    /// Head `bh` (= batch·n_head + head) as a `[time, d]` matrix.
+    fn matrix(&self, bh: usize) -> Matrix<'a> {
         let (b, h) = ((bh / self.n_head) as isize, (bh % self.n_head) as isize);
         let offset = self.start + b * self.strides[0] + h * self.strides[1];
-        // SAFETY: the layout maps every in-shape index inside the storage.
-        let ptr = unsafe { self.data.as_ptr().offset(offset) };
-        Matrix {
-            ptr,
-            row_stride: self.strides[2],
-            col_stride: self.strides[3],
-        }
-    }
-}
-
-/// A read-only strided matrix.
-#[derive(Clone, Copy)]
-struct Matrix {
-    ptr: *const f32,
-    row_stride: isize,
-    col_stride: isize,
-}
-
-impl Matrix {
-    fn dense(data: &[f32], cols: usize) -> Self {
-        Self {
-            ptr: data.as_ptr(),
-            row_stride: cols as isize,
-            col_stride: 1,
-        }
-    }
-
-    /// The submatrix from row `r` and column `c` on.
-    fn from(self, r: usize, c: usize) -> Self {
-        let offset = r as isize * self.row_stride + c as isize * self.col_stride;
-        Self {
-            ptr: self.ptr.wrapping_offset(offset),
-            ..self
-        }
-    }
-
-    fn transpose(self) -> Self {
-        Self {
-            row_stride: self.col_stride,
-            col_stride: self.row_stride,
-            ..self
-        }
-    }
-}
-
-/// `out[m×n] = scale · lhs[m×k] · rhs[k×n]`, `out` row-major with row stride `out_stride`, on
-/// the calling thread.
-#[allow(clippy::too_many_arguments)]
-fn matmul(
-    out: &mut [f32],
-    out_stride: usize,
-    m: usize,
-    n: usize,
-    k: usize,
-    lhs: Matrix,
-    rhs: Matrix,
-    scale: f32,
-) {
-    assert!(m == 0 || out.len() >= (m - 1) * out_stride + n);
-    // SAFETY: `out` holds the m×n values at that stride; lhs and rhs point into live tensors
-    // whose layouts cover m×k and k×n elements at the given strides.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            out.as_mut_ptr(),
-            1,
-            out_stride as isize,
-            false,
-            lhs.ptr,
-            lhs.col_stride,
-            lhs.row_stride,
-            rhs.ptr,
-            rhs.col_stride,
-            rhs.row_stride,
-            0.0,
-            scale,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
+        Matrix::new(self.data, offset, self.strides[2], self.strides[3])
     }
 }
 
@@ -239,7 +158,15 @@ fn forward(
             for (q0, q1) in tiles(t) {
                 // Queries q0..q1 against keys 0..q1: every later key is masked for all of them.
                 let out = &mut p[q0 * t..];
-                matmul(out, t, q1 - q0, q1, d, q.from(q0, 0), k.transpose(), scale);
+                multiply(
+                    out,
+                    t,
+                    [q1 - q0, q1, d],
+                    q.from(q0, 0),
+                    k.transpose(),
+                    scale,
+                    false,
+                );
             }
             for (i, row) in p.chunks_exact_mut(t).enumerate() {
                 let (seen, future) = row.split_at_mut(i + 1);
@@ -249,7 +176,15 @@ fn forward(
             }
             let p = Matrix::dense(p, t);
             for (q0, q1) in tiles(t) {
-                matmul(&mut out[q0 * d..], d, q1 - q0, d, q1, p.from(q0, 0), v, 1.0);
+                multiply(
+                    &mut out[q0 * d..],
+                    d,
+                    [q1 - q0, d, q1],
+                    p.from(q0, 0),
+                    v,
+                    1.0,
+                    false,
+                );
             }
         });
     (
@@ -292,29 +227,27 @@ fn backward(saved: &Saved, grad_output: &FlexTensor) -> FlexTensor {
                     // Keys k0..k1 were seen by queries k0.. only.
                     let p_seen = p_matrix.from(k0, k0).transpose();
                     let out = &mut d_sequence[k0 * width + v_col..];
-                    matmul(
+                    multiply(
                         out,
                         width,
-                        k1 - k0,
-                        d,
-                        t - k0,
+                        [k1 - k0, d, t - k0],
                         p_seen,
                         d_out.from(k0, 0),
                         1.0,
+                        false,
                     );
                 }
                 // dP, then dS in place, row by row over the keys each query saw.
                 for (q0, q1) in tiles(t) {
                     let out = &mut d_scores[q0 * t..];
-                    matmul(
+                    multiply(
                         out,
                         t,
-                        q1 - q0,
-                        q1,
-                        d,
+                        [q1 - q0, q1, d],
                         d_out.from(q0, 0),
                         v.transpose(),
                         1.0,
+                        false,
                     );
                 }
                 for (i, (dp, p)) in d_scores
@@ -333,12 +266,20 @@ fn backward(saved: &Saved, grad_output: &FlexTensor) -> FlexTensor {
                 let ds = Matrix::dense(d_scores, t);
                 for (q0, q1) in tiles(t) {
                     let out = &mut d_sequence[q0 * width + q_col..];
-                    matmul(out, width, q1 - q0, d, q1, ds.from(q0, 0), k, 1.0);
+                    multiply(out, width, [q1 - q0, d, q1], ds.from(q0, 0), k, 1.0, false);
                 }
                 for (k0, k1) in tiles(t) {
                     let ds_seen = ds.from(k0, k0).transpose();
                     let out = &mut d_sequence[k0 * width + k_col..];
-                    matmul(out, width, k1 - k0, d, t - k0, ds_seen, q.from(k0, 0), 1.0);
+                    multiply(
+                        out,
+                        width,
+                        [k1 - k0, d, t - k0],
+                        ds_seen,
+                        q.from(k0, 0),
+                        1.0,
+                        false,
+                    );
                 }
             }
         },

@@ -15,6 +15,7 @@ use burn::backend::flex::FlexTensor;
 use burn::tensor::{Shape, Tensor, TensorData};
 use rayon::prelude::*;
 
+use super::matrix::{Matrix, multiply};
 use super::{FlexAutodiff, on_flex_autodiff, register, values};
 
 /// Below this many multiply-adds a product runs on one thread (burn-flex's threshold).
@@ -144,54 +145,6 @@ fn bias_grad(saved: &Saved, grad_output: &FlexTensor) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(db, [n]))
 }
 
-/// A read-only strided matrix.
-#[derive(Clone, Copy)]
-struct Matrix<'a> {
-    data: &'a [f32],
-    offset: isize,
-    row_stride: isize,
-    col_stride: isize,
-}
-
-impl<'a> Matrix<'a> {
-    fn dense(data: &'a [f32], cols: usize) -> Self {
-        Self {
-            data,
-            offset: 0,
-            row_stride: cols as isize,
-            col_stride: 1,
-        }
-    }
-
-    /// A 2-D tensor read in place through its layout.
-    fn of(tensor: &'a FlexTensor) -> Self {
-        let layout = tensor.layout();
-        let strides = layout.strides();
-        Self {
-            data: tensor.storage::<f32>(),
-            offset: layout.start_offset() as isize,
-            row_stride: strides[0],
-            col_stride: strides[1],
-        }
-    }
-
-    /// The rows from `r` on.
-    fn skip_rows(self, r: usize) -> Self {
-        Self {
-            offset: self.offset + r as isize * self.row_stride,
-            ..self
-        }
-    }
-
-    fn transpose(self) -> Self {
-        Self {
-            row_stride: self.col_stride,
-            col_stride: self.row_stride,
-            ..self
-        }
-    }
-}
-
 /// `out[m×n] (+)= lhs[m×k] · rhs[k×n]`, `out` dense row-major; added to `out` when
 /// `accumulate`, else written over it. A big product is split into one block of output rows
 /// per thread, each a single-threaded gemm: in isolation that matched or beat gemm's own
@@ -200,7 +153,7 @@ fn matmul(out: &mut [f32], [m, n, k]: [usize; 3], lhs: Matrix, rhs: Matrix, accu
     assert_eq!(out.len(), m * n);
     let threads = rayon::current_num_threads();
     if m * n * k < PARALLEL_THRESHOLD || threads == 1 || m < 2 * 16 {
-        return matmul_rows(out, [m, n, k], lhs, rhs, accumulate);
+        return multiply(out, n, [m, n, k], lhs, rhs, 1.0, accumulate);
     }
     // Row blocks in multiples of 16 (the micro-kernel's height).
     let block = m.div_ceil(threads).div_ceil(16) * 16;
@@ -208,35 +161,7 @@ fn matmul(out: &mut [f32], [m, n, k]: [usize; 3], lhs: Matrix, rhs: Matrix, accu
         .enumerate()
         .for_each(|(i, out)| {
             let rows = out.len() / n;
-            matmul_rows(out, [rows, n, k], lhs.skip_rows(i * block), rhs, accumulate);
+            let lhs = lhs.from(i * block, 0);
+            multiply(out, n, [rows, n, k], lhs, rhs, 1.0, accumulate);
         });
-}
-
-/// [`matmul`] on the calling thread.
-fn matmul_rows(out: &mut [f32], [m, n, k]: [usize; 3], lhs: Matrix, rhs: Matrix, accumulate: bool) {
-    // SAFETY: `out` holds m×n values; lhs and rhs come from live tensors (or dense slices)
-    // whose layouts cover m×k and k×n elements at the given offsets and strides.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            out.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            lhs.data.as_ptr().offset(lhs.offset),
-            lhs.col_stride,
-            lhs.row_stride,
-            rhs.data.as_ptr().offset(rhs.offset),
-            rhs.col_stride,
-            rhs.row_stride,
-            if accumulate { 1.0 } else { 0.0 },
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
 }

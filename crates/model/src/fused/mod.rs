@@ -15,6 +15,7 @@ mod gelu;
 mod layer_norm;
 mod linear;
 mod math;
+mod matrix;
 
 use std::sync::OnceLock;
 

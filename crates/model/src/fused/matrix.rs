@@ -1,0 +1,102 @@
+//! Strided matrices read in place, and their product through the gemm crate (the one
+//! burn-flex itself uses), on the calling thread.
+
+use burn::backend::flex::FlexTensor;
+
+/// A read-only f32 matrix inside a buffer: element (r, c) is at
+/// `offset + r·row_stride + c·col_stride`.
+#[derive(Clone, Copy)]
+pub(super) struct Matrix<'a> {
+    data: &'a [f32],
+    offset: isize,
+    row_stride: isize,
+    col_stride: isize,
+}
+
+impl<'a> Matrix<'a> {
+    pub(super) fn new(
+        data: &'a [f32],
+        offset: isize,
+        row_stride: isize,
+        col_stride: isize,
+    ) -> Self {
+        Self {
+            data,
+            offset,
+            row_stride,
+            col_stride,
+        }
+    }
+
+    /// Row-major values with `cols` columns.
+    pub(super) fn dense(data: &'a [f32], cols: usize) -> Self {
+        Self::new(data, 0, cols as isize, 1)
+    }
+
+    /// A 2-D tensor read in place through its layout.
+    pub(super) fn of(tensor: &'a FlexTensor) -> Self {
+        let layout = tensor.layout();
+        let strides = layout.strides();
+        Self::new(
+            tensor.storage::<f32>(),
+            layout.start_offset() as isize,
+            strides[0],
+            strides[1],
+        )
+    }
+
+    /// The submatrix from row `r` and column `c` on.
+    pub(super) fn from(self, r: usize, c: usize) -> Self {
+        Self {
+            offset: self.offset + r as isize * self.row_stride + c as isize * self.col_stride,
+            ..self
+        }
+    }
+
+    pub(super) fn transpose(self) -> Self {
+        Self {
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+            ..self
+        }
+    }
+}
+
+/// `out[m×n] = scale · lhs[m×k] · rhs[k×n]`, or `+=` when `accumulate`; `out` is row-major
+/// with row stride `out_stride`. Runs on the calling thread.
+pub(super) fn multiply(
+    out: &mut [f32],
+    out_stride: usize,
+    [m, n, k]: [usize; 3],
+    lhs: Matrix,
+    rhs: Matrix,
+    scale: f32,
+    accumulate: bool,
+) {
+    assert!(m == 0 || out.len() >= (m - 1) * out_stride + n);
+    // SAFETY: `out` holds the m×n values at that stride; lhs and rhs come from live tensors
+    // (or dense slices) whose layouts cover m×k and k×n elements at their offsets and strides.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            out_stride as isize,
+            accumulate,
+            lhs.data.as_ptr().offset(lhs.offset),
+            lhs.col_stride,
+            lhs.row_stride,
+            rhs.data.as_ptr().offset(rhs.offset),
+            rhs.col_stride,
+            rhs.row_stride,
+            if accumulate { 1.0 } else { 0.0 },
+            scale,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
