@@ -39,14 +39,11 @@ impl Block {
 
     /// Same as [`Block::forward`] for new tokens attending through a key/value cache.
     pub fn forward_cached(&self, x: Tensor<3>, cache: &mut LayerCache) -> Tensor<3> {
-        let x = x.clone()
-            + self
-                .dropout
-                .forward(self.attn.forward_cached(layer_norm(&self.ln_1, x), cache));
-        x.clone()
-            + self
-                .dropout
-                .forward(self.mlp.forward(layer_norm(&self.ln_2, x)))
+        let attended = self
+            .attn
+            .forward_cached(layer_norm(&self.ln_1, x.clone()), cache);
+        let x = x + dropout(&self.dropout, attended);
+        x.clone() + dropout(&self.dropout, self.mlp.forward(layer_norm(&self.ln_2, x)))
     }
 
     /// Same as [`Block::forward`] through the explicit attention path; also returns the
@@ -55,11 +52,8 @@ impl Block {
         let (attended, pattern) = self
             .attn
             .forward_explicit(layer_norm(&self.ln_1, x.clone()));
-        let x = x + self.dropout.forward(attended);
-        let x = x.clone()
-            + self
-                .dropout
-                .forward(self.mlp.forward(layer_norm(&self.ln_2, x)));
+        let x = x + dropout(&self.dropout, attended);
+        let x = x.clone() + dropout(&self.dropout, self.mlp.forward(layer_norm(&self.ln_2, x)));
         (x, pattern)
     }
 }
