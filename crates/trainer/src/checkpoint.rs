@@ -5,16 +5,17 @@
 //!   model.safetensors       weights, full f32, named by module path
 //!   optimizer.safetensors   AdamW first/second moments per parameter path
 //!   state.json              step, RNG, data position, best val loss, hashes, config
+//!   SHA256SUMS              sha256 of the three files above (`sha256sum -c` reads it)
 //! ```
 //!
 //! A checkpoint is written into `checkpoints/.tmp-step-…`, every file fsynced, then renamed
 //! into place: a directory named `step-…` is always complete, and the previous one is never
-//! touched before the new one exists. `state.json` records the sha256 of the other files, so a
-//! corrupted or truncated file is found on load instead of silently training on garbage.
+//! touched before the new one exists. `SHA256SUMS` records the sha256 of the three files
+//! (`state.json` too: an edited step or RNG state would silently change the resumed run), so a
+//! corrupted, truncated or edited file is found on load instead of silently training on
+//! garbage. Weights that are not finite are never written, and never loaded.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -27,6 +28,7 @@ use tinygpt_model::weights::{
 };
 
 use crate::config::RunConfig;
+use crate::files::{Manifest, sync_dir, write_synced};
 use crate::hash::sha256_hex;
 use crate::optim::{AdamW, Moments};
 use crate::tensors::to_vec;
@@ -34,7 +36,9 @@ use crate::tensors::to_vec;
 pub const MODEL_FILE: &str = "model.safetensors";
 pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 pub const STATE_FILE: &str = "state.json";
-pub const FORMAT: u32 = 1;
+/// Format 2 added `SHA256SUMS`; format 1 checkpoints (tensor hashes in `state.json` only)
+/// still load.
+pub const FORMAT: u32 = 2;
 
 /// Test hook: milliseconds to pause inside a checkpoint write, after the weights are written
 /// and before the checkpoint is complete, so a test can kill the process in that window.
@@ -58,8 +62,8 @@ pub struct TrainState {
     pub corpus_sha256: String,
     pub tokenizer_sha256: String,
     pub config: RunConfig,
-    /// sha256 of each tensor file in the checkpoint.
-    #[serde(default)]
+    /// sha256 of each tensor file in the checkpoint (format 1; format 2 uses `SHA256SUMS`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub files: BTreeMap<String, String>,
 }
 
@@ -78,20 +82,32 @@ pub fn save(
     }
     std::fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
 
-    let model_bytes = to_safetensors(&module_tensors(model), HashMap::new());
-    let optim_bytes = to_safetensors(&optimizer_tensors(optim), adam_metadata(optim));
+    let model_tensors = module_tensors(model);
+    let optim_tensors = optimizer_tensors(optim);
+    for t in model_tensors.iter().chain(&optim_tensors) {
+        if let Some(bad) = t.values.iter().find(|v| !v.is_finite()) {
+            bail!(
+                "refusing to write checkpoint {name}: {} holds {bad}; the run diverged (lower train.lr)",
+                t.name
+            );
+        }
+    }
+    let model_bytes = to_safetensors(&model_tensors, HashMap::new());
+    let optim_bytes = to_safetensors(&optim_tensors, adam_metadata(optim));
+    let mut manifest = Manifest::default();
+    state.files.clear();
     for (file, bytes) in [(MODEL_FILE, &model_bytes), (OPTIMIZER_FILE, &optim_bytes)] {
         write_synced(&tmp.join(file), bytes)?;
-        state.files.insert(file.into(), sha256_hex(bytes));
+        manifest.insert(file, bytes);
     }
     if let Some(ms) = std::env::var(PAUSE_ENV).ok().and_then(|v| v.parse().ok()) {
         eprintln!("checkpoint write paused in {}", tmp.display());
         std::thread::sleep(std::time::Duration::from_millis(ms));
     }
-    write_synced(
-        &tmp.join(STATE_FILE),
-        serde_json::to_string_pretty(&state)?.as_bytes(),
-    )?;
+    let state_bytes = serde_json::to_string_pretty(&state)?.into_bytes();
+    write_synced(&tmp.join(STATE_FILE), &state_bytes)?;
+    manifest.insert(STATE_FILE, &state_bytes);
+    manifest.write(&tmp)?;
     sync_dir(&tmp)?;
 
     if done.exists() {
@@ -186,9 +202,31 @@ pub fn resolve(checkpoints: &Path, which: &str) -> Result<PathBuf> {
     })
 }
 
-/// Reads `state.json` and checks every tensor file against its recorded hash.
+/// Reads `state.json` and checks it and every tensor file against the checkpoint's
+/// `SHA256SUMS` (format 1: the tensor hashes in `state.json`).
 pub fn load_state(dir: &Path) -> Result<TrainState> {
+    let fix = "resume from another checkpoint with --checkpoint (see `ls checkpoints`)";
+    let Some(manifest) = Manifest::read(dir)? else {
+        return load_legacy_state(dir);
+    };
+    let bytes = manifest.read_verified(dir, STATE_FILE, fix)?;
+    let state = parse_state(dir, &bytes)?;
+    for file in [MODEL_FILE, OPTIMIZER_FILE] {
+        manifest.read_verified(dir, file, fix)?;
+    }
+    Ok(state)
+}
+
+/// A format-1 checkpoint: tensor hashes in `state.json`, which itself is unchecked.
+fn load_legacy_state(dir: &Path) -> Result<TrainState> {
     let state = read_state(dir)?;
+    if state.format != 1 {
+        bail!(
+            "checkpoint {} has no {}: it is incomplete or was tampered with; resume from another checkpoint with --checkpoint",
+            dir.display(),
+            crate::files::SUMS
+        );
+    }
     for (file, expected) in &state.files {
         let path = dir.join(file);
         let bytes = std::fs::read(&path)
@@ -213,13 +251,18 @@ pub fn load_state(dir: &Path) -> Result<TrainState> {
 
 fn read_state(dir: &Path) -> Result<TrainState> {
     let path = dir.join(STATE_FILE);
-    let text = std::fs::read_to_string(&path)
+    let bytes = std::fs::read(&path)
         .with_context(|| format!("cannot read {}: not a tinygpt checkpoint", path.display()))?;
-    let state: TrainState = serde_json::from_str(&text)
+    parse_state(dir, &bytes)
+}
+
+fn parse_state(dir: &Path, bytes: &[u8]) -> Result<TrainState> {
+    let path = dir.join(STATE_FILE);
+    let state: TrainState = serde_json::from_slice(bytes)
         .map_err(|e| anyhow::anyhow!("{} is not a valid checkpoint state ({e})", path.display()))?;
-    if state.format != FORMAT {
+    if state.format == 0 || state.format > FORMAT {
         bail!(
-            "{} has checkpoint format {}, this tinygpt reads {FORMAT}",
+            "{} has checkpoint format {}, this tinygpt reads 1 to {FORMAT}",
             path.display(),
             state.format
         );
@@ -232,6 +275,7 @@ pub fn load_model(dir: &Path, model: Gpt) -> Result<Gpt> {
     let path = dir.join(MODEL_FILE);
     let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let (tensors, _) = from_safetensors(&bytes).with_context(|| path.display().to_string())?;
+    crate::weights::check_finite(&tensors, &path)?;
     load_module_tensors(model, tensors).with_context(|| path.display().to_string())
 }
 
@@ -290,19 +334,4 @@ fn adam_metadata(optim: &AdamW) -> HashMap<String, String> {
 
 pub fn step_name(step: usize) -> String {
     format!("step-{step:07}")
-}
-
-/// Writes `bytes` to `path` and waits until they are on disk.
-pub fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut file =
-        File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("cannot write {}", path.display()))
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .with_context(|| format!("cannot sync {}", dir.display()))
 }

@@ -11,6 +11,8 @@ use tinygpt_model::weights::{from_safetensors, load_module_tensors};
 use crate::checkpoint;
 use crate::config::RunConfig;
 use crate::device::parse_device;
+use crate::files::{Manifest, write_atomic, write_synced};
+use crate::footprint::Footprint;
 use crate::hash::sha256_file;
 use crate::run_dir::RunDir;
 
@@ -85,14 +87,19 @@ fn load_run_model(
             config.model.vocab_size
         );
     }
+    Footprint::inference(&config.model, config.train.batch_size).check(&format!(
+        "{} describes a model too large for this machine; restore the run's config.toml",
+        run.config().display()
+    ))?;
     let model = Gpt::new(&config.model, config.train.seed, device)?;
     if which.is_none() && run.model().is_file() {
         let path = run.model();
-        let (tensors, metadata) = read_export(&path)?;
+        let (tensors, metadata) = read_run_model(run)?;
         if serde_json::to_value(&metadata.tokenizer)? != serde_json::to_value(tokenizer)? {
             bail!(
-                "{} differs from the tokenizer {} was trained with: restore it (`tinygpt export` then `tinygpt import` rebuilds a run from the weights alone)",
+                "{} differs from the tokenizer {} was trained with: restore it, or make a new run from the weights alone (they carry their tokenizer) with `tinygpt import --weights {} --out NEW_RUN`",
                 run.tokenizer().display(),
+                path.display(),
                 path.display()
             );
         }
@@ -128,6 +135,48 @@ pub struct ExportMetadata {
     pub tokenizer: Tokenizer,
 }
 
+/// The run's final weights, written atomically and recorded in the run's `SHA256SUMS`.
+pub fn save_run_model(
+    run: &RunDir,
+    model: &Gpt,
+    config: &tinygpt_model::GptConfig,
+    tokenizer: &Tokenizer,
+) -> Result<()> {
+    let bytes = export_bytes(model, config, tokenizer)?;
+    let path = run.model();
+    let name = MODEL_NAME;
+    let tmp = run.path.join(format!(".{name}.tmp"));
+    write_synced(&tmp, &bytes)?;
+    // The manifest first: a crash before the rename leaves no final weights (the run still
+    // has its checkpoints), never unverifiable ones.
+    let mut manifest = Manifest::read(&run.path)?.unwrap_or_default();
+    manifest.insert(name, &bytes);
+    manifest.write(&run.path)?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))
+}
+
+const MODEL_NAME: &str = "model.safetensors";
+
+/// The run's final weights, checked against its `SHA256SUMS` (runs from before the
+/// manifest, which have no marker either, are read unchecked).
+pub fn read_run_model(run: &RunDir) -> Result<(Vec<tinygpt_model::NamedTensor>, ExportMetadata)> {
+    let path = run.model();
+    let fix = format!(
+        "use a checkpoint instead with --checkpoint latest, or retrain; `sha256sum -c {}` shows what changed",
+        crate::files::SUMS
+    );
+    let bytes = match Manifest::read(&run.path)? {
+        Some(manifest) => manifest.read_verified(&run.path, MODEL_NAME, &fix)?,
+        None if run.kind().is_some() => bail!(
+            "{} has no {}: its final weights cannot be verified; {fix}",
+            run.path.display(),
+            crate::files::SUMS
+        ),
+        None => std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?,
+    };
+    parse_export(&bytes, &path)
+}
+
 /// Writes `model` as safetensors with its config and tokenizer in the metadata, atomically.
 pub fn save_export(
     model: &Gpt,
@@ -135,6 +184,14 @@ pub fn save_export(
     tokenizer: &Tokenizer,
     path: &Path,
 ) -> Result<()> {
+    write_atomic(path, &export_bytes(model, config, tokenizer)?)
+}
+
+fn export_bytes(
+    model: &Gpt,
+    config: &tinygpt_model::GptConfig,
+    tokenizer: &Tokenizer,
+) -> Result<Vec<u8>> {
     let metadata = ExportMetadata {
         model: config.clone(),
         tokenizer: tokenizer.clone(),
@@ -143,20 +200,37 @@ pub fn save_export(
         METADATA_KEY.to_string(),
         serde_json::to_string(&metadata)?,
     )]);
-    let bytes = tinygpt_model::weights::to_safetensors(
-        &tinygpt_model::weights::module_tensors(model),
-        metadata,
-    );
-    let tmp = path.with_extension("safetensors.tmp");
-    checkpoint::write_synced(&tmp, &bytes)?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+    let tensors = tinygpt_model::weights::module_tensors(model);
+    check_finite(&tensors, Path::new("the model"))?;
+    Ok(tinygpt_model::weights::to_safetensors(&tensors, metadata))
+}
+
+/// Refuses weights holding NaN or infinity: a diverged model only ever produces garbage.
+pub fn check_finite(tensors: &[tinygpt_model::NamedTensor], path: &Path) -> Result<()> {
+    for t in tensors {
+        if let Some(bad) = t.values.iter().find(|v| !v.is_finite()) {
+            bail!(
+                "{}: tensor {} holds {bad}: these weights come from a diverged run; use an earlier checkpoint (--checkpoint) or retrain with a lower train.lr",
+                path.display(),
+                t.name
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Reads an exported file: its tensors and its metadata.
 pub fn read_export(path: &Path) -> Result<(Vec<tinygpt_model::NamedTensor>, ExportMetadata)> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    parse_export(&bytes, path)
+}
+
+fn parse_export(
+    bytes: &[u8],
+    path: &Path,
+) -> Result<(Vec<tinygpt_model::NamedTensor>, ExportMetadata)> {
     let (tensors, metadata) =
-        from_safetensors(&bytes).with_context(|| path.display().to_string())?;
+        from_safetensors(bytes).with_context(|| path.display().to_string())?;
     let json = metadata.get(METADATA_KEY).with_context(|| {
         format!(
             "{} has no {METADATA_KEY:?} metadata: not a tinygpt export",
@@ -165,5 +239,6 @@ pub fn read_export(path: &Path) -> Result<(Vec<tinygpt_model::NamedTensor>, Expo
     })?;
     let metadata: ExportMetadata = serde_json::from_str(json)
         .map_err(|e| anyhow::anyhow!("{}: bad {METADATA_KEY:?} metadata ({e})", path.display()))?;
+    check_finite(&tensors, path)?;
     Ok((tensors, metadata))
 }
