@@ -5,9 +5,11 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use indicatif::HumanCount;
 
+use crate::checkpoint;
 use crate::config::RunConfig;
 use crate::metrics::read_metrics;
-use crate::run_dir::RunDir;
+use crate::run_dir::{RunDir, RunKind, holder_of_lock, is_run};
+use crate::weights::read_run_model;
 
 #[derive(Debug, clap::Args)]
 pub struct RunsArgs {
@@ -26,7 +28,34 @@ pub struct RunRow {
     pub tokens: u64,
     pub wall_s: f64,
     pub device: String,
-    pub finished: bool,
+    pub state: RunState,
+}
+
+/// Where a run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunState {
+    /// Final weights, verified against the run's SHA256SUMS.
+    Finished,
+    /// Checkpoints but no final weights yet: `train --resume` continues it.
+    Stopped,
+    /// A process holds the run's lock right now.
+    Running,
+    /// Made by `tinygpt import`: weights, no training history.
+    Imported,
+    /// Unreadable config, final weights that fail verification, or nothing to resume from.
+    Broken,
+}
+
+impl RunState {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Finished => "finished",
+            Self::Stopped => "stopped",
+            Self::Running => "running",
+            Self::Imported => "imported",
+            Self::Broken => "broken",
+        }
+    }
 }
 
 pub fn runs_command(args: RunsArgs) -> Result<()> {
@@ -50,23 +79,40 @@ pub fn runs_command(args: RunsArgs) -> Result<()> {
             HumanCount(r.tokens).to_string(),
             format!("{:.0}s", r.wall_s),
             r.device,
-            if r.finished { "finished" } else { "stopped" }
+            r.state.label()
         );
     }
     Ok(())
 }
 
-/// The runs directly under `dir` (directories with a config.toml), sorted by name.
+/// The runs directly under `dir`, sorted by name; a run whose files are damaged is listed as
+/// broken rather than left out.
 pub fn collect(dir: &std::path::Path) -> Result<Vec<RunRow>> {
     let entries =
         std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
     let mut rows = Vec::new();
     for entry in entries {
         let path = entry?.path();
-        let Ok(run) = RunDir::open(&path) else {
+        if !path.is_dir() || !is_run(&path) {
             continue;
-        };
+        }
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let run = RunDir::open(&path)?;
         let Ok(config) = RunConfig::load(&run.config(), &[]) else {
+            rows.push(RunRow {
+                name,
+                steps: 0,
+                max_steps: 0,
+                best_val_loss: None,
+                best_val_bpb: None,
+                tokens: 0,
+                wall_s: 0.0,
+                device: "-".into(),
+                state: RunState::Broken,
+            });
             continue;
         };
         let lines = read_metrics(&run.metrics()).unwrap_or_default();
@@ -77,10 +123,7 @@ pub fn collect(dir: &std::path::Path) -> Result<Vec<RunRow>> {
             .map(|(_, l)| l);
         let last = lines.last();
         rows.push(RunRow {
-            name: path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            name,
             steps: last.map_or(0, |l| l.step),
             max_steps: config.train.max_steps,
             best_val_loss: best.and_then(|l| l.val_loss),
@@ -88,9 +131,32 @@ pub fn collect(dir: &std::path::Path) -> Result<Vec<RunRow>> {
             tokens: last.map_or(0, |l| l.tokens),
             wall_s: last.map_or(0.0, |l| l.elapsed_s),
             device: config.train.device,
-            finished: run.model().is_file(),
+            state: state_of(&run),
         });
     }
     rows.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(rows)
+}
+
+fn state_of(run: &RunDir) -> RunState {
+    if holder_of_lock(&run.path).is_some() {
+        return RunState::Running;
+    }
+    let weights_ok = run.model().is_file() && read_run_model(run).is_ok();
+    if run.kind() == Some(RunKind::Imported) {
+        return if weights_ok {
+            RunState::Imported
+        } else {
+            RunState::Broken
+        };
+    }
+    if weights_ok {
+        RunState::Finished
+    } else if !run.model().is_file()
+        && checkpoint::list(&run.checkpoints()).is_ok_and(|c| !c.is_empty())
+    {
+        RunState::Stopped
+    } else {
+        RunState::Broken
+    }
 }
