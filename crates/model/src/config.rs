@@ -76,6 +76,16 @@ impl GptConfig {
                 ),
             });
         }
+        if crate::params::ParamCount::checked_total(self).is_none() {
+            return Err(ConfigError {
+                key: "n_embd",
+                value: self.n_embd.to_string(),
+                reason: format!(
+                    "with n_layer = {}, vocab_size = {} and block_size = {} the model would have more than 2^64 parameters; use smaller sizes",
+                    self.n_layer, self.vocab_size, self.block_size
+                ),
+            });
+        }
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(ConfigError {
                 key: "dropout",

@@ -48,6 +48,31 @@ impl ParamCount {
         }
     }
 
+    /// The total number of parameters, or `None` when it does not fit in 64 bits (an absurd
+    /// config): every product and sum is checked, so no size can overflow into a wrong count.
+    pub fn checked_total(config: &GptConfig) -> Option<u64> {
+        let u = |x: usize| u64::try_from(x).ok();
+        let (c, v, l, t) = (
+            u(config.n_embd)?,
+            u(config.vocab_size)?,
+            u(config.n_layer)?,
+            u(config.block_size)?,
+        );
+        let bias = u64::from(config.bias);
+        let per_block = c
+            .checked_mul(c)?
+            .checked_mul(12)?
+            .checked_add(bias.checked_mul(c)?.checked_mul(9)?)?
+            .checked_add(c.checked_mul(2)?.checked_mul(1 + bias)?)?;
+        let embeddings = v
+            .checked_mul(c)?
+            .checked_mul(if config.tie_embeddings { 1 } else { 2 })?
+            .checked_add(t.checked_mul(c)?)?;
+        l.checked_mul(per_block)?
+            .checked_add(embeddings)?
+            .checked_add(c.checked_mul(1 + bias)?)
+    }
+
     /// Query, key, value and output matrices of one block.
     pub fn attention_per_block(&self) -> usize {
         4 * self.attention_matrix
@@ -75,10 +100,12 @@ impl ParamCount {
     /// does not), plus attention's own 12 · n_layer · n_embd · block_size for the scores and
     /// the weighted values — the accounting of the PaLM paper and nanoGPT.
     pub fn train_flops_per_token(&self, config: &GptConfig) -> u64 {
-        let matmul_weights = self.n_layer * (self.attention_per_block() + self.mlp_per_block())
-            + config.vocab_size * config.n_embd;
-        let attention = 12 * config.n_layer * config.n_embd * config.block_size;
-        (6 * matmul_weights + attention) as u64
+        // u128: a config whose parameters fit in 64 bits can still have FLOPs that do not.
+        let u = |x: usize| x as u128;
+        let matmul_weights = u(self.n_layer) * u(self.attention_per_block() + self.mlp_per_block())
+            + u(config.vocab_size) * u(config.n_embd);
+        let attention = 12 * u(config.n_layer) * u(config.n_embd) * u(config.block_size);
+        u64::try_from(6 * matmul_weights + attention).unwrap_or(u64::MAX)
     }
 }
 
@@ -108,6 +135,29 @@ mod tests {
         assert_eq!(count.unembedding, 617_558_016);
         assert_eq!(count.attention_per_block(), 603_979_776);
         assert_eq!(count.weight_matrices(), 175_181_291_520);
+    }
+
+    #[test]
+    fn checked_total_equals_the_count_and_refuses_overflow() {
+        for tie in [true, false] {
+            for bias in [true, false] {
+                let config = GptConfig {
+                    tie_embeddings: tie,
+                    bias,
+                    ..gpt3()
+                };
+                assert_eq!(
+                    ParamCount::checked_total(&config),
+                    Some(ParamCount::of(&config).total() as u64)
+                );
+            }
+        }
+        let absurd = GptConfig {
+            n_embd: 1 << 31,
+            n_layer: 1 << 20,
+            ..gpt3()
+        };
+        assert_eq!(ParamCount::checked_total(&absurd), None);
     }
 
     #[test]
