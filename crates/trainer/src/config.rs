@@ -83,6 +83,17 @@ pub struct TrainConfig {
     pub keep_checkpoints: usize,
 }
 
+/// The prompt of the end-of-training sample unless a config names another: a newline.
+pub const DEFAULT_SAMPLE_PROMPT: &str = "\n";
+
+/// The most tokens the end-of-training sample may have: it is a preview (`tinygpt sample`
+/// generates any number).
+pub const MAX_SAMPLE_TOKENS: usize = 100_000;
+
+/// The largest BPE vocabulary tinygpt trains: far past what a tiny model uses, and far below
+/// the u32 token ids' limit.
+pub const MAX_BPE_VOCAB: usize = 1 << 24;
+
 impl Default for TrainConfig {
     fn default() -> Self {
         Self {
@@ -101,7 +112,7 @@ impl Default for TrainConfig {
             log_interval: 10,
             seed: 1337,
             device: "flex".into(),
-            sample_prompt: "\n".into(),
+            sample_prompt: DEFAULT_SAMPLE_PROMPT.into(),
             sample_tokens: 200,
             checkpoint_interval: 500,
             keep_checkpoints: 3,
@@ -145,7 +156,7 @@ impl RunConfig {
     /// Range checks the types alone do not express (the model's own are in `GptConfig`).
     pub fn validate(&self) -> Result<()> {
         let t = &self.train;
-        let checks: [(&str, bool, &str); 11] = [
+        let checks: [(&str, bool, &str); 12] = [
             ("batch_size", t.batch_size > 0, "must be at least 1"),
             ("max_steps", t.max_steps > 0, "must be at least 1"),
             (
@@ -166,6 +177,11 @@ impl RunConfig {
                 "must be >= 0 (0 turns clipping off)",
             ),
             ("grad_accum", t.grad_accum > 0, "must be at least 1"),
+            (
+                "sample_tokens",
+                t.sample_tokens <= MAX_SAMPLE_TOKENS,
+                "must be at most 100000 (the end-of-training sample is a preview; `tinygpt sample --max-new-tokens N` writes more)",
+            ),
             ("weight_decay", t.weight_decay >= 0.0, "must be >= 0"),
             (
                 "checkpoint_interval",
@@ -182,6 +198,12 @@ impl RunConfig {
             if !ok {
                 bail!("train.{key}: {reason}");
             }
+        }
+        if self.data.tokenizer == "bpe" && self.data.vocab_size > MAX_BPE_VOCAB {
+            bail!(
+                "data.vocab_size = {}: at most {MAX_BPE_VOCAB} tokens for a trained BPE",
+                self.data.vocab_size
+            );
         }
         if self.data.tokenizer == "bpe" && self.data.vocab_size < tinygpt_data::bpe::MIN_BPE_VOCAB {
             bail!(
@@ -250,7 +272,7 @@ pub fn check_resumable(saved: &RunConfig, requested: &RunConfig) -> Result<()> {
 
 /// `section.key=value`: the value is read as TOML (number, bool, string...), or taken as a
 /// bare string when it is not valid TOML (`--set data.corpus=my.txt`).
-fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<()> {
+pub(crate) fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<()> {
     let usage =
         || format!("--set {assignment:?}: expected SECTION.KEY=VALUE, e.g. train.max_steps=500");
     let (path, raw) = assignment.split_once('=').with_context(usage)?;

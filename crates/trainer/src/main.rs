@@ -11,6 +11,8 @@ mod device_parity;
 mod devices_command;
 mod eval_command;
 mod export_command;
+mod files;
+mod footprint;
 mod generate;
 mod hash;
 mod memory;
@@ -81,7 +83,10 @@ fn main() -> ExitCode {
     memory::keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Train(args) => train_command::train(args),
+        Command::Train(args) => match train_command::train(args) {
+            Ok(code) => return code,
+            Err(e) => Err(e),
+        },
         Command::Sample(args) => sample_command::sample_command(args),
         Command::Params(args) => params_command::params_command(args),
         Command::Attention(args) => attention_command::attention_command(args),

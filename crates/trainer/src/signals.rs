@@ -1,23 +1,41 @@
-//! Ctrl-C and SIGTERM: the first asks training to checkpoint and stop at the end of the
-//! current step; a second one exits at once (checkpoint writes are atomic, so that is safe).
+//! Ctrl-C, SIGTERM and SIGHUP: the first asks training to checkpoint and stop at the end of
+//! the current step, and the process then exits with 128 + the signal's number (130, 143,
+//! 129), so a script can tell "interrupted" from "finished". A second signal exits at once
+//! (checkpoint writes are atomic, so that is safe).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use anyhow::{Context, Result};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 
-pub fn interrupt_flag() -> Result<Arc<AtomicBool>> {
-    let flag = Arc::new(AtomicBool::new(false));
-    let handler_flag = flag.clone();
-    ctrlc::set_handler(move || {
-        if handler_flag.swap(true, Ordering::SeqCst) {
-            eprintln!("\ninterrupted again: exiting without a new checkpoint");
-            std::process::exit(130);
-        }
-        eprintln!(
-            "\ninterrupt: saving a checkpoint after this step (press Ctrl-C again to quit now)"
-        );
-    })
-    .context("cannot install the Ctrl-C handler")?;
+/// The number of the first stopping signal received, 0 while none has been.
+pub type InterruptFlag = Arc<AtomicI32>;
+
+pub fn interrupt_flag() -> Result<InterruptFlag> {
+    let flag = InterruptFlag::default();
+    let mut signals =
+        Signals::new([SIGINT, SIGTERM, SIGHUP]).context("cannot install the signal handlers")?;
+    let seen = flag.clone();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                if seen.swap(signal, Ordering::SeqCst) != 0 {
+                    eprintln!("\ninterrupted again: exiting without a new checkpoint");
+                    std::process::exit(128 + signal);
+                }
+                eprintln!(
+                    "\ninterrupt: saving a checkpoint after this step (press Ctrl-C again to quit now)"
+                );
+            }
+        })
+        .context("cannot start the signal thread")?;
     Ok(flag)
+}
+
+/// The exit code of a process stopped by `signal`, as a shell reports it.
+pub fn exit_code(signal: i32) -> u8 {
+    u8::try_from(128 + signal).unwrap_or(1)
 }

@@ -1,7 +1,9 @@
 //! `tinygpt train`: a new run (config → corpus → tokenizer → splits → model) or a resumed one
 //! (run directory → checkpoint → the same state), then the training loop and a summary.
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -11,20 +13,22 @@ use indicatif::{HumanCount, HumanDuration};
 use tinygpt_data::{Splits, Tokenizer, read_corpus};
 use tinygpt_model::{Gpt, ParamCount};
 
-use crate::checkpoint::{self, write_synced};
+use crate::checkpoint;
 use crate::config::{RunConfig, check_resumable};
 use crate::corpus_tokens::{build_tokenizer, encode_corpus};
 use crate::device::open_device;
+use crate::files::write_atomic;
+use crate::footprint::Footprint;
 use crate::generate::greedy;
 use crate::hash::sha256_hex;
 use crate::metrics::MetricsWriter;
 use crate::plot_command::refresh_run_plot;
 use crate::progress::Progress;
-use crate::run_dir::RunDir;
+use crate::run_dir::{Replaced, RunDir, RunKind};
 use crate::sampling::prompt_tokens;
-use crate::signals::interrupt_flag;
+use crate::signals::{exit_code, interrupt_flag};
 use crate::trainer::{Hashes, Start, Stopped, Trainer};
-use crate::weights::save_export;
+use crate::weights::save_run_model;
 
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
@@ -44,9 +48,13 @@ pub struct TrainArgs {
     /// Override a config key, e.g. --set train.max_steps=500 (repeatable).
     #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
     pub overrides: Vec<String>,
-    /// Replace an existing run in the run directory.
+    /// Replace the run in the run directory: the old one is moved aside, and its files are
+    /// deleted once the new run has its first checkpoint (files tinygpt did not write stay).
     #[arg(long, conflicts_with = "resume")]
     pub overwrite: bool,
+    /// Train even when the memory estimate exceeds the memory available.
+    #[arg(long)]
+    pub force: bool,
     /// Continue the run in RUN_DIR from a checkpoint, exactly where it stopped.
     #[arg(long, value_name = "RUN_DIR")]
     pub resume: Option<PathBuf>,
@@ -72,9 +80,13 @@ struct Session {
     start: Start,
     metrics: MetricsWriter,
     resumed_from: Option<PathBuf>,
+    /// The run `--overwrite` moved aside, until the new run's first checkpoint.
+    replaced: Option<Replaced>,
 }
 
-pub fn train(args: TrainArgs) -> Result<()> {
+/// Trains; the exit code is 0 when the run finished or stopped at `--stop-at-step`, and
+/// 128 + the signal's number when a signal stopped it.
+pub fn train(args: TrainArgs) -> Result<ExitCode> {
     let interrupt = interrupt_flag()?;
     let session = match &args.resume {
         Some(dir) => resume(&args, dir)?,
@@ -92,6 +104,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
         start,
         mut metrics,
         resumed_from,
+        replaced,
     } = session;
 
     let params = ParamCount::of(&config.model);
@@ -121,6 +134,31 @@ pub fn train(args: TrainArgs) -> Result<()> {
             eprintln!("warning: {e:#} (training goes on)");
         }
     };
+    let replaced = RefCell::new(replaced);
+    let first_checkpoint = |_: &Path| {
+        if let Some(old) = replaced.borrow_mut().take() {
+            let aside = old.aside.clone();
+            match old.discard() {
+                Ok(left) if left.is_empty() => {}
+                Ok(left) => {
+                    let names: Vec<String> = left
+                        .iter()
+                        .filter_map(|p| p.file_name())
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .collect();
+                    eprintln!(
+                        "warning: the replaced run held files tinygpt did not write; they are kept in {}: {}",
+                        aside.display(),
+                        names.join(", ")
+                    );
+                }
+                Err(e) => eprintln!(
+                    "warning: the replaced run in {} could not be cleared ({e:#}); remove it yourself",
+                    aside.display()
+                ),
+            }
+        }
+    };
     let trainer = Trainer {
         config: &config,
         splits: &splits,
@@ -131,14 +169,15 @@ pub fn train(args: TrainArgs) -> Result<()> {
         interrupt,
         val_bytes_per_token: tokenizer.bytes_per_token(&splits.val.all()),
         after_eval: Some(&redraw),
+        after_checkpoint: Some(&first_checkpoint),
     };
     let (model, summary) = trainer.run(start, &mut metrics, &mut progress)?;
     progress.finish();
 
     if let Some(stopped) = summary.stopped {
-        let why = match stopped {
-            Stopped::Interrupted => "interrupted",
-            Stopped::AtStep => "stopped as asked",
+        let (why, code) = match stopped {
+            Stopped::Interrupted(signal) => ("interrupted", ExitCode::from(exit_code(signal))),
+            Stopped::AtStep => ("stopped as asked", ExitCode::SUCCESS),
         };
         let checkpoint = summary.checkpoint.as_deref().unwrap_or(Path::new("?"));
         eprintln!(
@@ -147,11 +186,11 @@ pub fn train(args: TrainArgs) -> Result<()> {
             checkpoint.display(),
             run.path.display()
         );
-        return Ok(());
+        return Ok(code);
     }
 
     let model = model.valid();
-    save_export(&model, &config.model, &tokenizer, &run.model())?;
+    save_run_model(&run, &model, &config.model, &tokenizer)?;
     let val = summary
         .initial_val_loss
         .map_or(String::new(), |v| format!(" (from {v:.4})"));
@@ -170,23 +209,19 @@ pub fn train(args: TrainArgs) -> Result<()> {
         config.train.sample_prompt
     );
     println!("{}", tokenizer.decode(&continuation)?);
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
-/// A new run: build the tokenizer from the corpus and a freshly initialised model.
+/// A new run: build the tokenizer from the corpus and a freshly initialised model. Every
+/// check runs, and the model is built, before the run directory is touched.
 fn start(args: &TrainArgs) -> Result<Session> {
     let mut config = RunConfig::load(&args.config, &args.overrides)?;
     if let Some(device) = &args.device {
         config.train.device = device.clone();
     }
-    let (device, device_label) = open_device(&config.train.device)?;
-    let text = read_corpus(&config.data.corpus)?;
-    let tokenizer = build_tokenizer(&config, &text)?;
-    if config.model.vocab_size == 0 {
-        config.model.vocab_size = tokenizer.vocab_size();
+    if args.stop_at_step == Some(0) {
+        bail!("--stop-at-step 0: a new run starts at step 0; pass a step of at least 1");
     }
-    let (splits, prompt, encoded) = prepare(&config, &tokenizer, &text)?;
-
     let name = args
         .config
         .file_stem()
@@ -196,7 +231,19 @@ fn start(args: &TrainArgs) -> Result<Session> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("runs").join(name));
-    let run = RunDir::create(&out, args.overwrite)?;
+    RunDir::check_new(&out, args.overwrite)?;
+    let (device, device_label) = open_device(&config.train.device)?;
+    let text = read_corpus(&config.data.corpus)?;
+    let tokenizer = build_tokenizer(&config, &text)?;
+    if config.model.vocab_size == 0 {
+        config.model.vocab_size = tokenizer.vocab_size();
+    }
+    check_memory(&config, args.force)?;
+    let (splits, prompt, encoded) = prepare(&config, &tokenizer, &text)?;
+    device.seed(config.train.seed);
+    let model = Gpt::new(&config.model, config.train.seed, &device.clone().autodiff())?;
+
+    let (run, replaced) = RunDir::create(&out, RunKind::Trained, args.overwrite)?;
     write_config(&run, &config)?;
     eprintln!("{encoded}");
     tokenizer.save(&run.tokenizer())?;
@@ -204,9 +251,6 @@ fn start(args: &TrainArgs) -> Result<Session> {
         corpus_sha256: sha256_hex(text.as_bytes()),
         tokenizer_sha256: crate::hash::sha256_file(&run.tokenizer())?,
     };
-
-    device.seed(config.train.seed);
-    let model = Gpt::new(&config.model, config.train.seed, &device.clone().autodiff())?;
     let metrics = MetricsWriter::create(&run.metrics())?;
     Ok(Session {
         start: Start::fresh(model, &config),
@@ -220,13 +264,32 @@ fn start(args: &TrainArgs) -> Result<Session> {
         prompt,
         metrics,
         resumed_from: None,
+        replaced,
     })
+}
+
+/// Refuses a run that cannot fit in memory, unless `force`.
+fn check_memory(config: &RunConfig, force: bool) -> Result<()> {
+    if force {
+        return Ok(());
+    }
+    Footprint::training(config).check(
+        "make the model (model.n_layer, n_embd, vocab_size, block_size) or the batch (train.batch_size, grad_accum, eval_batches) smaller, or pass --force if you know better",
+    )
 }
 
 /// A resumed run: everything comes from the run directory and one checkpoint, and is checked
 /// against what the run was started with.
 fn resume(args: &TrainArgs, dir: &Path) -> Result<Session> {
-    let run = RunDir::open(dir)?;
+    let run = RunDir::open_for_writing(dir)?;
+    if checkpoint::list(&run.checkpoints())?.is_empty() {
+        bail!(
+            "{} has no checkpoint to resume from (it stopped before its first one): start it again with `tinygpt train --config {} --out {} --overwrite`",
+            run.path.display(),
+            run.config().display(),
+            run.path.display()
+        );
+    }
     let checkpoint_dir = checkpoint::resolve(&run.checkpoints(), &args.checkpoint)?;
     let state = checkpoint::load_state(&checkpoint_dir)?;
     let mut config = state.config.with_overrides(&args.overrides)?;
@@ -241,6 +304,15 @@ fn resume(args: &TrainArgs, dir: &Path) -> Result<Session> {
             config.train.max_steps
         );
     }
+    if let Some(stop) = args.stop_at_step
+        && stop <= state.step
+    {
+        bail!(
+            "--stop-at-step {stop}: the run is already at step {}; pass a later step",
+            state.step
+        );
+    }
+    check_memory(&config, args.force)?;
     let (device, device_label) = open_device(&config.train.device)?;
 
     let text = read_corpus(&config.data.corpus)?;
@@ -289,6 +361,7 @@ fn resume(args: &TrainArgs, dir: &Path) -> Result<Session> {
         prompt,
         metrics,
         resumed_from: Some(checkpoint_dir),
+        replaced: None,
     })
 }
 
@@ -306,20 +379,31 @@ fn prepare(
             config.model.vocab_size
         );
     }
-    let prompt = prompt_tokens(
-        tokenizer,
-        &config.train.sample_prompt,
-        config.model.block_size,
-    )
-    .context("train.sample_prompt")?;
+    // The corpus first: a corpus too short to train on is the problem to report, not a
+    // prompt its few characters cannot spell.
     let encoded = encode_corpus(config, tokenizer, text)?;
+    let prompt = sample_prompt(config, tokenizer, &encoded.splits)?;
     let description = encoded.describe();
     Ok((encoded.splits, prompt, description))
 }
 
+/// The tokens of `train.sample_prompt`. The default prompt (a newline) falls back to the
+/// corpus's first token when the corpus has no newline; a prompt the user chose must encode.
+fn sample_prompt(config: &RunConfig, tokenizer: &Tokenizer, splits: &Splits) -> Result<Vec<u32>> {
+    let text = &config.train.sample_prompt;
+    match prompt_tokens(tokenizer, text, config.model.block_size) {
+        Ok(tokens) => Ok(tokens),
+        Err(_) if text.as_str() == crate::config::DEFAULT_SAMPLE_PROMPT => {
+            Ok(vec![splits.train.get(0)])
+        }
+        Err(e) => Err(e).with_context(|| {
+            format!(
+                "train.sample_prompt = {text:?} cannot be encoded by this corpus's tokenizer: pass --set train.sample_prompt=TEXT with text from the corpus"
+            )
+        }),
+    }
+}
+
 fn write_config(run: &RunDir, config: &RunConfig) -> Result<()> {
-    let tmp = run.path.join(".config.toml.tmp");
-    write_synced(&tmp, toml::to_string(config)?.as_bytes())?;
-    std::fs::rename(&tmp, run.config())
-        .with_context(|| format!("cannot write {}", run.config().display()))
+    write_atomic(&run.config(), toml::to_string(config)?.as_bytes())
 }

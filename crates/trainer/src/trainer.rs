@@ -1,9 +1,8 @@
 //! The training loop: sample a batch, predict every next token, step AdamW; evaluate on fixed
 //! validation batches; log to the progress bar and `metrics.jsonl`.
 
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use anyhow::Result;
@@ -19,6 +18,7 @@ use crate::metrics::{MetricsLine, MetricsWriter, bits_per_byte};
 use crate::optim::{AdamW, clip_scale, global_grad_norm};
 use crate::progress::Progress;
 use crate::schedule::learning_rate;
+use crate::signals::InterruptFlag;
 use crate::tensors::{batch_tensors, scalar};
 
 /// Where training starts: a fresh model at step 0, or everything a checkpoint restored.
@@ -62,8 +62,8 @@ pub struct Hashes {
 /// Why a run stopped before `max_steps`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stopped {
-    /// Ctrl-C or SIGTERM.
-    Interrupted,
+    /// Ctrl-C, SIGTERM or SIGHUP: the signal's number.
+    Interrupted(i32),
     /// `--stop-at-step`.
     AtStep,
 }
@@ -90,11 +90,13 @@ pub struct Trainer<'a> {
     /// Stop (with a checkpoint) after this step, without changing the schedule.
     pub stop_at_step: Option<usize>,
     /// Set by the Ctrl-C / SIGTERM handler.
-    pub interrupt: Arc<AtomicBool>,
+    pub interrupt: InterruptFlag,
     /// UTF-8 bytes per token of the val split, for bits per byte.
     pub val_bytes_per_token: f64,
     /// Called after each evaluation with the metrics written so far (e.g. to redraw a plot).
     pub after_eval: Option<&'a dyn Fn()>,
+    /// Called after each checkpoint with its directory.
+    pub after_checkpoint: Option<&'a dyn Fn(&Path)>,
 }
 
 impl Trainer<'_> {
@@ -149,7 +151,8 @@ impl Trainer<'_> {
 
         let (mut window_start, mut window_tokens) = (Instant::now(), 0u64);
         let mut stopped = None;
-        let mut saved = None;
+        let mut saved: Option<PathBuf> = None;
+        let mut last_step = first_step;
         for step in first_step + 1..=end {
             // Dropout masks become a function of the step, so a resumed run draws the same ones.
             self.device.seed(train.seed.wrapping_add(step as u64));
@@ -157,13 +160,21 @@ impl Trainer<'_> {
             let (next, loss, grad_norm) = self.step(model, &mut optim, &mut sampler, lr);
             model = next;
             window_tokens += tokens_per_step;
+            // One scalar a step: a diverged run stops here, before anything non-finite can
+            // reach a checkpoint.
+            let grad_norm = scalar(grad_norm);
+            if !grad_norm.is_finite() {
+                return Err(self.diverged(step, scalar(loss), grad_norm));
+            }
 
             let is_eval = step % train.eval_interval == 0 || step == train.max_steps;
             let mut val_loss = None;
             if step % train.log_interval == 0 || is_eval {
                 // Reading the loss waits for the device: only done on logged steps.
                 let train_loss = scalar(loss);
-                let grad_norm = scalar(grad_norm);
+                if !train_loss.is_finite() {
+                    return Err(self.diverged(step, train_loss, grad_norm));
+                }
                 let window_s = window_start.elapsed().as_secs_f64();
                 train_seconds += window_s;
                 if is_eval {
@@ -191,8 +202,10 @@ impl Trainer<'_> {
                 (window_start, window_tokens) = (Instant::now(), 0);
             }
 
-            if self.interrupt.load(Ordering::SeqCst) {
-                stopped = Some(Stopped::Interrupted);
+            last_step = step;
+            let signal = self.interrupt.load(Ordering::SeqCst);
+            if signal != 0 {
+                stopped = Some(Stopped::Interrupted(signal));
             } else if step == end && end < train.max_steps {
                 stopped = Some(Stopped::AtStep);
             }
@@ -218,13 +231,16 @@ impl Trainer<'_> {
                     &optim,
                 )?);
                 checkpoint::rotate(&self.checkpoints, train.keep_checkpoints)?;
+                if let (Some(dir), Some(after)) = (&saved, self.after_checkpoint) {
+                    after(dir);
+                }
             }
             if stopped.is_some() {
                 break;
             }
         }
 
-        let steps = last.step.max(first_step);
+        let steps = last_step;
         let tokens_run = (steps - first_step) as u64 * tokens_per_step;
         let summary = Summary {
             steps,
@@ -237,6 +253,26 @@ impl Trainer<'_> {
             checkpoint: saved,
         };
         Ok((model, summary))
+    }
+
+    /// Stops a run whose loss or gradient norm is no longer finite, naming the way back.
+    fn diverged(&self, step: usize, loss: f64, grad_norm: f64) -> anyhow::Error {
+        let last = checkpoint::list(&self.checkpoints).unwrap_or_default();
+        let lr = self.config.train.lr;
+        let fix = match last.last() {
+            Some((at, dir)) => format!(
+                "its last checkpoint ({}, step {at}) is intact: continue from it with a lower rate, e.g. `tinygpt train --resume RUN --checkpoint step-{at} --set train.lr={}`",
+                dir.display(),
+                lr / 10.0
+            ),
+            _ => format!(
+                "no checkpoint was written; start again with a lower train.lr (now {lr}), e.g. --set train.lr={} --overwrite",
+                lr / 10.0
+            ),
+        };
+        anyhow::anyhow!(
+            "training diverged at step {step} (loss {loss}, gradient norm {grad_norm}): {fix}"
+        )
     }
 
     /// One optimizer step over `grad_accum` micro-batches drawn from the train split.

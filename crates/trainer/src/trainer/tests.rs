@@ -130,9 +130,10 @@ fn validation_loss_falls_when_training_on_structured_data() {
             tokenizer_sha256: "t".into(),
         },
         stop_at_step: None,
-        interrupt: Arc::default(),
+        interrupt: Default::default(),
         val_bytes_per_token: 1.0,
         after_eval: None,
+        after_checkpoint: None,
     };
     let mut metrics = MetricsWriter::create(&dir.join("metrics.jsonl")).unwrap();
     let model = Gpt::new(&config.model, 0, &device).unwrap();
