@@ -107,7 +107,14 @@ impl Tokenizer {
             reason,
         };
         let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
-        serde_json::from_str(&text).map_err(|e| fail(format!("not a tokenizer file ({e})")))
+        let tokenizer: Self =
+            serde_json::from_str(&text).map_err(|e| fail(format!("not a tokenizer file ({e})")))?;
+        if tokenizer.vocab_size() == 0 {
+            return Err(fail(
+                "its vocabulary is empty: use a tokenizer.json with tokens in it".into(),
+            ));
+        }
+        Ok(tokenizer)
     }
 }
 
@@ -269,6 +276,15 @@ mod tests {
             "text has 2 character(s) the tokenizer does not know: 'y' 'z'"
         );
         assert!(tokenizer.decode(&[7]).is_err());
+    }
+
+    #[test]
+    fn load_refuses_an_empty_vocabulary() {
+        let scratch = tempfile::tempdir().unwrap();
+        let path = scratch.path().join("tokenizer.json");
+        std::fs::write(&path, r#"{"kind": "char", "vocab": []}"#).unwrap();
+        let err = Tokenizer::load(&path).unwrap_err().to_string();
+        assert!(err.contains("vocabulary is empty"), "{err}");
     }
 
     #[test]

@@ -40,6 +40,9 @@ pub struct AttentionArgs {
     /// Earlier tokens listed per query in the text format.
     #[arg(long, default_value_t = 3)]
     pub top: usize,
+    /// Replace an existing --out file.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// The attention of one head over the prompt: `weights[query][key]`.
@@ -57,6 +60,9 @@ struct Dump<'a> {
 }
 
 pub fn attention_command(args: AttentionArgs) -> Result<()> {
+    if let Some(out) = &args.out {
+        crate::files::refuse_existing(out, "--out", args.force)?;
+    }
     let TrainedRun {
         config,
         tokenizer,

@@ -71,7 +71,7 @@ pub struct BenchReport {
 }
 
 pub fn bench_command(args: BenchArgs) -> Result<()> {
-    let model_config = model_config(&args.config)?;
+    let model_config = model_config(&args.config, &[])?;
     let train = crate::config::RunConfig::load(&args.config, &[])
         .map(|c| c.train)
         .unwrap_or_default();

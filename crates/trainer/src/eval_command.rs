@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use burn::tensor::activation::log_softmax;
 use serde::Serialize;
-use tinygpt_data::read_corpus;
+use tinygpt_data::{DataError, read_corpus};
 use tinygpt_model::Gpt;
 
 use crate::corpus_tokens::encode_corpus;
@@ -50,7 +50,7 @@ pub fn eval_command(args: EvalArgs) -> Result<()> {
     } = args.selection.open()?;
     let (source, tokens) = match &args.text {
         Some(path) => {
-            let text = read_corpus(path)?;
+            let text = read_corpus(path).map_err(|e| text_error(e, path))?;
             let tokens = tokenizer.encode(&text).with_context(|| {
                 format!(
                     "{} cannot be tokenized with this run's tokenizer",
@@ -95,6 +95,23 @@ pub fn eval_command(args: EvalArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Corpus errors speak of `data.corpus`; for `--text` the fix is another file.
+fn text_error(e: DataError, path: &std::path::Path) -> anyhow::Error {
+    let shown = path.display();
+    match e {
+        DataError::CorpusMissing { .. } => {
+            anyhow::anyhow!("--text {shown} not found: pass an existing text file")
+        }
+        DataError::CorpusEmpty { .. } => {
+            anyhow::anyhow!("--text {shown} is empty: pass a file with text in it")
+        }
+        DataError::CorpusNotUtf8 { offset, .. } => anyhow::anyhow!(
+            "--text {shown} is not UTF-8 text (invalid byte at offset {offset}): convert it to UTF-8 first"
+        ),
+        other => anyhow::anyhow!("--text {shown}: {other}"),
+    }
 }
 
 /// The windows that score every token after the first exactly once: `(start, first scored

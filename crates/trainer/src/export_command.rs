@@ -6,14 +6,16 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use burn::tensor::Device;
 use tinygpt_model::Gpt;
 use tinygpt_model::weights::load_module_tensors;
 
 use crate::config::{DataConfig, RunConfig, TrainConfig};
-use crate::run_dir::RunDir;
-use crate::weights::{TrainedRun, open_trained_run, read_export, save_export};
+use crate::files::write_atomic;
+use crate::footprint::Footprint;
+use crate::run_dir::{RunDir, RunKind};
+use crate::weights::{TrainedRun, open_trained_run, read_export, save_export, save_run_model};
 
 #[derive(Debug, clap::Args)]
 pub struct ExportArgs {
@@ -41,15 +43,16 @@ pub struct ImportArgs {
     /// Corpus to record in the new run's config (for `eval` on its val split).
     #[arg(long, default_value = "data/shakespeare.txt")]
     pub corpus: PathBuf,
+    /// Replace a run already in --out (moved aside, as `train --overwrite` does).
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Import even when the model's memory estimate exceeds the memory available.
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub fn export_command(args: ExportArgs) -> Result<()> {
-    if args.out.exists() && !args.force {
-        bail!(
-            "{} already exists: choose another --out or pass --force to replace it",
-            args.out.display()
-        );
-    }
+    crate::files::refuse_existing(&args.out, "--out", args.force)?;
     // Exporting only moves bytes: the CPU does it whatever device the run trained on.
     let TrainedRun {
         config,
@@ -63,12 +66,24 @@ pub fn export_command(args: ExportArgs) -> Result<()> {
 }
 
 pub fn import_command(args: ImportArgs) -> Result<()> {
+    RunDir::check_new(&args.out, args.overwrite)?;
     let (tensors, metadata) = read_export(&args.weights)?;
+    // The file's own word on the model's size is checked before it is believed.
+    metadata
+        .model
+        .validate()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.weights.display()))?;
+    if !args.force {
+        Footprint::inference(&metadata.model, 1).check(&format!(
+            "{} describes a model too large for this machine (pass --force if you know better)",
+            args.weights.display()
+        ))?;
+    }
     let device = Device::flex();
     // Loading checks every name and shape against the config before anything is written.
     let model = load_module_tensors(Gpt::new(&metadata.model, 0, &device)?, tensors)
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.weights.display()))?;
-    let run = RunDir::create(&args.out, false)?;
+    let (run, replaced) = RunDir::create(&args.out, RunKind::Imported, args.overwrite)?;
     let config = RunConfig {
         model: metadata.model.clone(),
         data: DataConfig {
@@ -79,9 +94,19 @@ pub fn import_command(args: ImportArgs) -> Result<()> {
         },
         train: TrainConfig::default(),
     };
-    std::fs::write(run.config(), toml::to_string(&config)?)?;
+    write_atomic(&run.config(), toml::to_string(&config)?.as_bytes())?;
     metadata.tokenizer.save(&run.tokenizer())?;
-    save_export(&model, &metadata.model, &metadata.tokenizer, &run.model())?;
+    save_run_model(&run, &model, &metadata.model, &metadata.tokenizer)?;
+    if let Some(old) = replaced {
+        let aside = old.aside.clone();
+        let left = old.discard()?;
+        if !left.is_empty() {
+            eprintln!(
+                "warning: the replaced run held files tinygpt did not write; they are kept in {}",
+                aside.display()
+            );
+        }
+    }
     eprintln!(
         "imported {} into {}",
         args.weights.display(),

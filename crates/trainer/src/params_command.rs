@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use indicatif::HumanCount;
 use tinygpt_data::{CharTokenizer, read_corpus};
 use tinygpt_model::{GptConfig, ParamCount};
@@ -21,6 +21,9 @@ pub struct ParamsArgs {
     /// A run directory (its resolved config).
     #[arg(long)]
     pub run: Option<PathBuf>,
+    /// Override a config key, e.g. --set model.n_layer=12 (repeatable).
+    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+    pub overrides: Vec<String>,
 }
 
 pub fn params_command(args: ParamsArgs) -> Result<()> {
@@ -28,20 +31,24 @@ pub fn params_command(args: ParamsArgs) -> Result<()> {
         Some(dir) => RunDir::open(dir)?.config(),
         None => args.config.clone(),
     };
-    let config = model_config(&path)?;
+    let config = model_config(&path, &args.overrides)?;
     print!("{}", table(&config, &path.display().to_string()));
     Ok(())
 }
 
-/// The `[model]` section of a config file, with `vocab_size = 0` resolved from a character
-/// corpus when the file names one.
-pub fn model_config(path: &std::path::Path) -> Result<GptConfig> {
+/// The `[model]` section of a config file (after `overrides`), with `vocab_size = 0`
+/// resolved from the tokenizer the run would use: a BPE's `data.vocab_size`, a
+/// tokenizer.json's size, or the characters of the corpus.
+pub fn model_config(path: &std::path::Path, overrides: &[String]) -> Result<GptConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read config {}", path.display()))?;
-    let table: toml::Table = text
+    let mut table: toml::Table = text
         .parse()
-        .map_err(|e: toml::de::Error| anyhow::anyhow!("{}", e.message().trim()))
+        .map_err(|e: toml::de::Error| anyhow::anyhow!("{}", e.message().trim().replace('\n', " ")))
         .with_context(|| format!("config {} is not valid TOML", path.display()))?;
+    for assignment in overrides {
+        crate::config::apply_override(&mut table, assignment)?;
+    }
     let model = table
         .get("model")
         .cloned()
@@ -50,25 +57,39 @@ pub fn model_config(path: &std::path::Path) -> Result<GptConfig> {
         .map_err(|e| anyhow::anyhow!("model.{}: {}", e.path(), e.inner().message().trim()))
         .with_context(|| format!("bad config {}", path.display()))?;
     if config.vocab_size == 0 {
-        let corpus = table
-            .get("data")
-            .and_then(|d| d.get("corpus"))
-            .and_then(|c| c.as_str())
-            .with_context(|| {
+        config.vocab_size = tokenizer_vocab(&table, path)?;
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+/// The vocabulary of the tokenizer a config's `[data]` section names.
+fn tokenizer_vocab(table: &toml::Table, path: &std::path::Path) -> Result<usize> {
+    let data = table.get("data").and_then(|d| d.as_table());
+    let key = |k: &str| data.and_then(|d| d.get(k));
+    let tokenizer = key("tokenizer").and_then(|t| t.as_str()).unwrap_or("char");
+    match tokenizer {
+        "bpe" => {
+            let size = key("vocab_size").map_or(Some(1024), |v| v.as_integer());
+            size.and_then(|s| usize::try_from(s).ok()).with_context(|| {
+                format!(
+                    "{}: data.vocab_size must be a positive integer",
+                    path.display()
+                )
+            })
+        }
+        "char" => {
+            let corpus = key("corpus").and_then(|c| c.as_str()).with_context(|| {
                 format!(
                     "{}: model.vocab_size is not set and no data.corpus to take it from",
                     path.display()
                 )
             })?;
-        let text = read_corpus(std::path::Path::new(corpus))?;
-        config.vocab_size =
-            tinygpt_data::Tokenizer::Char(CharTokenizer::from_corpus(&text)).vocab_size();
+            let text = read_corpus(std::path::Path::new(corpus))?;
+            Ok(tinygpt_data::Tokenizer::Char(CharTokenizer::from_corpus(&text)).vocab_size())
+        }
+        file => Ok(tinygpt_data::Tokenizer::load(std::path::Path::new(file))?.vocab_size()),
     }
-    config.validate()?;
-    if config.vocab_size == 0 {
-        bail!("model.vocab_size must be set");
-    }
-    Ok(config)
 }
 
 /// The parameter table as text.
@@ -154,9 +175,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_bpe_config_counts_the_bpe_vocabulary_not_the_corpus_characters() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let bpe = root.join("configs/shakespeare-bpe.toml");
+        let config = model_config(&bpe, &[]).unwrap();
+        assert_eq!(config.vocab_size, 1024);
+        let config = model_config(&bpe, &["data.vocab_size=2048".into()]).unwrap();
+        assert_eq!(config.vocab_size, 2048);
+        let config = model_config(&bpe, &["model.n_layer=2".into()]).unwrap();
+        assert_eq!(config.n_layer, 2);
+    }
+
+    #[test]
     fn gpt3_table_shows_the_lecture_totals() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/gpt3.toml");
-        let config = model_config(&root).unwrap();
+        let config = model_config(&root, &[]).unwrap();
         let text = table(&config, "gpt3");
         let line = |name: &str| {
             text.lines()

@@ -28,9 +28,13 @@ pub struct PlotArgs {
     /// Logarithmic loss axis.
     #[arg(long)]
     pub log: bool,
+    /// Replace an existing --out file.
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub fn plot_command(args: PlotArgs) -> Result<()> {
+    crate::files::refuse_existing(&args.out, "--out", args.force)?;
     let mut runs = Vec::new();
     for dir in &args.runs {
         runs.push((run_name(dir), run_metrics(&RunDir::open(dir)?)?));

@@ -26,6 +26,9 @@ pub struct TokenizeArgs {
     /// Print one JSON object instead of lines of text.
     #[arg(long)]
     pub json: bool,
+    /// Replace an existing --save-tokenizer file.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -46,6 +49,9 @@ struct TokenizeReport {
 
 pub fn tokenize_command(args: TokenizeArgs) -> Result<()> {
     let config = RunConfig::load(&args.config, &args.overrides)?;
+    if let Some(path) = &args.save_tokenizer {
+        crate::files::refuse_existing(path, "--save-tokenizer", args.force)?;
+    }
     let text = read_corpus(&config.data.corpus)?;
     let started = Instant::now();
     let tokenizer = build_tokenizer(&config, &text)?;
