@@ -129,7 +129,7 @@ fn plots_and_runs_table() {
 
     std::fs::write(scratch.path("b/metrics.jsonl"), "").unwrap();
     assert_clean_error(
-        &tinygpt(&["plot", "--run", &b, "--out", &png]),
+        &tinygpt(&["plot", "--run", &b, "--out", &png, "--force"]),
         "metrics.jsonl is empty",
     );
 

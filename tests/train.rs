@@ -105,7 +105,7 @@ fn existing_run_is_not_overwritten_without_the_flag() {
     let mine = scratch.str("mine");
     let mut foreign = args(&["--overwrite"]);
     foreign.extend(["--out", &mine]);
-    assert_clean_error(&tinygpt(&foreign), "does not look like a tinygpt run");
+    assert_clean_error(&tinygpt(&foreign), "has no tinygpt-run.json");
     assert!(scratch.path("mine/notes.txt").is_file());
 }
 

@@ -3,8 +3,10 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -117,4 +119,64 @@ pub fn python_has(module: &str) -> bool {
         panic!("CI must provide python3 with {module} (.ci/run installs it)");
     }
     ok
+}
+
+/// Starts `args`, waits for a stderr line containing `marker`, then returns the child.
+pub fn spawn_until(args: &[String], env: &[(&str, &str)], marker: &str) -> std::process::Child {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut command = tinygpt_command(&args);
+    command.stderr(Stdio::piped()).stdout(Stdio::null());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    loop {
+        let line = lines
+            .next()
+            .expect("process ended before the marker")
+            .unwrap();
+        if line.contains(marker) {
+            break;
+        }
+    }
+    // Keep draining stderr so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    child
+}
+
+/// Every file under `dir` (recursively) with its bytes, keyed by its path relative to `dir`:
+/// compare two snapshots to prove nothing was changed, added or removed.
+pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                out.insert(path.strip_prefix(root).unwrap().to_path_buf(), bytes);
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// Asserts a command that ran for a while (progress lines on stderr) ended with exit code 1
+/// and exactly one `error:` line naming `needle`, and no panic or backtrace.
+pub fn assert_error_after_output(out: &Output, needle: &str) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(1), "stderr:\n{err}");
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    assert!(errors[0].contains(needle), "expected {needle:?} in:\n{err}");
+    assert!(
+        !err.contains("panicked")
+            && !err.contains("internal error")
+            && !err.contains("stack backtrace"),
+        "{err}"
+    );
 }
