@@ -31,6 +31,8 @@ pub enum DataError {
     },
     #[error("data.val_fraction = {0}: must be in (0, 1)")]
     BadValFraction(f64),
+    #[error("{0}")]
+    Config(String),
     #[error("tokenizer: {0}")]
     Tokenizer(String),
     #[error(

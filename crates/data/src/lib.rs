@@ -2,15 +2,18 @@
 
 pub mod bpe;
 pub mod cache;
+pub mod config;
 pub mod corpus;
 pub mod dataset;
 mod error;
+pub mod pipeline;
 pub mod tokenizer;
 pub mod tokens;
 
 pub use bpe::train_bpe;
+pub use config::DataConfig;
 pub use corpus::{Corpus, read_corpus};
 pub use dataset::{Batch, BatchSampler, Splits, fixed_batches, split_text};
 pub use error::DataError;
-pub use tokenizer::{CharTokenizer, Tokenizer};
+pub use tokenizer::{CharTokenizer, Prompt, Tokenizer, prompt_tokens};
 pub use tokens::Tokens;

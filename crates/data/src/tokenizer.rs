@@ -118,6 +118,30 @@ impl Tokenizer {
     }
 }
 
+/// A prompt as tokens, and how many of its first tokens were dropped to fit the context.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prompt {
+    pub tokens: Vec<u32>,
+    pub dropped: usize,
+}
+
+/// The prompt as tokens: an empty prompt starts from a newline (or token 0 when the
+/// vocabulary has none); a long one keeps its last `block_size` tokens (the caller tells the
+/// user about `dropped`).
+pub fn prompt_tokens(
+    tokenizer: &Tokenizer,
+    text: &str,
+    block_size: usize,
+) -> Result<Prompt, DataError> {
+    let mut tokens = tokenizer.encode(text)?;
+    if tokens.is_empty() {
+        tokens = tokenizer.encode("\n").unwrap_or_else(|_| vec![0]);
+    }
+    let dropped = tokens.len().saturating_sub(block_size);
+    tokens.drain(..dropped);
+    Ok(Prompt { tokens, dropped })
+}
+
 /// Char tokenizers serialise as `{"kind": "char", "vocab": [...]}`; Hugging Face ones as their
 /// own standard JSON.
 impl Serialize for Tokenizer {

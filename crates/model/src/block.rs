@@ -6,11 +6,11 @@ use burn::tensor::Tensor;
 
 use crate::attention::CausalSelfAttention;
 use crate::config::GptConfig;
-use crate::fused::{dropout, layer_norm};
 use crate::init::Initializer;
 use crate::kv_cache::LayerCache;
 use crate::layers;
 use crate::mlp::Mlp;
+use tinygpt_kernels::{dropout, layer_norm};
 
 #[derive(Module, Debug)]
 pub struct Block {

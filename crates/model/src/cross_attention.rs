@@ -10,9 +10,9 @@ use burn::tensor::activation::softmax;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 
-use crate::attention::{merge_heads, split_heads};
 use crate::init::Initializer;
 use crate::layers::{INIT_STD, linear};
+use tinygpt_kernels::heads::{merge_heads, split_heads};
 
 #[derive(Module, Debug)]
 pub struct CrossAttention {

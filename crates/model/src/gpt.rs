@@ -6,10 +6,10 @@ use burn::tensor::{Device, Int, Tensor};
 
 use crate::block::Block;
 use crate::config::{ConfigError, GptConfig};
-use crate::fused;
 use crate::init::Initializer;
 use crate::kv_cache::KvCache;
 use crate::layers::{INIT_STD, layer_norm, linear as init_linear};
+use tinygpt_kernels as fused;
 
 #[derive(Module, Debug)]
 pub struct Gpt {

@@ -16,7 +16,7 @@ pub fn linear(init: &mut Initializer, d_in: usize, d_out: usize, bias: bool, std
 }
 
 /// LayerNorm's ε (burn's default, and PyTorch's).
-pub const LAYER_NORM_EPSILON: f64 = 1e-5;
+pub use tinygpt_kernels::LAYER_NORM_EPSILON;
 
 /// LayerNorm with gain 1 and (optionally) shift 0.
 pub fn layer_norm(init: &Initializer, n_embd: usize, bias: bool) -> LayerNorm {

@@ -4,7 +4,6 @@ pub mod attention;
 pub mod block;
 pub mod config;
 pub mod cross_attention;
-pub mod fused;
 pub mod generate;
 pub mod gpt;
 pub mod init;
@@ -13,6 +12,7 @@ pub mod layers;
 pub mod loss;
 pub mod mlp;
 pub mod params;
+pub mod sampling;
 pub mod weights;
 
 pub use config::{ConfigError, GptConfig};

@@ -5,9 +5,9 @@ use burn::nn::Linear;
 use burn::tensor::Tensor;
 
 use crate::config::GptConfig;
-use crate::fused::{self, gelu};
 use crate::init::Initializer;
 use crate::layers::{INIT_STD, linear};
+use tinygpt_kernels::{self as fused, gelu};
 
 #[derive(Module, Debug)]
 pub struct Mlp {

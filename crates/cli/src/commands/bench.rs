@@ -1,0 +1,252 @@
+//! `tinygpt bench`: training-step and sampling throughput of a config on a device, with model
+//! FLOPs utilisation against the matmul peak measured on the same device in the same run.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Result, ensure};
+use burn::module::Module;
+use burn::tensor::{Device, Distribution, Tensor};
+use indicatif::HumanCount;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use tinygpt_data::Batch;
+use tinygpt_model::generate::argmax;
+use tinygpt_model::{Generator, Gpt, ParamCount};
+
+use crate::memory;
+use tinygpt_train::config::TrainConfig;
+use tinygpt_train::config::model_config;
+use tinygpt_train::device::parse_device;
+use tinygpt_train::optim::AdamW;
+use tinygpt_train::tensors::scalar;
+use tinygpt_train::trainer::optimizer_step;
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    #[arg(long, default_value = "configs/shakespeare-char.toml")]
+    pub config: PathBuf,
+    /// Compute device: auto, flex, ndarray, wgpu or wgpu:KIND (see `tinygpt devices`).
+    #[arg(long, default_value = "flex")]
+    pub device: String,
+    /// Timed training steps (after the warm-up).
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    #[arg(long, default_value_t = 3)]
+    pub warmup: usize,
+    /// Sequences per step [default: the config's train.batch_size, else 32].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// New tokens for the sampling benchmark (0 skips it).
+    #[arg(long, default_value_t = 256)]
+    pub sample_tokens: usize,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BenchReport {
+    pub config: String,
+    pub device: String,
+    pub batch_size: usize,
+    pub block_size: usize,
+    pub params: usize,
+    pub train_tokens_per_sec: f64,
+    pub step_ms_median: f64,
+    pub step_ms_min: f64,
+    pub step_ms_max: f64,
+    pub flops_per_token: u64,
+    pub achieved_gflops: f64,
+    pub matmul_peak_gflops: f64,
+    pub mfu: f64,
+    /// Minor page faults per timed step (Linux only).
+    pub page_faults_per_step: Option<f64>,
+    /// Peak resident memory of the process after the training steps (Linux only).
+    pub peak_memory_mib: Option<f64>,
+    pub sample_tokens: usize,
+    pub sample_tokens_per_sec_kv_cache: Option<f64>,
+    pub sample_tokens_per_sec_no_cache: Option<f64>,
+}
+
+pub fn bench_command(args: BenchArgs) -> Result<()> {
+    let model_config = model_config(&args.config, &[])?;
+    let train = tinygpt_train::config::RunConfig::load(&args.config, &[])
+        .map(|c| c.train)
+        .unwrap_or_default();
+    let batch_size = args.batch_size.unwrap_or(train.batch_size);
+    ensure!(
+        args.steps > 0,
+        "--steps must be at least 1 (the timed steps)"
+    );
+    ensure!(batch_size > 0, "--batch-size must be at least 1");
+    let device = parse_device(&args.device)?;
+    let count = ParamCount::of(&model_config);
+    let flops_per_token = count.train_flops_per_token(&model_config);
+
+    // The peak is the best product of many spread over the run: ten before the training
+    // steps, two after each timed step (outside its timing) and ten after. On a shared machine
+    // one burst of products can land in a slow moment, and a low peak would overstate MFU.
+    let mut peak = MatmulPeak::new(&device);
+    peak.measure(10);
+
+    // Training steps on synthetic batches: the speed does not depend on the text.
+    let train_device = device.clone().autodiff();
+    let mut model = Gpt::new(&model_config, 0, &train_device)?;
+    let mut optim = AdamW::new(&TrainConfig::default());
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let t = model_config.block_size;
+    let mut times = Vec::new();
+    let mut faults_before = None;
+    for i in 0..args.warmup + args.steps {
+        if i == args.warmup {
+            faults_before = memory::usage().map(|(faults, _)| faults);
+        }
+        let tokens: Vec<u32> = (0..batch_size * (t + 1))
+            .map(|_| rng.random_range(0..model_config.vocab_size as u32))
+            .collect();
+        let starts: Vec<usize> = (0..batch_size).map(|b| b * (t + 1)).collect();
+        let batch = Batch::from_starts(&tokens.into(), &starts, t);
+        let started = Instant::now();
+        let (next, loss, _) = optimizer_step(model, &mut optim, &[batch], 1e-3, 1.0, &train_device);
+        model = next;
+        scalar(loss);
+        let _ = train_device.sync(); // a GPU may still be applying the update
+        if i >= args.warmup {
+            times.push(started.elapsed().as_secs_f64());
+            peak.measure(2);
+        }
+    }
+    let usage_after = memory::usage();
+    // Page faults in the timed steps: zero when each step reuses the memory of the one before.
+    let page_faults_per_step = faults_before
+        .zip(usage_after)
+        .map(|(before, (after, _))| (after - before) as f64 / args.steps as f64);
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    let tokens_per_step = (batch_size * t) as f64;
+    let tokens_per_sec = tokens_per_step / median;
+    let achieved = tokens_per_sec * flops_per_token as f64 / 1e9;
+    peak.measure(10);
+    let peak = peak.gflops();
+
+    let (mut cached, mut plain) = (None, None);
+    if args.sample_tokens > 0 {
+        let model = model.valid();
+        cached = Some(sample_speed(&model, args.sample_tokens, true, &device));
+        plain = Some(sample_speed(&model, args.sample_tokens, false, &device));
+    }
+    let report = BenchReport {
+        config: args.config.display().to_string(),
+        device: args.device.clone(),
+        batch_size,
+        block_size: t,
+        params: count.total(),
+        train_tokens_per_sec: tokens_per_sec,
+        step_ms_median: median * 1e3,
+        step_ms_min: times[0] * 1e3,
+        step_ms_max: times[times.len() - 1] * 1e3,
+        flops_per_token,
+        achieved_gflops: achieved,
+        matmul_peak_gflops: peak,
+        mfu: achieved / peak,
+        page_faults_per_step,
+        peak_memory_mib: usage_after.map(|(_, peak)| peak as f64 / (1 << 20) as f64),
+        sample_tokens: args.sample_tokens,
+        sample_tokens_per_sec_kv_cache: cached,
+        sample_tokens_per_sec_no_cache: plain,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_report(&report);
+    }
+    Ok(())
+}
+
+fn print_report(r: &BenchReport) {
+    println!(
+        "{} on {} ({} parameters, batch {} × {} tokens)",
+        r.config,
+        r.device,
+        HumanCount(r.params as u64),
+        r.batch_size,
+        r.block_size
+    );
+    println!(
+        "train: {} tok/s | step {:.1} ms median ({:.1}–{:.1}) | {:.1} GFLOP/s of {} FLOPs/token | peak matmul {:.1} GFLOP/s | MFU {:.1}%",
+        HumanCount(r.train_tokens_per_sec as u64),
+        r.step_ms_median,
+        r.step_ms_min,
+        r.step_ms_max,
+        r.achieved_gflops,
+        HumanCount(r.flops_per_token),
+        r.matmul_peak_gflops,
+        100.0 * r.mfu
+    );
+    if let (Some(faults), Some(peak)) = (r.page_faults_per_step, r.peak_memory_mib) {
+        println!("memory: {peak:.0} MiB peak resident | {faults:.0} page faults per step");
+    }
+    if let (Some(cached), Some(plain)) = (
+        r.sample_tokens_per_sec_kv_cache,
+        r.sample_tokens_per_sec_no_cache,
+    ) {
+        println!(
+            "sample {} tokens: {:.0} tok/s with the KV cache, {:.0} tok/s without ({:.1}×)",
+            r.sample_tokens,
+            cached,
+            plain,
+            cached / plain
+        );
+    }
+}
+
+/// The device's f32 matmul peak: the fastest of many 1024×1024 products.
+struct MatmulPeak {
+    a: Tensor<2>,
+    b: Tensor<2>,
+    device: Device,
+    fastest_s: f64,
+}
+
+impl MatmulPeak {
+    const N: usize = 1024;
+
+    fn new(device: &Device) -> Self {
+        let random = || Tensor::<2>::random([Self::N, Self::N], Distribution::Default, device);
+        Self {
+            a: random(),
+            b: random(),
+            device: device.clone(),
+            fastest_s: f64::INFINITY,
+        }
+    }
+
+    /// Times `products` more products.
+    fn measure(&mut self, products: usize) {
+        for _ in 0..products {
+            let started = Instant::now();
+            // Reading a reduction of the whole product, then syncing, waits for a GPU queue too.
+            let c = self.a.clone().matmul(self.b.clone());
+            c.sum().into_data();
+            let _ = self.device.sync();
+            self.fastest_s = self.fastest_s.min(started.elapsed().as_secs_f64());
+        }
+    }
+
+    fn gflops(&self) -> f64 {
+        2.0 * Self::N.pow(3) as f64 / self.fastest_s / 1e9
+    }
+}
+
+/// Greedy tokens per second from a one-token prompt.
+fn sample_speed(model: &Gpt, n: usize, use_cache: bool, device: &Device) -> f64 {
+    let mut generator = Generator::new(model, &[0], use_cache, device);
+    let started = Instant::now();
+    for _ in 0..n {
+        let next = argmax(&generator.next_logits());
+        generator.push(next);
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}

@@ -1,0 +1,89 @@
+//! `tinygpt devices`: the backends compiled in and the wgpu adapters found, so a user can see
+//! which device `auto` picks and why a GPU is or isn't used.
+
+use anyhow::Result;
+use burn::tensor::wgpu::wgpu;
+
+use tinygpt_train::device::{BACKENDS, adapters, auto_device, device_name};
+
+#[derive(Debug, clap::Args)]
+pub struct DevicesArgs {
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn devices_command(args: DevicesArgs) -> Result<()> {
+    let adapters = adapters();
+    let auto = auto_choice(&adapters);
+    if args.json {
+        let adapters: Vec<_> = adapters
+            .iter()
+            .map(|a| {
+                serde_json::json!({
+                    "name": a.name,
+                    "type": format!("{:?}", a.device_type),
+                    "backend": format!("{:?}", a.backend),
+                    "driver": a.driver,
+                    "driver_info": a.driver_info,
+                    "device": device_name(a.device_type),
+                })
+            })
+            .collect();
+        let json = serde_json::json!({
+            "backends": BACKENDS.iter().map(|b| b.name).collect::<Vec<_>>(),
+            "cpu_threads": std::thread::available_parallelism().map_or(1, |n| n.get()),
+            "wgpu_adapters": adapters,
+            "auto": auto,
+        });
+        println!("{json}");
+        return Ok(());
+    }
+    println!("backends compiled in:");
+    for backend in BACKENDS {
+        println!("  {:<9} {}", backend.name, backend.about);
+    }
+    println!(
+        "CPU threads: {}",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    if adapters.is_empty() {
+        println!(
+            "wgpu adapters: none found (install a Vulkan driver, e.g. Debian's mesa-vulkan-drivers, or your GPU vendor's)"
+        );
+    } else {
+        println!("wgpu adapters:");
+        for a in &adapters {
+            let driver = [a.driver.as_str(), a.driver_info.as_str()]
+                .iter()
+                .filter(|s| !s.is_empty())
+                .copied()
+                .collect::<Vec<_>>()
+                .join(" ");
+            println!(
+                "  {:<40} {:<14} {:<8} driver: {:<30} --device {}",
+                a.name,
+                format!("{:?}", a.device_type),
+                format!("{:?}", a.backend),
+                driver,
+                device_name(a.device_type)
+            );
+        }
+    }
+    println!("auto picks: {auto}");
+    Ok(())
+}
+
+/// What `--device auto` resolves to, in words.
+fn auto_choice(adapters: &[wgpu::AdapterInfo]) -> String {
+    let chosen = auto_device(adapters);
+    match adapters
+        .iter()
+        .find(|a| device_name(a.device_type) == chosen)
+    {
+        Some(adapter) => format!("{chosen} ({})", adapter.name),
+        None => format!(
+            "{chosen} (no hardware GPU found; a software adapter would be slower than flex)"
+        ),
+    }
+}

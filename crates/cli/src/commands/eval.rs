@@ -1,0 +1,113 @@
+//! `tinygpt eval`: loss, perplexity and bits per byte over every window of the val split (or
+//! of any text), deterministically — not a sample of random batches.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+use tinygpt_data::{DataError, read_corpus};
+use tinygpt_train::eval::mean_loss;
+use tinygpt_train::run::metrics::bits_per_byte;
+use tinygpt_train::run::weights::TrainedRun;
+
+use super::RunSelection;
+use crate::progress::encode_with_bar;
+
+#[derive(Debug, clap::Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub selection: RunSelection,
+    /// Evaluate on this text file instead of the run's val split.
+    #[arg(long)]
+    pub text: Option<PathBuf>,
+    /// Windows per forward pass.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Evaluation {
+    pub source: String,
+    pub tokens: usize,
+    pub windows: usize,
+    pub loss: f64,
+    pub perplexity: f64,
+    pub bits_per_byte: f64,
+}
+
+pub fn eval_command(args: EvalArgs) -> Result<()> {
+    let TrainedRun {
+        config,
+        tokenizer,
+        model,
+        device,
+        ..
+    } = args.selection.open()?;
+    let (source, tokens) = match &args.text {
+        Some(path) => {
+            let text = read_corpus(path).map_err(|e| text_error(e, path))?;
+            let tokens = tokenizer.encode(&text).with_context(|| {
+                format!(
+                    "{} cannot be tokenized with this run's tokenizer",
+                    path.display()
+                )
+            })?;
+            (path.display().to_string(), tokens)
+        }
+        None => {
+            let text = read_corpus(&config.data.corpus)?;
+            let encoded = encode_with_bar(&config, &tokenizer, &text)?;
+            ("val split".to_string(), encoded.splits.val.all())
+        }
+    };
+    if tokens.len() < 2 {
+        bail!(
+            "{source} has {} token(s): at least 2 are needed to predict one",
+            tokens.len()
+        );
+    }
+    let (loss, windows) = mean_loss(&model, &tokens, args.batch_size.max(1), &device);
+    let bytes_per_token = tokenizer.bytes_per_token(&tokens[1..]);
+    let result = Evaluation {
+        source,
+        tokens: tokens.len() - 1,
+        windows,
+        loss,
+        perplexity: loss.exp(),
+        bits_per_byte: bits_per_byte(loss, bytes_per_token),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&result)?);
+    } else {
+        println!(
+            "{}: {} tokens in {} windows | loss {:.4} | perplexity {:.3} | {:.4} bits/byte",
+            result.source,
+            result.tokens,
+            result.windows,
+            result.loss,
+            result.perplexity,
+            result.bits_per_byte
+        );
+    }
+    Ok(())
+}
+
+/// Corpus errors speak of `data.corpus`; for `--text` the fix is another file.
+fn text_error(e: DataError, path: &std::path::Path) -> anyhow::Error {
+    let shown = path.display();
+    match e {
+        DataError::CorpusMissing { .. } => {
+            anyhow::anyhow!("--text {shown} not found: pass an existing text file")
+        }
+        DataError::CorpusEmpty { .. } => {
+            anyhow::anyhow!("--text {shown} is empty: pass a file with text in it")
+        }
+        DataError::CorpusNotUtf8 { offset, .. } => anyhow::anyhow!(
+            "--text {shown} is not UTF-8 text (invalid byte at offset {offset}): convert it to UTF-8 first"
+        ),
+        other => anyhow::anyhow!("--text {shown}: {other}"),
+    }
+}

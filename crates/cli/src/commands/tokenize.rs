@@ -1,0 +1,113 @@
+//! `tinygpt tokenize`: encode a config's corpus into the token cache once, ahead of training,
+//! and report the tokenizer's numbers (vocabulary, bytes per token, encoding speed).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Result;
+use indicatif::HumanCount;
+use serde::Serialize;
+use tinygpt_data::read_corpus;
+
+use tinygpt_data::pipeline::build_tokenizer;
+use tinygpt_train::config::RunConfig;
+
+use crate::progress::encode_with_bar;
+
+#[derive(Debug, clap::Args)]
+pub struct TokenizeArgs {
+    /// Run configuration whose [data] section names the corpus and the tokenizer.
+    #[arg(long, default_value = "configs/shakespeare-char.toml")]
+    pub config: PathBuf,
+    /// Override a config key, e.g. --set data.vocab_size=2048 (repeatable).
+    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// Also save the tokenizer (a standard tokenizer.json for BPE) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub save_tokenizer: Option<PathBuf>,
+    /// Print one JSON object instead of lines of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Replace an existing --save-tokenizer file.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct TokenizeReport {
+    corpus: PathBuf,
+    tokenizer: String,
+    vocab_size: usize,
+    bytes: usize,
+    train_tokens: usize,
+    val_tokens: usize,
+    bytes_per_token: f64,
+    tokenizer_seconds: f64,
+    encode_seconds: f64,
+    encode_mb_per_s: Option<f64>,
+    cache: Option<PathBuf>,
+    reused: bool,
+}
+
+pub fn tokenize_command(args: TokenizeArgs) -> Result<()> {
+    let config = RunConfig::load(&args.config, &args.overrides)?;
+    if let Some(path) = &args.save_tokenizer {
+        tinygpt_train::run::files::refuse_existing(path, "--save-tokenizer", args.force)?;
+    }
+    let text = read_corpus(&config.data.corpus)?;
+    let started = Instant::now();
+    let tokenizer = build_tokenizer(&config.data, &text)?;
+    let tokenizer_seconds = started.elapsed().as_secs_f64();
+    let encoded = encode_with_bar(&config, &tokenizer, &text)?;
+    if let Some(path) = &args.save_tokenizer {
+        tokenizer.save(path)?;
+    }
+    let (train, val) = (&encoded.splits.train, &encoded.splits.val);
+    let report = TokenizeReport {
+        corpus: config.data.corpus.clone(),
+        tokenizer: config.data.tokenizer.clone(),
+        vocab_size: tokenizer.vocab_size(),
+        bytes: text.len(),
+        train_tokens: train.len(),
+        val_tokens: val.len(),
+        bytes_per_token: text.len() as f64 / (train.len() + val.len()) as f64,
+        tokenizer_seconds,
+        encode_seconds: encoded.seconds,
+        encode_mb_per_s: (!encoded.cache.reused)
+            .then(|| text.len() as f64 / 1e6 / encoded.seconds.max(1e-9)),
+        cache: encoded.cache.path.clone(),
+        reused: encoded.cache.reused,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    }
+    println!(
+        "corpus: {} ({:.2} MB)",
+        report.corpus.display(),
+        report.bytes as f64 / 1e6
+    );
+    let built = if config.data.tokenizer == "bpe" {
+        format!(
+            ", trained on the train split in {:.2}s",
+            report.tokenizer_seconds
+        )
+    } else {
+        String::new()
+    };
+    println!(
+        "tokenizer: {} with {} tokens{built}",
+        report.tokenizer, report.vocab_size
+    );
+    println!("{}", encoded.describe());
+    println!(
+        "split: {} train / {} val tokens, {:.3} bytes per token",
+        HumanCount(report.train_tokens as u64),
+        HumanCount(report.val_tokens as u64),
+        report.bytes_per_token
+    );
+    if let Some(path) = &args.save_tokenizer {
+        println!("tokenizer saved to {}", path.display());
+    }
+    Ok(())
+}

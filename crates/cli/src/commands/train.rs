@@ -1,0 +1,200 @@
+//! `tinygpt train`: opens a session (a new run or a resumed one, see `tinygpt_train::session`),
+//! runs the training loop with a progress bar, and prints a summary and a greedy sample.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Result;
+use burn::module::Module;
+use indicatif::{HumanCount, HumanDuration};
+use tinygpt_model::ParamCount;
+use tinygpt_model::generate::greedy;
+use tinygpt_train::run::metrics::MetricsLine;
+use tinygpt_train::run::weights::save_run_model;
+use tinygpt_train::run::{Replaced, RunDir};
+use tinygpt_train::session::{Session, SessionOptions};
+use tinygpt_train::trainer::{Stopped, TrainObserver, Trainer};
+
+use crate::plots::refresh_run_plot;
+use crate::progress::{Progress, encoding_bar};
+use crate::signals::{exit_code, interrupt_flag};
+
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    /// Run configuration (TOML with [model], [data] and [train] sections).
+    #[arg(
+        long,
+        default_value = "configs/shakespeare-char.toml",
+        conflicts_with = "resume"
+    )]
+    pub config: PathBuf,
+    /// Compute device: auto, flex, ndarray, wgpu or wgpu:KIND (see `tinygpt devices`); overrides train.device.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Run directory [default: runs/<config name>].
+    #[arg(long, conflicts_with = "resume")]
+    pub out: Option<PathBuf>,
+    /// Override a config key, e.g. --set train.max_steps=500 (repeatable).
+    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// Replace the run in the run directory: the old one is moved aside, and its files are
+    /// deleted once the new run has its first checkpoint (files tinygpt did not write stay).
+    #[arg(long, conflicts_with = "resume")]
+    pub overwrite: bool,
+    /// Train even when the memory estimate exceeds the memory available.
+    #[arg(long)]
+    pub force: bool,
+    /// Continue the run in RUN_DIR from a checkpoint, exactly where it stopped.
+    #[arg(long, value_name = "RUN_DIR")]
+    pub resume: Option<PathBuf>,
+    /// Checkpoint to resume from: latest, best or step-N.
+    #[arg(long, default_value = "latest", requires = "resume")]
+    pub checkpoint: String,
+    /// Stop after this step with a checkpoint, leaving the LR schedule as configured.
+    #[arg(long, value_name = "STEP")]
+    pub stop_at_step: Option<usize>,
+}
+
+/// Trains; the exit code is 0 when the run finished or stopped at `--stop-at-step`, and
+/// 128 + the signal's number when a signal stopped it.
+pub fn train(args: TrainArgs) -> Result<ExitCode> {
+    let interrupt = interrupt_flag()?;
+    let options = SessionOptions {
+        config: args.config,
+        device: args.device,
+        out: args.out,
+        overrides: args.overrides,
+        overwrite: args.overwrite,
+        force: args.force,
+        resume: args.resume,
+        checkpoint: args.checkpoint,
+        stop_at_step: args.stop_at_step,
+    };
+    let mut bar = encoding_bar();
+    let session = Session::open(&options, &mut |done, total| bar.update(done, total))?;
+    bar.finish();
+    let Session {
+        config,
+        tokenizer,
+        splits,
+        run,
+        device,
+        device_label,
+        hashes,
+        prompt,
+        start,
+        mut metrics,
+        resumed_from,
+        encoded,
+        replaced,
+    } = session;
+    eprintln!("{encoded}");
+
+    let params = ParamCount::of(&config.model);
+    eprintln!(
+        "tinygpt: {} parameters | {} layers, {} heads, n_embd {}, block {} | vocab {} | {} train / {} val tokens | device {} | run {}",
+        HumanCount(params.total() as u64),
+        config.model.n_layer,
+        config.model.n_head,
+        config.model.n_embd,
+        config.model.block_size,
+        tokenizer.vocab_size(),
+        HumanCount(splits.train.len() as u64),
+        HumanCount(splits.val.len() as u64),
+        device_label,
+        run.path.display()
+    );
+    if let Some(dir) = &resumed_from {
+        eprintln!("resuming at step {} from {}", start.step, dir.display());
+    }
+
+    let mut observer = Terminal {
+        progress: Progress::new(config.train.max_steps),
+        run: &run,
+        plot_failed: false,
+        replaced,
+    };
+    let trainer = Trainer {
+        config: &config,
+        splits: &splits,
+        device: device.clone().autodiff(),
+        checkpoints: run.checkpoints(),
+        hashes,
+        stop_at_step: options.stop_at_step,
+        interrupt,
+        val_bytes_per_token: tokenizer.bytes_per_token(&splits.val.all()),
+    };
+    let (model, summary) = trainer.run(start, &mut metrics, &mut observer)?;
+    observer.progress.finish();
+
+    if let Some(stopped) = summary.stopped {
+        let (why, code) = match stopped {
+            Stopped::Interrupted(signal) => ("interrupted", ExitCode::from(exit_code(signal))),
+            Stopped::AtStep => ("stopped as asked", ExitCode::SUCCESS),
+        };
+        let checkpoint = summary.checkpoint.as_deref().unwrap_or(Path::new("?"));
+        eprintln!(
+            "{why} at step {}: checkpoint saved in {}; continue with: tinygpt train --resume {}",
+            summary.steps,
+            checkpoint.display(),
+            run.path.display()
+        );
+        return Ok(code);
+    }
+
+    let model = model.valid();
+    save_run_model(&run, &model, &config.model, &tokenizer)?;
+    let val = summary
+        .initial_val_loss
+        .map_or(String::new(), |v| format!(" (from {v:.4})"));
+    eprintln!(
+        "done: {} steps | train loss {:.4} | val loss {:.4}{val} | {} | {} tok/s | weights in {}",
+        summary.steps,
+        summary.train_loss,
+        summary.val_loss,
+        HumanDuration(Duration::from_secs_f64(summary.wall_s)),
+        HumanCount(summary.tokens_per_sec as u64),
+        run.model().display()
+    );
+    let continuation = greedy(&model, &prompt, config.train.sample_tokens, &device);
+    println!(
+        "--- greedy continuation of {:?} ---",
+        config.train.sample_prompt
+    );
+    println!("{}", tokenizer.decode(&continuation)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The training loop as a terminal sees it: a progress bar, `loss.png` redrawn after each
+/// evaluation, and the run `--overwrite` replaced cleared at the first checkpoint.
+struct Terminal<'a> {
+    progress: Progress,
+    run: &'a RunDir,
+    plot_failed: bool,
+    replaced: Option<Replaced>,
+}
+
+impl TrainObserver for Terminal<'_> {
+    fn logged(&mut self, line: &MetricsLine) {
+        self.progress.log(line);
+    }
+
+    fn evaluated(&mut self) {
+        if let Err(e) = refresh_run_plot(self.run)
+            && !std::mem::replace(&mut self.plot_failed, true)
+        {
+            eprintln!("warning: {e:#} (training goes on)");
+        }
+    }
+
+    fn checkpointed(&mut self, _dir: &Path) {
+        if let Some(warning) = self
+            .replaced
+            .take()
+            .and_then(Replaced::discard_with_warning)
+        {
+            eprintln!("warning: {warning}");
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! `tinygpt`: train, sample and inspect tiny GPTs.
+
+mod commands;
+mod memory;
+mod plots;
+mod progress;
+mod signals;
+mod stream;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use commands::*;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tinygpt",
+    version,
+    about = "Train, sample and inspect tiny GPT models"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Train a model from a config (or resume one); writes a run directory.
+    Train(train::TrainArgs),
+    /// Stream generations from a trained run.
+    Sample(sample::SampleArgs),
+    /// Count a model's parameters matrix by matrix, from its config.
+    Params(params::ParamsArgs),
+    /// Show what each attention head looks at for a prompt (PNG, text or JSON).
+    Attention(attention::AttentionArgs),
+    /// Measure training and sampling speed, and MFU against the measured matmul peak.
+    Bench(bench::BenchArgs),
+    /// Loss, perplexity and bits per byte over every window of the val split or a text.
+    Eval(eval::EvalArgs),
+    /// Plot loss curves and LR schedules of one or more runs.
+    Plot(plot::PlotArgs),
+    /// Write a run's weights as self-contained safetensors.
+    Export(export::ExportArgs),
+    /// Make a run directory from an exported safetensors file.
+    Import(export::ImportArgs),
+    /// List the runs in a directory with their results.
+    Runs(runs::RunsArgs),
+    /// Encode a config's corpus into the token cache and report the tokenizer's numbers.
+    Tokenize(tokenize::TokenizeArgs),
+    /// List the compute backends compiled in and the GPUs (wgpu adapters) found.
+    Devices(devices::DevicesArgs),
+}
+
+fn main() -> ExitCode {
+    quiet_panics();
+    tinygpt_train::device::quiet_headless_vulkan();
+    memory::keep_freed_memory();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(args) => match train::train(args) {
+            Ok(code) => return code,
+            Err(e) => Err(e),
+        },
+        Command::Sample(args) => sample::sample_command(args),
+        Command::Params(args) => params::params_command(args),
+        Command::Attention(args) => attention::attention_command(args),
+        Command::Bench(args) => bench::bench_command(args),
+        Command::Eval(args) => eval::eval_command(args),
+        Command::Plot(args) => plot::plot_command(args),
+        Command::Export(args) => export::export_command(args),
+        Command::Import(args) => export::import_command(args),
+        Command::Runs(args) => runs::runs_command(args),
+        Command::Tokenize(args) => tokenize::tokenize_command(args),
+        Command::Devices(args) => devices::devices_command(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A panic is a bug in tinygpt or below it; the user still gets one line, not a backtrace
+/// (set RUST_BACKTRACE=1 to see it).
+fn quiet_panics() {
+    if std::env::var_os("RUST_BACKTRACE").is_some() {
+        return;
+    }
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        let location = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!(
+            "error: internal error{location}: {msg} (please report it; RUST_BACKTRACE=1 shows where)"
+        );
+    }));
+}

@@ -1,0 +1,183 @@
+//! Fused training ops for the `flex` CPU backend.
+//!
+//! Under autodiff, burn builds several things from many small tensor ops, each a full pass
+//! over memory into a fresh buffer: causal attention (matmul, scale, mask, softmax, matmul,
+//! and their backward passes), linear maps (a matmul into a zeroed, then copied buffer, plus
+//! a pass for the bias) and LayerNorm (mean, variance, subtract, divide, scale, shift). GELU
+//! calls libm's scalar `erff`, and dropout draws its mask one element at a time. On `flex`
+//! with autodiff each of these runs instead as one forward and one backward kernel, written
+//! with the gemm crate burn-flex itself uses. Other devices, and `TINYGPT_PLAIN_OPS=1`, take
+//! burn's plain ops; tests check that both paths give the same outputs and gradients.
+//!
+//! The optimizer's AdamW update ([`adamw`]) is here too, beside its plain twin, under the
+//! same switch.
+
+pub mod adamw;
+mod attention;
+mod dropout;
+mod gelu;
+mod layer_norm;
+mod linear;
+mod math;
+mod matrix;
+
+pub mod heads;
+
+use std::sync::OnceLock;
+
+use burn::backend::Autodiff;
+use burn::backend::Flex;
+use burn::backend::autodiff::NodeId;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::nn::{Dropout, LayerNorm, Linear};
+use burn::tensor::activation;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{DType, Tensor};
+
+use crate::heads::split_heads;
+
+/// The ε of every LayerNorm in the model: GPT-2's and PyTorch's default.
+pub const LAYER_NORM_EPSILON: f64 = 1e-5;
+
+type FlexAutodiff = Autodiff<Flex>;
+
+/// Whether the fused ops are on: yes unless `TINYGPT_PLAIN_OPS` is set to something other
+/// than `0` (for benchmarking the plain path with the same binary).
+pub fn enabled() -> bool {
+    static ENABLED: OnceLock<bool> = OnceLock::new();
+    *ENABLED.get_or_init(|| std::env::var("TINYGPT_PLAIN_OPS").map_or(true, |v| v == "0"))
+}
+
+/// Whether tensors like `x` take the fused ops: f32 on `flex` with autodiff, fused ops on.
+pub fn applies<const D: usize>(x: &Tensor<D>) -> bool {
+    enabled() && on_flex_autodiff(x).is_some()
+}
+
+/// Causal self-attention `softmax(QKᵀ/√d_head, future masked)·V` per head, from queries, keys
+/// and values packed side by side, `[batch, time, 3·n_embd]`. Returns the heads' outputs,
+/// `[batch, head, time, d_head]`.
+pub fn causal_self_attention(qkv: Tensor<3>, n_head: usize) -> Tensor<4> {
+    if enabled()
+        && let Some(output) = attention::causal_attention(&qkv, n_head)
+    {
+        return output;
+    }
+    plain_causal_self_attention(qkv, n_head)
+}
+
+/// [`causal_self_attention`] through burn's ops: the packed projections split into queries,
+/// keys and values, then burn's attention op.
+pub fn plain_causal_self_attention(qkv: Tensor<3>, n_head: usize) -> Tensor<4> {
+    let [.., width] = qkv.dims();
+    let c = width / 3;
+    let [query, key, value] =
+        [0, 1, 2].map(|part| split_heads(qkv.clone().narrow(2, part * c, c), n_head));
+    plain_causal_attention(query, key, value)
+}
+
+/// burn's own attention op with the causal flag: the plain path.
+pub fn plain_causal_attention(query: Tensor<4>, key: Tensor<4>, value: Tensor<4>) -> Tensor<4> {
+    let options = AttentionModuleOptions {
+        scale: None, // 1/sqrt(d_head)
+        softcap: None,
+        is_causal: true,
+    };
+    attention(query, key, value, None, None, options)
+}
+
+/// The exact (erf) GELU, `x·Φ(x)`.
+pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if enabled()
+        && let Some(output) = gelu::gelu(&x)
+    {
+        return output;
+    }
+    activation::gelu(x)
+}
+
+/// The layer's dropout: while training, each element is zeroed with probability `p` and the
+/// rest scaled by `1/(1 − p)`; otherwise the identity.
+pub fn dropout<const D: usize>(layer: &Dropout, x: Tensor<D>) -> Tensor<D> {
+    if enabled()
+        && layer.prob > 0.0
+        && layer.training.is_enabled()
+        && let Some(output) = dropout::dropout(&x, layer.prob)
+    {
+        return output;
+    }
+    layer.forward(x)
+}
+
+/// The layer's `x·W + b` over the last dimension of `x`.
+pub fn linear<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
+    let bias = layer.bias.as_ref().map(|b| b.val());
+    linear_with(x, layer.weight.val(), bias)
+}
+
+/// `x·W (+ b)` over the last dimension of `x`, for a weight that is not a [`Linear`]'s (the
+/// tied unembedding).
+pub fn linear_with<const D: usize>(
+    x: Tensor<D>,
+    weight: Tensor<2>,
+    bias: Option<Tensor<1>>,
+) -> Tensor<D> {
+    if enabled()
+        && let Some(output) = linear::linear(&x, &weight, bias.as_ref())
+    {
+        return output;
+    }
+    burn::tensor::module::linear(x, weight, bias)
+}
+
+/// LayerNorm over the last dimension with the module's γ and β (ε = [`LAYER_NORM_EPSILON`]).
+pub fn layer_norm<const D: usize>(norm: &LayerNorm, x: Tensor<D>) -> Tensor<D> {
+    if enabled()
+        && let Some(beta) = &norm.beta
+        && let Some(output) = layer_norm::layer_norm(
+            &x,
+            &norm.gamma.val(),
+            &beta.val(),
+            LAYER_NORM_EPSILON as f32,
+        )
+    {
+        return output;
+    }
+    norm.forward(x)
+}
+
+/// The tensor's `flex`-with-autodiff primitive when it is an f32 tensor there, else `None`.
+fn on_flex_autodiff<const D: usize>(tensor: &Tensor<D>) -> Option<FloatTensor<FlexAutodiff>> {
+    if tensor.dtype() != DType::F32 {
+        return None;
+    }
+    tensor.clone().try_into_primitive::<FlexAutodiff>().ok()
+}
+
+/// Registers each gradient for its parent, skipping parents that do not need one.
+fn register<const N: usize>(
+    grads: &mut Gradients,
+    parents: &[Option<NodeId>],
+    values: [FlexTensor; N],
+) {
+    for (parent, value) in parents.iter().zip(values) {
+        if let Some(id) = parent {
+            grads.register::<Flex>(*id, value);
+        }
+    }
+}
+
+/// The row-major values of a contiguous f32 `flex` tensor (for CPU kernels outside this crate
+/// too, such as the optimizer's).
+pub fn values(tensor: &FlexTensor) -> &[f32] {
+    let (start, end) = tensor
+        .layout()
+        .contiguous_offsets()
+        .expect("made contiguous first");
+    &tensor.storage::<f32>()[start..end]
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,285 @@
+//! Every fused op against burn's plain ops: same outputs and same gradients.
+
+use burn::tensor::{Device, Tensor, TensorData, activation};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::{attention, dropout, gelu, layer_norm, linear, math, plain_causal_self_attention};
+use crate::heads::split_heads;
+
+mod dropout_mask;
+
+fn training_device() -> Device {
+    Device::flex().autodiff()
+}
+
+fn random(shape: [usize; 3], seed: u64) -> TensorData {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let n = shape.iter().product();
+    let values: Vec<f32> = (0..n).map(|_| rng.random_range(-2.0..2.0)).collect();
+    TensorData::new(values, shape)
+}
+
+fn max_abs_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
+    let a = a.into_data().try_to_vec::<f32>().unwrap();
+    let b = b.into_data().try_to_vec::<f32>().unwrap();
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(&b)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max)
+}
+
+/// The heads' outputs and the gradient with respect to packed `[batch, time, 3·n_embd]`
+/// projections, through the fused op or through narrow + split + burn's attention, with an
+/// upstream gradient that weighs every output differently.
+fn attention_with_grads(fused: bool, n_head: usize, time: usize) -> (Tensor<4>, Tensor<3>) {
+    let device = training_device();
+    let c = 24;
+    let qkv = Tensor::<3>::from_data(random([2, time, 3 * c], 1), &device).require_grad();
+    let output = if fused {
+        attention::causal_attention(&qkv, n_head).expect("flex autodiff takes the fused path")
+    } else {
+        plain_causal_self_attention(qkv.clone(), n_head)
+    };
+    let weights = split_heads(
+        Tensor::<3>::from_data(random([2, time, c], 4), &device),
+        n_head,
+    );
+    let grads = (output.clone() * weights).sum().backward();
+    (output, qkv.grad(&grads).expect("leaf gradient"))
+}
+
+#[test]
+fn fused_attention_matches_plain_attention_and_its_gradients() {
+    // 150 positions: two full query tiles and a partial one.
+    for (n_head, time) in [(1, 17), (3, 17), (4, 17), (2, 150)] {
+        let (fused_out, fused_grad) = attention_with_grads(true, n_head, time);
+        let (plain_out, plain_grad) = attention_with_grads(false, n_head, time);
+        let diff = max_abs_diff(fused_out, plain_out);
+        assert!(
+            diff < 1e-5,
+            "{n_head} heads, {time} positions: outputs differ by {diff}"
+        );
+        let diff = max_abs_diff(fused_grad, plain_grad);
+        assert!(
+            diff < 1e-5,
+            "{n_head} heads, {time} positions: dqkv differs by {diff}"
+        );
+    }
+}
+
+#[test]
+fn fused_attention_never_lets_a_query_see_the_future() {
+    // Changing the keys and values from position 70 on (inside the second query tile) leaves
+    // outputs 0..70 unchanged.
+    let device = training_device();
+    let (time, c) = (130, 8);
+    let run = |seed: u64| {
+        let mut qkv = random([1, time, 3 * c], 2).try_to_vec::<f32>().unwrap();
+        let other = random([1, time, 3 * c], seed).try_to_vec::<f32>().unwrap();
+        for t in 70..time {
+            let row = t * 3 * c;
+            // Keys and values only: the queries stay.
+            qkv[row + c..row + 3 * c].copy_from_slice(&other[row + c..row + 3 * c]);
+        }
+        let qkv = Tensor::from_data(TensorData::new(qkv, [1, time, 3 * c]), &device);
+        attention::causal_attention(&qkv, 2).unwrap()
+    };
+    let (a, b) = (run(10), run(11));
+    let past = |t: Tensor<4>| t.slice([0..1, 0..2, 0..70]);
+    assert_eq!(max_abs_diff(past(a.clone()), past(b.clone())), 0.0);
+    assert!(
+        max_abs_diff(a, b) > 1e-3,
+        "the future did change later outputs"
+    );
+}
+
+#[test]
+fn fused_ops_take_the_plain_path_off_flex_autodiff() {
+    #[allow(deprecated)] // ndarray: a backend the user asked for
+    let ndarray = Device::ndarray();
+    for device in [Device::flex(), ndarray.clone(), ndarray.autodiff()] {
+        let packed = Tensor::<3>::from_data(random([1, 4, 24], 1), &device);
+        assert!(attention::causal_attention(&packed, 2).is_none());
+        assert!(!super::applies(&packed));
+        let x = split_heads(Tensor::from_data(random([1, 4, 8], 1), &device), 2);
+        assert!(gelu::gelu(&x).is_none());
+        assert!(dropout::dropout(&x, 0.5).is_none());
+        let gamma = Tensor::<1>::ones([4], &device);
+        assert!(layer_norm::layer_norm(&x, &gamma, &gamma, 1e-5).is_none());
+        let weight = Tensor::<2>::ones([4, 3], &device);
+        assert!(linear::linear(&x, &weight, None).is_none());
+    }
+}
+
+#[test]
+fn fused_gelu_matches_plain_gelu_and_its_gradient() {
+    let device = training_device();
+    // -8..8 in steps of 1/64: the tails, zero, and everything between.
+    let values: Vec<f32> = (-512..=512).map(|i| i as f32 / 64.0).collect();
+    let n = values.len();
+    let run = |fused: bool| {
+        let x =
+            Tensor::<1>::from_data(TensorData::new(values.clone(), [n]), &device).require_grad();
+        let y = if fused {
+            gelu::gelu(&x).expect("flex autodiff takes the fused path")
+        } else {
+            activation::gelu(x.clone())
+        };
+        let upstream = Tensor::<3>::from_data(random([1, 1, n], 5), &device).reshape([n]);
+        let grads = (y.clone() * upstream).sum().backward();
+        (y, x.grad(&grads).unwrap())
+    };
+    let ((fused_y, fused_dx), (plain_y, plain_dx)) = (run(true), run(false));
+    let diff = max_abs_diff(fused_y, plain_y);
+    assert!(diff < 2e-6, "gelu differs by {diff}");
+    let diff = max_abs_diff(fused_dx, plain_dx);
+    assert!(diff < 2e-6, "gelu gradient differs by {diff}");
+}
+
+#[test]
+fn vectorised_exp_is_within_a_few_ulp() {
+    let mut worst = 0.0f32;
+    for i in -8700..8800 {
+        let x = i as f32 / 100.0 + 0.003;
+        let (fast, exact) = (math::exp(x), (x as f64).exp() as f32);
+        worst = worst.max(((fast - exact) / exact).abs());
+    }
+    assert!(worst < 4.0 * f32::EPSILON, "relative error {worst}");
+}
+
+#[test]
+fn shifted_exp_and_dot_match_their_definitions() {
+    let mut row: Vec<f32> = (0..19).map(|i| (i as f32 * 0.37).sin() * 3.0).collect();
+    let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    let expected: Vec<f32> = row.iter().map(|v| (v - max).exp()).collect();
+    let sum = math::exp_shifted(&mut row);
+    for (got, want) in row.iter().zip(&expected) {
+        assert!((got - want).abs() < 1e-6);
+    }
+    assert!((sum - expected.iter().sum::<f32>()).abs() < 1e-5);
+    let b: Vec<f32> = (0..19).map(|i| i as f32).collect();
+    let want: f32 = row.iter().zip(&b).map(|(a, b)| a * b).sum();
+    assert!((math::dot(&row, &b) - want).abs() < 1e-4);
+}
+
+#[test]
+fn fused_layer_norm_matches_plain_layer_norm_and_its_gradients() {
+    let device = training_device();
+    // 150 rows: more than one parallel task, and a last task that is not full. 20 columns: not
+    // a multiple of the eight vector lanes.
+    let shape = [3, 50, 20];
+    let run = |fused: bool| {
+        let mut norm = burn::nn::LayerNormConfig::new(20)
+            .with_epsilon(crate::LAYER_NORM_EPSILON)
+            .init(&device);
+        let gamma: Tensor<3> = Tensor::from_data(random([1, 1, 20], 7), &device);
+        let beta: Tensor<3> = Tensor::from_data(random([1, 1, 20], 8), &device);
+        norm.gamma = burn::module::Param::from_tensor(gamma.reshape([20]));
+        norm.beta = Some(burn::module::Param::from_tensor(beta.reshape([20])));
+        // Rows with a large offset and a small spread test the variance's stability.
+        let x = Tensor::<3>::from_data(random(shape, 9), &device)
+            .mul_scalar(0.1)
+            .add_scalar(30.0);
+        let x = x.require_grad();
+        let y = if fused {
+            layer_norm::layer_norm(
+                &x,
+                &norm.gamma.val(),
+                &norm.beta.as_ref().unwrap().val(),
+                1e-5,
+            )
+            .expect("flex autodiff takes the fused path")
+        } else {
+            norm.forward(x.clone())
+        };
+        let upstream = Tensor::<3>::from_data(random(shape, 10), &device);
+        let grads = (y.clone() * upstream).sum().backward();
+        let d_gamma = norm.gamma.val().grad(&grads).unwrap();
+        let d_beta = norm.beta.as_ref().unwrap().val().grad(&grads).unwrap();
+        (y, x.grad(&grads).unwrap(), d_gamma, d_beta)
+    };
+    let (fused, plain) = (run(true), run(false));
+    let diff = max_abs_diff(fused.0, plain.0);
+    assert!(diff < 1e-4, "layer norm differs by {diff}");
+    let diff = max_abs_diff(fused.1, plain.1);
+    assert!(diff < 1e-3, "dx differs by {diff}");
+    let diff = max_abs_diff(fused.2, plain.2);
+    assert!(diff < 1e-3, "dgamma differs by {diff}");
+    let diff = max_abs_diff(fused.3, plain.3);
+    assert!(diff < 1e-4, "dbeta differs by {diff}");
+}
+
+/// Output and gradients (x, W, b) of `x·W + b` through the fused op or burn's `linear`. With
+/// `transposed`, W is the transpose of a `[d_out, d_in]` leaf, as for the tied unembedding.
+fn linear_with_grads(
+    fused: bool,
+    [batch, time, d_in, d_out]: [usize; 4],
+    bias: bool,
+    transposed: bool,
+) -> Vec<Tensor<3>> {
+    let device = training_device();
+    let x = Tensor::<3>::from_data(random([batch, time, d_in], 11), &device).require_grad();
+    let leaf_shape = if transposed {
+        [1, d_out, d_in]
+    } else {
+        [1, d_in, d_out]
+    };
+    let w_leaf = Tensor::<3>::from_data(random(leaf_shape, 12), &device)
+        .reshape([leaf_shape[1], leaf_shape[2]])
+        .require_grad();
+    let weight = if transposed {
+        w_leaf.clone().transpose()
+    } else {
+        w_leaf.clone()
+    };
+    let b = bias.then(|| {
+        Tensor::<3>::from_data(random([1, 1, d_out], 13), &device)
+            .reshape([d_out])
+            .require_grad()
+    });
+    let y = if fused {
+        linear::linear(&x, &weight, b.as_ref()).expect("flex autodiff takes the fused path")
+    } else {
+        burn::tensor::module::linear(x.clone(), weight, b.clone())
+    };
+    let upstream = Tensor::<3>::from_data(random([batch, time, d_out], 14), &device);
+    let grads = (y.clone() * upstream).sum().backward();
+    let mut out = vec![
+        y,
+        x.grad(&grads).unwrap(),
+        w_leaf.grad(&grads).unwrap().unsqueeze(),
+    ];
+    if let Some(b) = b {
+        out.push(b.grad(&grads).unwrap().unsqueeze());
+    }
+    out
+}
+
+#[test]
+fn fused_linear_matches_plain_linear_and_its_gradients() {
+    // A small product (one thread), the default shape's (gemm on all threads), and the tied
+    // unembedding: no bias, W a transposed view.
+    for (dims, bias, transposed) in [
+        ([3, 50, 20, 36], true, false),
+        ([32, 64, 128, 128], true, false),
+        ([4, 16, 32, 65], false, true),
+    ] {
+        let fused = linear_with_grads(true, dims, bias, transposed);
+        let plain = linear_with_grads(false, dims, bias, transposed);
+        assert_eq!(fused.len(), plain.len());
+        for (name, (f, p)) in ["y", "dx", "dW", "db"]
+            .iter()
+            .zip(fused.into_iter().zip(plain))
+        {
+            assert_eq!(f.dims(), p.dims(), "{name} shape for {dims:?}");
+            let scale = p.clone().abs().max().into_scalar::<f32>().max(1.0);
+            let diff = max_abs_diff(f, p);
+            assert!(
+                diff < 2e-6 * scale,
+                "{name} differs by {diff} (scale {scale}) for {dims:?}"
+            );
+        }
+    }
+}

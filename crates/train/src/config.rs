@@ -1,0 +1,422 @@
+//! Run configuration: `[model]`, `[data]` and `[train]` from a TOML file, with `--set`
+//! overrides. Unknown keys are errors, so a typo never silently trains the wrong model.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+pub use tinygpt_data::DataConfig;
+use tinygpt_model::GptConfig;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// `model.vocab_size = 0` (or absent) means "as many as the tokenizer has".
+    pub model: GptConfig,
+    pub data: DataConfig,
+    #[serde(default)]
+    pub train: TrainConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Sequences per micro-batch.
+    pub batch_size: usize,
+    /// Optimizer steps.
+    pub max_steps: usize,
+    /// Peak learning rate, reached after warm-up.
+    pub lr: f64,
+    /// Learning rate at the end of the cosine decay.
+    pub min_lr: f64,
+    pub warmup_steps: usize,
+    /// AdamW decoupled weight decay, applied to weight matrices and embeddings only.
+    pub weight_decay: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    /// Clip the global gradient norm to this value; 0 turns clipping off.
+    pub grad_clip: f64,
+    /// Micro-batches whose gradients are summed into one optimizer step.
+    pub grad_accum: usize,
+    pub eval_interval: usize,
+    /// Fixed validation batches per evaluation.
+    pub eval_batches: usize,
+    pub log_interval: usize,
+    pub seed: u64,
+    /// `flex` or `ndarray`.
+    pub device: String,
+    /// Prompt of the greedy continuation printed at the end of training.
+    pub sample_prompt: String,
+    /// Tokens in that continuation.
+    pub sample_tokens: usize,
+    /// Save a checkpoint every this many steps (and at the end, and on Ctrl-C).
+    pub checkpoint_interval: usize,
+    /// Checkpoints kept besides the best one.
+    pub keep_checkpoints: usize,
+}
+
+/// The prompt of the end-of-training sample unless a config names another: a newline.
+pub const DEFAULT_SAMPLE_PROMPT: &str = "\n";
+
+/// The most tokens the end-of-training sample may have: it is a preview (`tinygpt sample`
+/// generates any number).
+pub const MAX_SAMPLE_TOKENS: usize = 100_000;
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 32,
+            max_steps: 2000,
+            lr: 1e-3,
+            min_lr: 1e-4,
+            warmup_steps: 100,
+            weight_decay: 0.1,
+            beta1: 0.9,
+            beta2: 0.99,
+            grad_clip: 1.0,
+            grad_accum: 1,
+            eval_interval: 250,
+            eval_batches: 20,
+            log_interval: 10,
+            seed: 1337,
+            device: "flex".into(),
+            sample_prompt: DEFAULT_SAMPLE_PROMPT.into(),
+            sample_tokens: 200,
+            checkpoint_interval: 500,
+            keep_checkpoints: 3,
+        }
+    }
+}
+
+impl RunConfig {
+    /// Reads `path`, applies each `section.key=value` override, and checks every value.
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config {}", path.display()))?;
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| one_line(&e))
+            .with_context(|| format!("config {} is not valid TOML", path.display()))?;
+        Self::from_table(table, path, overrides)
+    }
+
+    /// This config with `overrides` applied (used on resume).
+    pub fn with_overrides(&self, overrides: &[String]) -> Result<Self> {
+        let table = toml::Table::try_from(self).context("config does not serialise")?;
+        Self::from_table(table, Path::new("the run's config"), overrides)
+    }
+
+    fn from_table(mut table: toml::Table, path: &Path, overrides: &[String]) -> Result<Self> {
+        for assignment in overrides {
+            apply_override(&mut table, assignment)?;
+        }
+        // serde_path_to_error names the offending key (`train.max_steps: invalid type...`).
+        let config: RunConfig = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e| {
+                let key = e.path().to_string();
+                anyhow::anyhow!("{key}: {}", one_line(e.inner()))
+            })
+            .with_context(|| format!("bad config {}", path.display()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Range checks the types alone do not express (the model's own are in `GptConfig`).
+    pub fn validate(&self) -> Result<()> {
+        let t = &self.train;
+        let checks: [(&str, bool, &str); 12] = [
+            ("batch_size", t.batch_size > 0, "must be at least 1"),
+            ("max_steps", t.max_steps > 0, "must be at least 1"),
+            (
+                "lr",
+                t.lr > 0.0 && t.lr.is_finite(),
+                "must be a positive number",
+            ),
+            (
+                "min_lr",
+                (0.0..=t.lr).contains(&t.min_lr),
+                "must be in [0, train.lr]",
+            ),
+            ("beta1", (0.0..1.0).contains(&t.beta1), "must be in [0, 1)"),
+            ("beta2", (0.0..1.0).contains(&t.beta2), "must be in [0, 1)"),
+            (
+                "grad_clip",
+                t.grad_clip >= 0.0,
+                "must be >= 0 (0 turns clipping off)",
+            ),
+            ("grad_accum", t.grad_accum > 0, "must be at least 1"),
+            (
+                "sample_tokens",
+                t.sample_tokens <= MAX_SAMPLE_TOKENS,
+                "must be at most 100000 (the end-of-training sample is a preview; `tinygpt sample --max-new-tokens N` writes more)",
+            ),
+            ("weight_decay", t.weight_decay >= 0.0, "must be >= 0"),
+            (
+                "checkpoint_interval",
+                t.checkpoint_interval > 0 && t.keep_checkpoints > 0,
+                "checkpoint_interval and keep_checkpoints must each be at least 1",
+            ),
+            (
+                "eval_interval",
+                t.eval_interval > 0 && t.eval_batches > 0 && t.log_interval > 0,
+                "eval_interval, eval_batches and log_interval must each be at least 1",
+            ),
+        ];
+        for (key, ok, reason) in checks {
+            if !ok {
+                bail!("train.{key}: {reason}");
+            }
+        }
+        self.data.validate()?;
+        // vocab_size 0 is resolved from the tokenizer later; check everything else now.
+        let mut model = self.model.clone();
+        model.vocab_size = model.vocab_size.max(1);
+        model.validate()?;
+        Ok(())
+    }
+}
+
+/// The `[model]` section of a config file (after `overrides`), with `vocab_size = 0`
+/// resolved from the tokenizer the run would use: a BPE's `data.vocab_size`, a
+/// tokenizer.json's size, or the characters of the corpus.
+pub fn model_config(path: &std::path::Path, overrides: &[String]) -> Result<GptConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config {}", path.display()))?;
+    let mut table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| anyhow::anyhow!("{}", e.message().trim().replace('\n', " ")))
+        .with_context(|| format!("config {} is not valid TOML", path.display()))?;
+    for assignment in overrides {
+        apply_override(&mut table, assignment)?;
+    }
+    let model = table
+        .get("model")
+        .cloned()
+        .with_context(|| format!("config {} has no [model] section", path.display()))?;
+    let mut config: GptConfig = serde_path_to_error::deserialize(model)
+        .map_err(|e| anyhow::anyhow!("model.{}: {}", e.path(), e.inner().message().trim()))
+        .with_context(|| format!("bad config {}", path.display()))?;
+    if config.vocab_size == 0 {
+        config.vocab_size = tokenizer_vocab(&table, path)?;
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+/// The vocabulary of the tokenizer a config's `[data]` section names.
+fn tokenizer_vocab(table: &toml::Table, path: &std::path::Path) -> Result<usize> {
+    let data = table.get("data").and_then(|d| d.as_table());
+    let key = |k: &str| data.and_then(|d| d.get(k));
+    let tokenizer = key("tokenizer").and_then(|t| t.as_str()).unwrap_or("char");
+    match tokenizer {
+        "bpe" => {
+            let size = key("vocab_size").map_or(Some(1024), |v| v.as_integer());
+            size.and_then(|s| usize::try_from(s).ok()).with_context(|| {
+                format!(
+                    "{}: data.vocab_size must be a positive integer",
+                    path.display()
+                )
+            })
+        }
+        "char" => {
+            let corpus = key("corpus").and_then(|c| c.as_str()).with_context(|| {
+                format!(
+                    "{}: model.vocab_size is not set and no data.corpus to take it from",
+                    path.display()
+                )
+            })?;
+            let text = tinygpt_data::read_corpus(std::path::Path::new(corpus))?;
+            Ok(
+                tinygpt_data::Tokenizer::Char(tinygpt_data::CharTokenizer::from_corpus(&text))
+                    .vocab_size(),
+            )
+        }
+        file => Ok(tinygpt_data::Tokenizer::load(std::path::Path::new(file))?.vocab_size()),
+    }
+}
+
+/// Keys a resumed run may change: they move the schedule or what is logged, not what the
+/// checkpoint's weights, moments and data position mean.
+pub const RESUMABLE_KEYS: &[&str] = &[
+    "train.max_steps",
+    "train.lr",
+    "train.min_lr",
+    "train.warmup_steps",
+    "train.eval_interval",
+    "train.eval_batches",
+    "train.log_interval",
+    "train.checkpoint_interval",
+    "train.keep_checkpoints",
+    "train.device",
+    "train.sample_prompt",
+    "train.sample_tokens",
+];
+
+/// Refuses a resume whose config differs from the checkpoint's in any key outside
+/// [`RESUMABLE_KEYS`], naming every such key with both values.
+pub fn check_resumable(saved: &RunConfig, requested: &RunConfig) -> Result<()> {
+    let saved = toml::Table::try_from(saved)?;
+    let requested = toml::Table::try_from(requested)?;
+    let mut refused = Vec::new();
+    for (section, old) in &saved {
+        let (Some(old), Some(new)) = (
+            old.as_table(),
+            requested.get(section).and_then(|v| v.as_table()),
+        ) else {
+            continue;
+        };
+        let keys: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+        for key in keys {
+            let path = format!("{section}.{key}");
+            let (a, b) = (old.get(key), new.get(key));
+            if a != b && !RESUMABLE_KEYS.contains(&path.as_str()) {
+                let show =
+                    |v: Option<&toml::Value>| v.map_or("unset".to_string(), |v| v.to_string());
+                refused.push(format!("{path} (run: {}, now: {})", show(a), show(b)));
+            }
+        }
+    }
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        bail!(
+            "cannot resume: {} changed; only schedule and logging keys (train.max_steps, lr, min_lr, warmup_steps, *_interval, ...) may change, start a new run for the rest",
+            refused.join(", ")
+        )
+    }
+}
+
+/// `section.key=value`: the value is read as TOML (number, bool, string...), or taken as a
+/// bare string when it is not valid TOML (`--set data.corpus=my.txt`).
+fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<()> {
+    let usage =
+        || format!("--set {assignment:?}: expected SECTION.KEY=VALUE, e.g. train.max_steps=500");
+    let (path, raw) = assignment.split_once('=').with_context(usage)?;
+    let (section, key) = path.trim().split_once('.').with_context(usage)?;
+    if !["model", "data", "train"].contains(&section) {
+        bail!("--set {assignment:?}: unknown section {section:?}; use model, data or train");
+    }
+    let value = format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+    let section = table
+        .entry(section)
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    let Some(section) = section.as_table_mut() else {
+        bail!("config: {path} is not inside a table");
+    };
+    section.insert(key.to_string(), value);
+    Ok(())
+}
+
+/// toml errors span several lines (with a source excerpt); users get one.
+fn one_line(e: &toml::de::Error) -> anyhow::Error {
+    let msg = e.message().trim().replace('\n', " ");
+    anyhow::anyhow!("{msg}")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[model]
+block_size = 8
+n_layer = 1
+n_head = 2
+n_embd = 16
+[data]
+corpus = "data/shakespeare.txt"
+"#;
+
+    fn load(text: &str, overrides: &[&str]) -> Result<RunConfig> {
+        let file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        std::fs::write(file.path(), text).unwrap();
+        let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        RunConfig::load(file.path(), &overrides)
+    }
+
+    #[test]
+    fn defaults_fill_missing_keys() {
+        let config = load(MINIMAL, &[]).unwrap();
+        assert_eq!(config.train, TrainConfig::default());
+        assert_eq!(config.data.tokenizer, "char");
+        assert_eq!(config.data.val_fraction, 0.1);
+        assert_eq!(config.model.vocab_size, 0);
+        assert!(config.model.bias && config.model.tie_embeddings);
+    }
+
+    #[test]
+    fn overrides_set_numbers_bools_and_bare_strings() {
+        let config = load(
+            MINIMAL,
+            &[
+                "train.max_steps=500",
+                "train.lr=3e-4",
+                "model.bias=false",
+                "data.corpus=other.txt",
+                "train.device=ndarray",
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.train.max_steps, 500);
+        assert_eq!(config.train.lr, 3e-4);
+        assert!(!config.model.bias);
+        assert_eq!(config.data.corpus, PathBuf::from("other.txt"));
+        assert_eq!(config.train.device, "ndarray");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let err = load(MINIMAL, &["train.max_stepz=5"]).unwrap_err();
+        assert!(format!("{err:#}").contains("max_stepz"), "{err:#}");
+        let err = load(MINIMAL, &["optim.lr=5"]).unwrap_err();
+        assert!(format!("{err:#}").contains("unknown section"), "{err:#}");
+        let err = load(MINIMAL, &["train.max_steps"]).unwrap_err();
+        assert!(format!("{err:#}").contains("SECTION.KEY=VALUE"), "{err:#}");
+        let err = load(MINIMAL, &["model.n_head=3"]).unwrap_err();
+        assert!(format!("{err:#}").contains("model.n_embd"), "{err:#}");
+        let err = load(MINIMAL, &["train.min_lr=1"]).unwrap_err();
+        assert!(format!("{err:#}").contains("train.min_lr"), "{err:#}");
+        let err = load(MINIMAL, &["train.max_steps=\"many\""]).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("train.max_steps: invalid type"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn resume_accepts_schedule_changes_and_names_the_rest() {
+        let saved = load(MINIMAL, &[]).unwrap();
+        let longer = saved
+            .with_overrides(&["train.max_steps=9000".into(), "train.device=ndarray".into()])
+            .unwrap();
+        assert_eq!(longer.train.max_steps, 9000);
+        check_resumable(&saved, &longer).unwrap();
+
+        let reshaped = saved
+            .with_overrides(&["model.n_embd=64".into(), "train.seed=1".into()])
+            .unwrap();
+        let err = check_resumable(&saved, &reshaped).unwrap_err().to_string();
+        assert!(err.contains("model.n_embd (run: 16, now: 64)"), "{err}");
+        assert!(err.contains("train.seed (run: 1337, now: 1)"), "{err}");
+    }
+
+    #[test]
+    fn shipped_configs_load() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+        for name in [
+            "shakespeare-char",
+            "shakespeare-bpe",
+            "tiny-test",
+            "nanogpt-char",
+        ] {
+            let path = root.join(format!("{name}.toml"));
+            RunConfig::load(&path, &[]).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! tinygpt's training library: everything to train, resume, evaluate and reopen a run, with
+//! no terminal in sight (the `tinygpt` binary in `crates/cli` draws the progress bar and
+//! handles signals; this crate reports through [`trainer::TrainObserver`]).
+//!
+//! - [`config`]: the run config (`[model]`, `[data]`, `[train]`), `--set` overrides, resumable keys.
+//! - [`session`]: a new or resumed run, built and checked before anything is written.
+//! - [`trainer`]: the loop: batches, AdamW steps, evaluation, checkpoints, divergence.
+//! - [`optim`], [`schedule`], [`eval`]: the optimizer, the learning rate, scoring text.
+//! - [`device`]: the one table of backends and `--device` names.
+//! - [`run`]: the run directory: marker, lock, checkpoints, metrics, weights, manifests.
+//! - [`footprint`]: the memory estimate that refuses impossible sizes up front.
+
+pub mod config;
+pub mod device;
+pub mod eval;
+pub mod footprint;
+pub mod optim;
+pub mod run;
+pub mod schedule;
+pub mod session;
+pub mod tensors;
+pub mod trainer;
+
+#[cfg(test)]
+mod device_parity;

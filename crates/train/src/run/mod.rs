@@ -1,0 +1,519 @@
+//! The run directory: everything one training run leaves behind.
+//!
+//! ```text
+//! runs/<name>/
+//!   tinygpt-run.json   the marker: written first, it is what makes a directory a run
+//!   .tinygpt.lock      held (flock) by the one process writing the run; holds its pid
+//!   config.toml        the fully resolved config (vocab_size and device filled in)
+//!   tokenizer.json     the tokenizer the run trained with
+//!   metrics.jsonl      one JSON object per logged step
+//!   checkpoints/       step-NNNNNNN/ directories (see `checkpoint`)
+//!   loss.png           loss curves, redrawn after every evaluation
+//!   model.safetensors  final weights (with config and tokenizer: see `tinygpt export`)
+//!   SHA256SUMS         sha256 of model.safetensors, checked whenever it is read
+//! ```
+//!
+//! Nothing here ever deletes a file tinygpt did not write: `--overwrite` moves the old run
+//! aside, and only once the new run has its first checkpoint deletes the files it knows are
+//! its own, leaving anything else where it is with a warning.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+pub mod checkpoint;
+pub mod files;
+pub mod hash;
+pub mod metrics;
+pub mod weights;
+
+use files::{SUMS, write_atomic};
+
+pub const MARKER: &str = "tinygpt-run.json";
+pub const LOCK: &str = ".tinygpt.lock";
+/// The marker's format tag: no other program writes this file with this value.
+const MARKER_FORMAT: &str = "tinygpt-run";
+
+/// How a run came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunKind {
+    Trained,
+    Imported,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Marker {
+    format: String,
+    version: u32,
+    kind: RunKind,
+    /// The tinygpt version that created the run.
+    created_by: String,
+}
+
+pub struct RunDir {
+    pub path: PathBuf,
+    /// Held while this process may write the run.
+    _lock: Option<RunLock>,
+}
+
+/// An old run moved aside by `--overwrite`, kept until the new run has a checkpoint.
+pub struct Replaced {
+    pub aside: PathBuf,
+    _lock: RunLock,
+}
+
+impl RunDir {
+    /// Checks, without touching anything, that [`RunDir::create`] may use `path`: so a
+    /// command can refuse a bad `--out` before it spends minutes building a run.
+    pub fn check_new(path: &Path, overwrite: bool) -> Result<()> {
+        if !is_non_empty(path) {
+            return Ok(());
+        }
+        let shown = path.display();
+        if !overwrite {
+            if !is_run(path) {
+                bail!(
+                    "{shown} already exists, is not empty and is not a tinygpt run: choose another --out"
+                );
+            }
+            if read_marker(path).is_ok_and(|m| m.kind == RunKind::Imported) {
+                bail!(
+                    "{shown} already holds an imported run: choose another --out, or pass --overwrite to replace it"
+                );
+            }
+            if checkpoint::list(&path.join("checkpoints"))?.is_empty()
+                && !path.join("model.safetensors").is_file()
+            {
+                bail!(
+                    "{shown} holds a run that stopped before its first checkpoint, so it cannot be resumed: pass --overwrite to start it again, or choose another --out"
+                );
+            }
+            bail!(
+                "{shown} already holds a tinygpt run: continue it with `tinygpt train --resume {shown}`, choose another --out, or pass --overwrite to replace it"
+            );
+        }
+        if let Some(what) = protected(path) {
+            bail!(
+                "--overwrite refused: {shown} is {what}; tinygpt only replaces a run directory, choose another --out"
+            );
+        }
+        if !path.join(MARKER).is_file() {
+            bail!(
+                "--overwrite refused: {shown} has no {MARKER}, so it is not a run written by this tinygpt; move it away yourself or choose another --out"
+            );
+        }
+        read_marker(path)?;
+        Ok(())
+    }
+
+    /// Makes `path` a new run of `kind`, locked by this process. An existing run is moved
+    /// aside (see [`Replaced`]) when `overwrite` is set and [`RunDir::check_new`] allows it.
+    pub fn create(path: &Path, kind: RunKind, overwrite: bool) -> Result<(Self, Option<Replaced>)> {
+        Self::check_new(path, overwrite)?;
+        let replaced = if is_non_empty(path) {
+            let lock = RunLock::acquire(path)?;
+            let aside = aside_name(path);
+            std::fs::rename(path, &aside).with_context(|| {
+                format!(
+                    "cannot move the old run {} aside to {}",
+                    path.display(),
+                    aside.display()
+                )
+            })?;
+            eprintln!(
+                "note: the old run is moved to {} until the new one writes its first checkpoint",
+                aside.display()
+            );
+            Some(Replaced { aside, _lock: lock })
+        } else {
+            None
+        };
+        std::fs::create_dir_all(path)
+            .with_context(|| format!("cannot create run directory {}", path.display()))?;
+        let lock = RunLock::acquire(path)?;
+        if is_non_empty_besides_lock(path) {
+            bail!(
+                "{} filled up while this run was being created: choose another --out",
+                path.display()
+            );
+        }
+        let marker = Marker {
+            format: MARKER_FORMAT.into(),
+            version: 1,
+            kind,
+            created_by: format!("tinygpt {}", env!("CARGO_PKG_VERSION")),
+        };
+        write_atomic(
+            &path.join(MARKER),
+            serde_json::to_string_pretty(&marker)?.as_bytes(),
+        )?;
+        let run = Self {
+            path: path.into(),
+            _lock: Some(lock),
+        };
+        Ok((run, replaced))
+    }
+
+    /// An existing run, for reading only (sample, eval, export...).
+    pub fn open(path: &Path) -> Result<Self> {
+        if !path.is_dir() {
+            bail!("run directory {} does not exist", path.display());
+        }
+        if !is_run(path) {
+            bail!(
+                "{} is not a tinygpt run directory (no {MARKER} or config.toml): pass a directory written by `tinygpt train`",
+                path.display()
+            );
+        }
+        Ok(Self {
+            path: path.into(),
+            _lock: None,
+        })
+    }
+
+    /// An existing run, locked for writing (resume).
+    pub fn open_for_writing(path: &Path) -> Result<Self> {
+        let mut run = Self::open(path)?;
+        run._lock = Some(RunLock::acquire(path)?);
+        Ok(run)
+    }
+
+    /// How the run came to be (`None` for a run from before markers, always trained).
+    pub fn kind(&self) -> Option<RunKind> {
+        read_marker(&self.path).ok().map(|m| m.kind)
+    }
+
+    pub fn checkpoints(&self) -> PathBuf {
+        self.path.join("checkpoints")
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.path.join("config.toml")
+    }
+
+    pub fn tokenizer(&self) -> PathBuf {
+        self.path.join("tokenizer.json")
+    }
+
+    pub fn metrics(&self) -> PathBuf {
+        self.path.join("metrics.jsonl")
+    }
+
+    pub fn loss_plot(&self) -> PathBuf {
+        self.path.join("loss.png")
+    }
+
+    pub fn model(&self) -> PathBuf {
+        self.path.join("model.safetensors")
+    }
+}
+
+impl Replaced {
+    /// The new run has a checkpoint: delete the files the old run's tinygpt wrote, and the
+    /// folder if nothing else is in it. Returns what was left (files tinygpt did not write).
+    pub fn discard(self) -> Result<Vec<PathBuf>> {
+        let aside = &self.aside;
+        for name in RUN_FILES {
+            remove_file_if_present(&aside.join(name))?;
+        }
+        let checkpoints = aside.join("checkpoints");
+        if let Ok(entries) = std::fs::read_dir(&checkpoints) {
+            for entry in entries {
+                let dir = entry?.path();
+                let name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+                let ours = name.is_some_and(|n| n.starts_with("step-") || n.starts_with(".tmp-"));
+                if ours && dir.is_dir() {
+                    for file in CHECKPOINT_FILES {
+                        remove_file_if_present(&dir.join(file))?;
+                    }
+                    let _ = std::fs::remove_dir(&dir);
+                }
+            }
+            let _ = std::fs::remove_dir(&checkpoints);
+        }
+        let mut left = Vec::new();
+        collect_files(aside, &mut left);
+        if left.is_empty() {
+            let _ = std::fs::remove_dir(aside);
+        }
+        Ok(left)
+    }
+}
+
+impl Replaced {
+    /// [`Replaced::discard`], as one warning for the user when something was left or went
+    /// wrong (`None` when the old run is gone entirely).
+    pub fn discard_with_warning(self) -> Option<String> {
+        let aside = self.aside.clone();
+        match self.discard() {
+            Ok(left) if left.is_empty() => None,
+            Ok(left) => {
+                let names: Vec<String> = left
+                    .iter()
+                    .filter_map(|p| p.file_name())
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .collect();
+                Some(format!(
+                    "the replaced run held files tinygpt did not write; they are kept in {}: {}",
+                    aside.display(),
+                    names.join(", ")
+                ))
+            }
+            Err(e) => Some(format!(
+                "the replaced run in {} could not be cleared ({e:#}); remove it yourself",
+                aside.display()
+            )),
+        }
+    }
+}
+
+/// Every file tinygpt writes at the top of a run directory (temporaries included).
+const RUN_FILES: &[&str] = &[
+    MARKER,
+    LOCK,
+    "config.toml",
+    "tokenizer.json",
+    "metrics.jsonl",
+    "loss.png",
+    "model.safetensors",
+    SUMS,
+    ".tinygpt-run.json.tmp",
+    ".config.toml.tmp",
+    ".model.safetensors.tmp",
+    ".SHA256SUMS.tmp",
+    ".loss.png.tmp",
+    // Written by tinygpt before it used hidden temporaries.
+    "model.safetensors.tmp",
+];
+
+/// Every file tinygpt writes in a checkpoint directory.
+const CHECKPOINT_FILES: &[&str] = &[
+    "model.safetensors",
+    "optimizer.safetensors",
+    "state.json",
+    SUMS,
+    ".SHA256SUMS.tmp",
+];
+
+fn remove_file_if_present(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("cannot remove {}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        out.push(entry.path());
+    }
+    out.sort();
+}
+
+/// A directory is a run when it has tinygpt's marker, or (runs from before markers) a
+/// config.toml beside a checkpoints/ folder or final weights.
+pub fn is_run(path: &Path) -> bool {
+    if path.join(MARKER).is_file() {
+        return true;
+    }
+    path.join("config.toml").is_file()
+        && (path.join("checkpoints").is_dir() || path.join("model.safetensors").is_file())
+}
+
+fn read_marker(path: &Path) -> Result<Marker> {
+    let file = path.join(MARKER);
+    let text = std::fs::read_to_string(&file)
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    let marker: Marker = serde_json::from_str(&text)
+        .ok()
+        .filter(|m: &Marker| m.format == MARKER_FORMAT)
+        .with_context(|| {
+            format!(
+                "{} is not a tinygpt run marker: move the directory away yourself or choose another --out",
+                file.display()
+            )
+        })?;
+    Ok(marker)
+}
+
+fn is_non_empty(path: &Path) -> bool {
+    path.read_dir()
+        .map(|mut entries| entries.next().is_some())
+        .unwrap_or(false)
+}
+
+fn is_non_empty_besides_lock(path: &Path) -> bool {
+    path.read_dir().is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.file_name().to_str() != Some(LOCK))
+    })
+}
+
+/// What `path` is, when it must never be replaced: the working directory or a folder above
+/// it (`.`, `..`, `/`), or the home directory.
+fn protected(path: &Path) -> Option<&'static str> {
+    let path = path.canonicalize().ok()?;
+    if path.parent().is_none() {
+        return Some("the root directory");
+    }
+    if let Ok(cwd) = std::env::current_dir().and_then(|d| d.canonicalize())
+        && cwd.starts_with(&path)
+    {
+        return Some("the working directory or a folder above it");
+    }
+    let home = std::env::var_os("HOME").and_then(|h| PathBuf::from(h).canonicalize().ok());
+    if home.as_deref() == Some(path.as_path()) {
+        return Some("your home directory");
+    }
+    None
+}
+
+/// `NAME.replaced-<unix seconds>` beside `path`, not yet taken.
+fn aside_name(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "run".into());
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut n = 0;
+    loop {
+        let suffix = if n == 0 {
+            String::new()
+        } else {
+            format!("-{n}")
+        };
+        let candidate = path.with_file_name(format!("{name}.replaced-{secs}{suffix}"));
+        if !candidate.exists() {
+            return candidate;
+        }
+        n += 1;
+    }
+}
+
+/// The pid written in the run's lock while some process holds it (`"unknown"` when it holds
+/// it but has not written its pid yet), `None` when nobody does.
+pub fn holder_of_lock(dir: &Path) -> Option<String> {
+    let mut file = OpenOptions::new().read(true).open(dir.join(LOCK)).ok()?;
+    match file.try_lock() {
+        Ok(()) => None,
+        Err(TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            let pid = pid.trim();
+            Some(if pid.is_empty() { "unknown" } else { pid }.to_string())
+        }
+        Err(TryLockError::Error(_)) => None,
+    }
+}
+
+/// An exclusive advisory lock (`flock`) on a run's `.tinygpt.lock`, holding the owner's pid.
+/// The kernel drops it when the process ends, however it ends: a killed run never leaves a
+/// lock behind that blocks the next one.
+struct RunLock {
+    _file: File,
+}
+
+impl RunLock {
+    fn acquire(dir: &Path) -> Result<Self> {
+        let path = dir.join(LOCK);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("cannot open the run lock {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {
+                file.set_len(0)
+                    .and_then(|()| file.write_all(format!("{}\n", std::process::id()).as_bytes()))
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                Ok(Self { _file: file })
+            }
+            Err(TryLockError::WouldBlock) => {
+                let mut pid = String::new();
+                let _ = file.read_to_string(&mut pid);
+                let pid = pid.trim();
+                let pid = if pid.is_empty() { "unknown" } else { pid };
+                bail!(
+                    "run {} is in use by another tinygpt process (pid {pid}): wait for it to finish or stop it, then try again",
+                    dir.display()
+                )
+            }
+            Err(TryLockError::Error(e)) => {
+                Err(e).with_context(|| format!("cannot lock {}", path.display()))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_writer_is_refused_with_the_holders_pid_and_a_dropped_lock_frees_the_run() {
+        let scratch = tempfile::tempdir().unwrap();
+        let path = scratch.path().join("run");
+        let (run, replaced) = RunDir::create(&path, RunKind::Trained, false).unwrap();
+        assert!(replaced.is_none());
+        assert_eq!(run.kind(), Some(RunKind::Trained));
+        let err = RunDir::open_for_writing(&path).err().unwrap().to_string();
+        assert!(
+            err.contains(&format!("pid {}", std::process::id())),
+            "{err}"
+        );
+        drop(run);
+        RunDir::open_for_writing(&path).unwrap();
+    }
+
+    #[test]
+    fn overwrite_moves_the_old_run_aside_and_discard_keeps_foreign_files() {
+        let scratch = tempfile::tempdir().unwrap();
+        let path = scratch.path().join("run");
+        let (run, _) = RunDir::create(&path, RunKind::Trained, false).unwrap();
+        std::fs::write(run.config(), "x").unwrap();
+        std::fs::create_dir_all(run.checkpoints().join("step-0000001")).unwrap();
+        std::fs::write(run.checkpoints().join("step-0000001/state.json"), "{}").unwrap();
+        std::fs::write(path.join("notes.md"), "mine").unwrap();
+        drop(run);
+
+        let (run, replaced) = RunDir::create(&path, RunKind::Trained, true).unwrap();
+        let replaced = replaced.unwrap();
+        assert!(replaced.aside.join("notes.md").is_file());
+        assert!(!run.config().exists());
+        let aside = replaced.aside.clone();
+        let left = replaced.discard().unwrap();
+        assert_eq!(left, vec![aside.join("notes.md")]);
+        assert_eq!(
+            std::fs::read_to_string(aside.join("notes.md")).unwrap(),
+            "mine"
+        );
+        assert!(!aside.join("checkpoints").exists());
+    }
+
+    #[test]
+    fn overwrite_needs_the_marker() {
+        let scratch = tempfile::tempdir().unwrap();
+        let path = scratch.path().join("project");
+        std::fs::create_dir_all(&path).unwrap();
+        std::fs::write(path.join("config.toml"), "x").unwrap();
+        std::fs::write(path.join("metrics.jsonl"), "").unwrap();
+        let err = RunDir::check_new(&path, true).unwrap_err().to_string();
+        assert!(err.contains("no tinygpt-run.json"), "{err}");
+        std::fs::write(path.join(MARKER), "{\"format\": \"other\"}").unwrap();
+        let err = RunDir::check_new(&path, true).unwrap_err().to_string();
+        assert!(err.contains("not a tinygpt run marker"), "{err}");
+    }
+}
