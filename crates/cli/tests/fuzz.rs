@@ -182,50 +182,49 @@ fn random_overrides_end_in_success_or_one_error_line_within_the_memory_ceiling()
     let scratch = Scratch::new("fuzz");
     let mut draws = Draws(0x5eed_1234_abcd_ef01);
     let (mut ok, mut refused) = (0, 0);
-    for _ in 0..60 {
-        let mut args: Vec<String> = ["params", "--config", "configs/tiny-test.toml"]
-            .map(String::from)
-            .to_vec();
+    // Each command gets 1 to 3 random overrides; returns whether it succeeded.
+    let mut fuzz = |mut args: Vec<String>| {
         let count = 1 + draws.next(3);
         for set in draws.overrides(count) {
             args.extend(["--set".into(), set]);
         }
         let out = run_bounded(&args);
         assert_exit_0_or_one_error_line(&args, &out);
-        if out.status.success() {
+        out.status.success()
+    };
+    let mut tally = |succeeded: bool| {
+        if succeeded {
             ok += 1;
         } else {
             refused += 1;
         }
+    };
+    for _ in 0..60 {
+        tally(fuzz(
+            ["params", "--config", "configs/tiny-test.toml"]
+                .map(String::from)
+                .to_vec(),
+        ));
     }
     for i in 0..30 {
         let run = scratch.str(&format!("run-{i}"));
-        let mut args: Vec<String> = [
-            "train",
-            "--config",
-            "configs/tiny-test.toml",
-            "--out",
-            &run,
-            "--stop-at-step",
-            "3",
-            "--set",
-            "train.eval_interval=2",
-            "--set",
-            "train.sample_tokens=8",
-        ]
-        .map(String::from)
-        .to_vec();
-        let count = 1 + draws.next(3);
-        for set in draws.overrides(count) {
-            args.extend(["--set".into(), set]);
-        }
-        let out = run_bounded(&args);
-        assert_exit_0_or_one_error_line(&args, &out);
-        if out.status.success() {
-            ok += 1;
-        } else {
-            refused += 1;
-        }
+        tally(fuzz(
+            [
+                "train",
+                "--config",
+                "configs/tiny-test.toml",
+                "--out",
+                &run,
+                "--stop-at-step",
+                "3",
+                "--set",
+                "train.eval_interval=2",
+                "--set",
+                "train.sample_tokens=8",
+            ]
+            .map(String::from)
+            .to_vec(),
+        ));
     }
     let peak = children_peak_bytes();
     eprintln!(
