@@ -628,6 +628,17 @@ fn a_corpus_without_a_newline_trains_with_the_default_prompt() {
         "{}",
         stdout(&out)
     );
+    // A prompt longer than the context keeps its end, and says so.
+    let long = format!("train.sample_prompt={}", "the quick brown fox. ".repeat(3));
+    let out = run_ok(&tiny(
+        &scratch.str("run-long"),
+        &["--set", &corpus, "--set", &long],
+    ));
+    assert!(
+        stderr(&out).contains("keeping its last 16"),
+        "{}",
+        stderr(&out)
+    );
     // A prompt the user chose must encode, and the error names the key and the fix.
     let out = exec(&tiny(
         &scratch.str("run2"),

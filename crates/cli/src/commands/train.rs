@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Result;
 use burn::module::Module;
 use indicatif::{HumanCount, HumanDuration};
+use tinygpt_data::prompt_tokens;
 use tinygpt_model::ParamCount;
 use tinygpt_model::generate::greedy;
 use tinygpt_train::run::metrics::MetricsLine;
@@ -157,6 +158,15 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         HumanCount(summary.tokens_per_sec as u64),
         run.model().display()
     );
+    if let Ok(full) = prompt_tokens(&tokenizer, &config.train.sample_prompt, usize::MAX)
+        && full.tokens.len() > prompt.len()
+    {
+        eprintln!(
+            "note: train.sample_prompt is {} tokens; keeping its last {} (the model's block_size)",
+            full.tokens.len(),
+            prompt.len()
+        );
+    }
     let continuation = greedy(&model, &prompt, config.train.sample_tokens, &device);
     println!(
         "--- greedy continuation of {:?} ---",
