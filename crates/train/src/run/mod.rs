@@ -17,8 +17,6 @@
 //! aside, and only once the new run has its first checkpoint deletes the files it knows are
 //! its own, leaving anything else where it is with a warning.
 
-use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -27,10 +25,14 @@ use serde::{Deserialize, Serialize};
 pub mod checkpoint;
 pub mod files;
 pub mod hash;
+mod lock;
 pub mod metrics;
 pub mod weights;
 
+pub use lock::holder_of_lock;
+
 use files::{SUMS, write_atomic};
+use lock::RunLock;
 
 pub const MARKER: &str = "tinygpt-run.json";
 pub const LOCK: &str = ".tinygpt.lock";
@@ -401,119 +403,5 @@ fn aside_name(path: &Path) -> PathBuf {
     }
 }
 
-/// The pid written in the run's lock while some process holds it (`"unknown"` when it holds
-/// it but has not written its pid yet), `None` when nobody does.
-pub fn holder_of_lock(dir: &Path) -> Option<String> {
-    let mut file = OpenOptions::new().read(true).open(dir.join(LOCK)).ok()?;
-    match file.try_lock() {
-        Ok(()) => None,
-        Err(TryLockError::WouldBlock) => {
-            let mut pid = String::new();
-            let _ = file.read_to_string(&mut pid);
-            let pid = pid.trim();
-            Some(if pid.is_empty() { "unknown" } else { pid }.to_string())
-        }
-        Err(TryLockError::Error(_)) => None,
-    }
-}
-
-/// An exclusive advisory lock (`flock`) on a run's `.tinygpt.lock`, holding the owner's pid.
-/// The kernel drops it when the process ends, however it ends: a killed run never leaves a
-/// lock behind that blocks the next one.
-struct RunLock {
-    _file: File,
-}
-
-impl RunLock {
-    fn acquire(dir: &Path) -> Result<Self> {
-        let path = dir.join(LOCK);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .with_context(|| format!("cannot open the run lock {}", path.display()))?;
-        match file.try_lock() {
-            Ok(()) => {
-                file.set_len(0)
-                    .and_then(|()| file.write_all(format!("{}\n", std::process::id()).as_bytes()))
-                    .with_context(|| format!("cannot write {}", path.display()))?;
-                Ok(Self { _file: file })
-            }
-            Err(TryLockError::WouldBlock) => {
-                let mut pid = String::new();
-                let _ = file.read_to_string(&mut pid);
-                let pid = pid.trim();
-                let pid = if pid.is_empty() { "unknown" } else { pid };
-                bail!(
-                    "run {} is in use by another tinygpt process (pid {pid}): wait for it to finish or stop it, then try again",
-                    dir.display()
-                )
-            }
-            Err(TryLockError::Error(e)) => {
-                Err(e).with_context(|| format!("cannot lock {}", path.display()))
-            }
-        }
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_second_writer_is_refused_with_the_holders_pid_and_a_dropped_lock_frees_the_run() {
-        let scratch = tempfile::tempdir().unwrap();
-        let path = scratch.path().join("run");
-        let (run, replaced) = RunDir::create(&path, RunKind::Trained, false).unwrap();
-        assert!(replaced.is_none());
-        assert_eq!(run.kind(), Some(RunKind::Trained));
-        let err = RunDir::open_for_writing(&path).err().unwrap().to_string();
-        assert!(
-            err.contains(&format!("pid {}", std::process::id())),
-            "{err}"
-        );
-        drop(run);
-        RunDir::open_for_writing(&path).unwrap();
-    }
-
-    #[test]
-    fn overwrite_moves_the_old_run_aside_and_discard_keeps_foreign_files() {
-        let scratch = tempfile::tempdir().unwrap();
-        let path = scratch.path().join("run");
-        let (run, _) = RunDir::create(&path, RunKind::Trained, false).unwrap();
-        std::fs::write(run.config(), "x").unwrap();
-        std::fs::create_dir_all(run.checkpoints().join("step-0000001")).unwrap();
-        std::fs::write(run.checkpoints().join("step-0000001/state.json"), "{}").unwrap();
-        std::fs::write(path.join("notes.md"), "mine").unwrap();
-        drop(run);
-
-        let (run, replaced) = RunDir::create(&path, RunKind::Trained, true).unwrap();
-        let replaced = replaced.unwrap();
-        assert!(replaced.aside.join("notes.md").is_file());
-        assert!(!run.config().exists());
-        let aside = replaced.aside.clone();
-        let left = replaced.discard().unwrap();
-        assert_eq!(left, vec![aside.join("notes.md")]);
-        assert_eq!(
-            std::fs::read_to_string(aside.join("notes.md")).unwrap(),
-            "mine"
-        );
-        assert!(!aside.join("checkpoints").exists());
-    }
-
-    #[test]
-    fn overwrite_needs_the_marker() {
-        let scratch = tempfile::tempdir().unwrap();
-        let path = scratch.path().join("project");
-        std::fs::create_dir_all(&path).unwrap();
-        std::fs::write(path.join("config.toml"), "x").unwrap();
-        std::fs::write(path.join("metrics.jsonl"), "").unwrap();
-        let err = RunDir::check_new(&path, true).unwrap_err().to_string();
-        assert!(err.contains("no tinygpt-run.json"), "{err}");
-        std::fs::write(path.join(MARKER), "{\"format\": \"other\"}").unwrap();
-        let err = RunDir::check_new(&path, true).unwrap_err().to_string();
-        assert!(err.contains("not a tinygpt run marker"), "{err}");
-    }
-}
+mod tests;
