@@ -184,7 +184,8 @@ impl Trainer<'_> {
             let is_eval = step % train.eval_interval == 0 || step == train.max_steps;
             let mut val_loss = None;
             if step % train.log_interval == 0 || is_eval {
-                // Reading the loss waits for the device: only done on logged steps.
+                // The loss is read on logged steps only (the gradient norm above already
+                // waited for the device this step).
                 let train_loss = scalar(loss);
                 if !train_loss.is_finite() {
                     return Err(self.diverged(step, train_loss, grad_norm));

@@ -99,15 +99,8 @@ pub fn import_command(args: ImportArgs) -> Result<()> {
     write_atomic(&run.config(), toml::to_string(&config)?.as_bytes())?;
     metadata.tokenizer.save(&run.tokenizer())?;
     save_run_model(&run, &model, &metadata.model, &metadata.tokenizer)?;
-    if let Some(old) = replaced {
-        let aside = old.aside.clone();
-        let left = old.discard()?;
-        if !left.is_empty() {
-            eprintln!(
-                "warning: the replaced run held files tinygpt did not write; they are kept in {}",
-                aside.display()
-            );
-        }
+    if let Some(warning) = replaced.and_then(|old| old.discard_with_warning()) {
+        eprintln!("warning: {warning}");
     }
     eprintln!(
         "imported {} into {}",

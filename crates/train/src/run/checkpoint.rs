@@ -30,6 +30,7 @@ use tinygpt_model::weights::{
 use crate::config::RunConfig;
 use crate::run::files::{Manifest, sync_dir, write_synced};
 use crate::run::hash::sha256_hex;
+use crate::run::weights::first_non_finite;
 use tinygpt_kernels::adamw::Moments;
 
 use crate::optim::AdamW;
@@ -86,11 +87,10 @@ pub fn save(
 
     let model_tensors = module_tensors(model);
     let optim_tensors = optimizer_tensors(optim);
-    for t in model_tensors.iter().chain(&optim_tensors) {
-        if let Some(bad) = t.values.iter().find(|v| !v.is_finite()) {
+    for tensors in [&model_tensors, &optim_tensors] {
+        if let Some((tensor, bad)) = first_non_finite(tensors) {
             bail!(
-                "refusing to write checkpoint {name}: {} holds {bad}; the run diverged (lower train.lr)",
-                t.name
+                "refusing to write checkpoint {name}: {tensor} holds {bad}; the run diverged (lower train.lr)"
             );
         }
     }
@@ -277,7 +277,7 @@ pub fn load_model(dir: &Path, model: Gpt) -> Result<Gpt> {
     let path = dir.join(MODEL_FILE);
     let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let (tensors, _) = from_safetensors(&bytes).with_context(|| path.display().to_string())?;
-    crate::run::weights::check_finite(&tensors, &path)?;
+    super::weights::check_finite(&tensors, &path)?;
     load_module_tensors(model, tensors).with_context(|| path.display().to_string())
 }
 

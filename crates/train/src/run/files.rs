@@ -37,8 +37,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// `dir/.NAME.tmp` for `dir/NAME`.
-fn temporary_sibling(path: &Path) -> PathBuf {
+/// `dir/.NAME.tmp` for `dir/NAME`: where a file is written before it is renamed into place.
+pub fn temporary_sibling(path: &Path) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

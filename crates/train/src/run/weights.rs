@@ -13,7 +13,7 @@ use crate::device::parse_device;
 use crate::footprint::Footprint;
 use crate::run::RunDir;
 use crate::run::checkpoint;
-use crate::run::files::{Manifest, write_atomic, write_synced};
+use crate::run::files::{Manifest, temporary_sibling, write_atomic, write_synced};
 use crate::run::hash::sha256_file;
 
 /// A trained run opened for inference: its config, its tokenizer and a model on a device.
@@ -120,7 +120,7 @@ pub fn save_run_model(
     let bytes = export_bytes(model, config, tokenizer)?;
     let path = run.model();
     let name = MODEL_NAME;
-    let tmp = run.path.join(format!(".{name}.tmp"));
+    let tmp = temporary_sibling(&path);
     write_synced(&tmp, &bytes)?;
     // The manifest first: a crash before the rename leaves no final weights (the run still
     // has its checkpoints), never unverifiable ones.
@@ -182,16 +182,23 @@ fn export_bytes(
 
 /// Refuses weights holding NaN or infinity: a diverged model only ever produces garbage.
 pub fn check_finite(tensors: &[tinygpt_model::NamedTensor], path: &Path) -> Result<()> {
-    for t in tensors {
-        if let Some(bad) = t.values.iter().find(|v| !v.is_finite()) {
-            bail!(
-                "{}: tensor {} holds {bad}: these weights come from a diverged run; use an earlier checkpoint (--checkpoint) or retrain with a lower train.lr",
-                path.display(),
-                t.name
-            );
-        }
+    if let Some((name, bad)) = first_non_finite(tensors) {
+        bail!(
+            "{}: tensor {name} holds {bad}: these weights come from a diverged run; use an earlier checkpoint (--checkpoint) or retrain with a lower train.lr",
+            path.display()
+        );
     }
     Ok(())
+}
+
+/// The first tensor holding a NaN or an infinity, with that value.
+pub fn first_non_finite(tensors: &[tinygpt_model::NamedTensor]) -> Option<(&str, f32)> {
+    tensors.iter().find_map(|t| {
+        t.values
+            .iter()
+            .find(|v| !v.is_finite())
+            .map(|&bad| (t.name.as_str(), bad))
+    })
 }
 
 /// Reads an exported file: its tensors and its metadata.
