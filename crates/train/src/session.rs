@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use tinygpt_data::pipeline::{build_tokenizer, encode_corpus};
-use tinygpt_data::{Splits, Tokenizer, prompt_tokens, read_corpus};
+use tinygpt_data::{Prompt, Splits, Tokenizer, prompt_tokens, read_corpus};
 use tinygpt_model::Gpt;
 
 use crate::config::{RunConfig, check_resumable};
@@ -53,7 +53,8 @@ pub struct Session {
     /// The device as the user named it, with what `auto` picked.
     pub device_label: String,
     pub hashes: Hashes,
-    pub prompt: Vec<u32>,
+    /// `train.sample_prompt` as tokens, for the greedy sample at the end.
+    pub prompt: Prompt,
     pub start: Start,
     pub metrics: MetricsWriter,
     pub resumed_from: Option<PathBuf>,
@@ -238,7 +239,7 @@ fn prepare(
     tokenizer: &Tokenizer,
     text: &str,
     progress: &mut dyn FnMut(usize, usize),
-) -> Result<(Splits, Vec<u32>, String)> {
+) -> Result<(Splits, Prompt, String)> {
     let vocab = tokenizer.vocab_size();
     if config.model.vocab_size < vocab {
         bail!(
@@ -262,13 +263,14 @@ fn prepare(
 
 /// The tokens of `train.sample_prompt`. The default prompt (a newline) falls back to the
 /// corpus's first token when the corpus has no newline; a prompt the user chose must encode.
-fn sample_prompt(config: &RunConfig, tokenizer: &Tokenizer, splits: &Splits) -> Result<Vec<u32>> {
+fn sample_prompt(config: &RunConfig, tokenizer: &Tokenizer, splits: &Splits) -> Result<Prompt> {
     let text = &config.train.sample_prompt;
     match prompt_tokens(tokenizer, text, config.model.block_size) {
-        Ok(prompt) => Ok(prompt.tokens),
-        Err(_) if text.as_str() == crate::config::DEFAULT_SAMPLE_PROMPT => {
-            Ok(vec![splits.train.get(0)])
-        }
+        Ok(prompt) => Ok(prompt),
+        Err(_) if text.as_str() == crate::config::DEFAULT_SAMPLE_PROMPT => Ok(Prompt {
+            tokens: vec![splits.train.get(0)],
+            dropped: 0,
+        }),
         Err(e) => Err(e).with_context(|| {
             format!(
                 "train.sample_prompt = {text:?} cannot be encoded by this corpus's tokenizer: pass --set train.sample_prompt=TEXT with text from the corpus"

@@ -8,7 +8,6 @@ use std::time::Duration;
 use anyhow::Result;
 use burn::module::Module;
 use indicatif::{HumanCount, HumanDuration};
-use tinygpt_data::prompt_tokens;
 use tinygpt_model::ParamCount;
 use tinygpt_model::generate::greedy;
 use tinygpt_train::run::metrics::MetricsLine;
@@ -75,22 +74,23 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
     let mut bar = encoding_bar();
     let session = Session::open(&options, &mut |done, total| bar.update(done, total))?;
     bar.finish();
+    // What the loop consumes moves out; the rest is read in place.
     let Session {
-        config,
-        tokenizer,
-        splits,
-        run,
-        device,
-        device_label,
-        hashes,
-        prompt,
         start,
         mut metrics,
-        resumed_from,
-        encoded,
         replaced,
+        hashes,
+        ..
     } = session;
-    eprintln!("{encoded}");
+    let (config, tokenizer, splits, run, device, prompt) = (
+        &session.config,
+        &session.tokenizer,
+        &session.splits,
+        &session.run,
+        &session.device,
+        &session.prompt,
+    );
+    eprintln!("{}", session.encoded);
 
     let params = ParamCount::of(&config.model);
     eprintln!(
@@ -103,22 +103,29 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         tokenizer.vocab_size(),
         HumanCount(splits.train.len() as u64),
         HumanCount(splits.val.len() as u64),
-        device_label,
+        session.device_label,
         run.path.display()
     );
-    if let Some(dir) = &resumed_from {
+    if let Some(dir) = &session.resumed_from {
         eprintln!("resuming at step {} from {}", start.step, dir.display());
+    }
+    if prompt.dropped > 0 {
+        eprintln!(
+            "note: train.sample_prompt is {} tokens; keeping its last {} (the model's block_size)",
+            prompt.dropped + prompt.tokens.len(),
+            prompt.tokens.len()
+        );
     }
 
     let mut observer = Terminal {
         progress: Progress::new(config.train.max_steps),
-        run: &run,
+        run,
         plot_failed: false,
         replaced,
     };
     let trainer = Trainer {
-        config: &config,
-        splits: &splits,
+        config,
+        splits,
         device: device.clone().autodiff(),
         checkpoints: run.checkpoints(),
         hashes,
@@ -145,7 +152,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
     }
 
     let model = model.valid();
-    save_run_model(&run, &model, &config.model, &tokenizer)?;
+    save_run_model(run, &model, &config.model, tokenizer)?;
     let val = summary
         .initial_val_loss
         .map_or(String::new(), |v| format!(" (from {v:.4})"));
@@ -158,16 +165,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         HumanCount(summary.tokens_per_sec as u64),
         run.model().display()
     );
-    if let Ok(full) = prompt_tokens(&tokenizer, &config.train.sample_prompt, usize::MAX)
-        && full.tokens.len() > prompt.len()
-    {
-        eprintln!(
-            "note: train.sample_prompt is {} tokens; keeping its last {} (the model's block_size)",
-            full.tokens.len(),
-            prompt.len()
-        );
-    }
-    let continuation = greedy(&model, &prompt, config.train.sample_tokens, &device);
+    let continuation = greedy(&model, &prompt.tokens, config.train.sample_tokens, device);
     println!(
         "--- greedy continuation of {:?} ---",
         config.train.sample_prompt
