@@ -91,13 +91,7 @@ impl Default for TrainConfig {
 impl RunConfig {
     /// Reads `path`, applies each `section.key=value` override, and checks every value.
     pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config {}", path.display()))?;
-        let table: toml::Table = text
-            .parse()
-            .map_err(|e: toml::de::Error| one_line(&e))
-            .with_context(|| format!("config {} is not valid TOML", path.display()))?;
-        Self::from_table(table, path, overrides)
+        Self::from_table(read_table(path)?, path, overrides)
     }
 
     /// This config with `overrides` applied (used on resume).
@@ -176,63 +170,13 @@ impl RunConfig {
     }
 }
 
-/// The `[model]` section of a config file (after `overrides`), with `vocab_size = 0`
-/// resolved from the tokenizer the run would use: a BPE's `data.vocab_size`, a
-/// tokenizer.json's size, or the characters of the corpus.
-pub fn model_config(path: &std::path::Path, overrides: &[String]) -> Result<GptConfig> {
+/// A config file as a TOML table, with read and syntax errors in one line.
+pub(crate) fn read_table(path: &Path) -> Result<toml::Table> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read config {}", path.display()))?;
-    let mut table: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| anyhow::anyhow!("{}", e.message().trim().replace('\n', " ")))
-        .with_context(|| format!("config {} is not valid TOML", path.display()))?;
-    for assignment in overrides {
-        apply_override(&mut table, assignment)?;
-    }
-    let model = table
-        .get("model")
-        .cloned()
-        .with_context(|| format!("config {} has no [model] section", path.display()))?;
-    let mut config: GptConfig = serde_path_to_error::deserialize(model)
-        .map_err(|e| anyhow::anyhow!("model.{}: {}", e.path(), e.inner().message().trim()))
-        .with_context(|| format!("bad config {}", path.display()))?;
-    if config.vocab_size == 0 {
-        config.vocab_size = tokenizer_vocab(&table, path)?;
-    }
-    config.validate()?;
-    Ok(config)
-}
-
-/// The vocabulary of the tokenizer a config's `[data]` section names.
-fn tokenizer_vocab(table: &toml::Table, path: &std::path::Path) -> Result<usize> {
-    let data = table.get("data").and_then(|d| d.as_table());
-    let key = |k: &str| data.and_then(|d| d.get(k));
-    let tokenizer = key("tokenizer").and_then(|t| t.as_str()).unwrap_or("char");
-    match tokenizer {
-        "bpe" => {
-            let size = key("vocab_size").map_or(Some(1024), |v| v.as_integer());
-            size.and_then(|s| usize::try_from(s).ok()).with_context(|| {
-                format!(
-                    "{}: data.vocab_size must be a positive integer",
-                    path.display()
-                )
-            })
-        }
-        "char" => {
-            let corpus = key("corpus").and_then(|c| c.as_str()).with_context(|| {
-                format!(
-                    "{}: model.vocab_size is not set and no data.corpus to take it from",
-                    path.display()
-                )
-            })?;
-            let text = tinygpt_data::read_corpus(std::path::Path::new(corpus))?;
-            Ok(
-                tinygpt_data::Tokenizer::Char(tinygpt_data::CharTokenizer::from_corpus(&text))
-                    .vocab_size(),
-            )
-        }
-        file => Ok(tinygpt_data::Tokenizer::load(std::path::Path::new(file))?.vocab_size()),
-    }
+    text.parse()
+        .map_err(|e: toml::de::Error| one_line(&e))
+        .with_context(|| format!("config {} is not valid TOML", path.display()))
 }
 
 /// Keys a resumed run may change: they move the schedule or what is logged, not what the
@@ -288,7 +232,7 @@ pub fn check_resumable(saved: &RunConfig, requested: &RunConfig) -> Result<()> {
 
 /// `section.key=value`: the value is read as TOML (number, bool, string...), or taken as a
 /// bare string when it is not valid TOML (`--set data.corpus=my.txt`).
-fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<()> {
+pub(crate) fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<()> {
     let usage =
         || format!("--set {assignment:?}: expected SECTION.KEY=VALUE, e.g. train.max_steps=500");
     let (path, raw) = assignment.split_once('=').with_context(usage)?;

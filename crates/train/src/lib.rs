@@ -8,12 +8,14 @@
 //! - [`optim`], [`schedule`], [`eval`]: the optimizer, the learning rate, scoring text.
 //! - [`device`]: the one table of backends and `--device` names.
 //! - [`run`]: the run directory: marker, lock, checkpoints, metrics, weights, manifests.
+//! - [`model_config`]: the `[model]` section alone, for `params` and `bench`.
 //! - [`footprint`]: the memory estimate that refuses impossible sizes up front.
 
 pub mod config;
 pub mod device;
 pub mod eval;
 pub mod footprint;
+pub mod model_config;
 pub mod optim;
 pub mod run;
 pub mod schedule;

@@ -17,8 +17,8 @@ use tinygpt_model::{Generator, Gpt, ParamCount};
 
 use crate::memory;
 use tinygpt_train::config::TrainConfig;
-use tinygpt_train::config::model_config;
 use tinygpt_train::device::parse_device;
+use tinygpt_train::model_config::model_config;
 use tinygpt_train::optim::AdamW;
 use tinygpt_train::tensors::scalar;
 use tinygpt_train::trainer::optimizer_step;

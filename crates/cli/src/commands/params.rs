@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use indicatif::HumanCount;
 use tinygpt_model::{GptConfig, ParamCount};
-use tinygpt_train::config::model_config;
+use tinygpt_train::model_config::model_config;
 
 use tinygpt_train::run::RunDir;
 

@@ -27,12 +27,15 @@ pub mod files;
 pub mod hash;
 mod lock;
 pub mod metrics;
+mod replaced;
 pub mod weights;
 
 pub use lock::holder_of_lock;
+pub use replaced::Replaced;
 
-use files::{SUMS, write_atomic};
+use files::write_atomic;
 use lock::RunLock;
+use replaced::aside_name;
 
 pub const MARKER: &str = "tinygpt-run.json";
 pub const LOCK: &str = ".tinygpt.lock";
@@ -60,12 +63,6 @@ pub struct RunDir {
     pub path: PathBuf,
     /// Held while this process may write the run.
     _lock: Option<RunLock>,
-}
-
-/// An old run moved aside by `--overwrite`, kept until the new run has a checkpoint.
-pub struct Replaced {
-    pub aside: PathBuf,
-    _lock: RunLock,
 }
 
 impl RunDir {
@@ -130,7 +127,7 @@ impl RunDir {
                 "note: the old run is moved to {} until the new one writes its first checkpoint",
                 aside.display()
             );
-            Some(Replaced { aside, _lock: lock })
+            Some(Replaced::new(aside, lock))
         } else {
             None
         };
@@ -214,112 +211,6 @@ impl RunDir {
     }
 }
 
-impl Replaced {
-    /// The new run has a checkpoint: delete the files the old run's tinygpt wrote, and the
-    /// folder if nothing else is in it. Returns what was left (files tinygpt did not write).
-    pub fn discard(self) -> Result<Vec<PathBuf>> {
-        let aside = &self.aside;
-        for name in RUN_FILES {
-            remove_file_if_present(&aside.join(name))?;
-        }
-        let checkpoints = aside.join("checkpoints");
-        if let Ok(entries) = std::fs::read_dir(&checkpoints) {
-            for entry in entries {
-                let dir = entry?.path();
-                let name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
-                let ours = name.is_some_and(|n| n.starts_with("step-") || n.starts_with(".tmp-"));
-                if ours && dir.is_dir() {
-                    for file in CHECKPOINT_FILES {
-                        remove_file_if_present(&dir.join(file))?;
-                    }
-                    let _ = std::fs::remove_dir(&dir);
-                }
-            }
-            let _ = std::fs::remove_dir(&checkpoints);
-        }
-        let mut left = Vec::new();
-        collect_files(aside, &mut left);
-        if left.is_empty() {
-            let _ = std::fs::remove_dir(aside);
-        }
-        Ok(left)
-    }
-}
-
-impl Replaced {
-    /// [`Replaced::discard`], as one warning for the user when something was left or went
-    /// wrong (`None` when the old run is gone entirely).
-    pub fn discard_with_warning(self) -> Option<String> {
-        let aside = self.aside.clone();
-        match self.discard() {
-            Ok(left) if left.is_empty() => None,
-            Ok(left) => {
-                let names: Vec<String> = left
-                    .iter()
-                    .filter_map(|p| p.file_name())
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .collect();
-                Some(format!(
-                    "the replaced run held files tinygpt did not write; they are kept in {}: {}",
-                    aside.display(),
-                    names.join(", ")
-                ))
-            }
-            Err(e) => Some(format!(
-                "the replaced run in {} could not be cleared ({e:#}); remove it yourself",
-                aside.display()
-            )),
-        }
-    }
-}
-
-/// Every file tinygpt writes at the top of a run directory (temporaries included).
-const RUN_FILES: &[&str] = &[
-    MARKER,
-    LOCK,
-    "config.toml",
-    "tokenizer.json",
-    "metrics.jsonl",
-    "loss.png",
-    "model.safetensors",
-    SUMS,
-    ".tinygpt-run.json.tmp",
-    ".config.toml.tmp",
-    ".model.safetensors.tmp",
-    ".SHA256SUMS.tmp",
-    ".loss.png.tmp",
-    // Written by tinygpt before it used hidden temporaries.
-    "model.safetensors.tmp",
-];
-
-/// Every file tinygpt writes in a checkpoint directory.
-const CHECKPOINT_FILES: &[&str] = &[
-    "model.safetensors",
-    "optimizer.safetensors",
-    "state.json",
-    SUMS,
-    ".SHA256SUMS.tmp",
-];
-
-fn remove_file_if_present(path: &Path) -> Result<()> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(e).with_context(|| format!("cannot remove {}", path.display()))
-        }
-        _ => Ok(()),
-    }
-}
-
-fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        out.push(entry.path());
-    }
-    out.sort();
-}
-
 /// A directory is a run when it has tinygpt's marker, or (runs from before markers) a
 /// config.toml beside a checkpoints/ folder or final weights.
 pub fn is_run(path: &Path) -> bool {
@@ -377,30 +268,6 @@ fn protected(path: &Path) -> Option<&'static str> {
         return Some("your home directory");
     }
     None
-}
-
-/// `NAME.replaced-<unix seconds>` beside `path`, not yet taken.
-fn aside_name(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "run".into());
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let mut n = 0;
-    loop {
-        let suffix = if n == 0 {
-            String::new()
-        } else {
-            format!("-{n}")
-        };
-        let candidate = path.with_file_name(format!("{name}.replaced-{secs}{suffix}"));
-        if !candidate.exists() {
-            return candidate;
-        }
-        n += 1;
-    }
 }
 
 #[cfg(test)]
