@@ -1,9 +1,12 @@
 //! `tinygpt`: train, sample and inspect tiny GPTs.
 
+mod attention_maps;
 mod commands;
 mod memory;
+mod param_table;
 mod plots;
 mod progress;
+mod run_summary;
 mod signals;
 mod stream;
 
@@ -31,7 +34,7 @@ enum Command {
     Sample(sample::SampleArgs),
     /// Count a model's parameters matrix by matrix, from its config.
     Params(params::ParamsArgs),
-    /// Show what each attention head looks at for a prompt (PNG, text or JSON).
+    /// Show what each attention head looks at for a prompt (PNG, HTML, text or JSON).
     Attention(attention::AttentionArgs),
     /// Measure training and sampling speed, and MFU against the measured matmul peak.
     Bench(bench::BenchArgs),
@@ -39,6 +42,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Plot loss curves and LR schedules of one or more runs.
     Plot(plot::PlotArgs),
+    /// Write a run on one self-contained HTML page; --watch keeps it current while it trains.
+    Report(report::ReportArgs),
     /// Write a run's weights as self-contained safetensors.
     Export(export::ExportArgs),
     /// Make a run directory from an exported safetensors file.
@@ -67,6 +72,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::bench_command(args),
         Command::Eval(args) => eval::eval_command(args),
         Command::Plot(args) => plot::plot_command(args),
+        Command::Report(args) => report::report_command(args),
         Command::Export(args) => export::export_command(args),
         Command::Import(args) => export::import_command(args),
         Command::Runs(args) => runs::runs_command(args),

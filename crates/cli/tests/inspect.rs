@@ -146,6 +146,7 @@ fn attention_png_json_and_text() {
             p["head"].as_u64().unwrap() as usize,
         );
         let want: Vec<f32> = expected[layer]
+            .pattern
             .clone()
             .into_data_as::<f32>()
             .as_slice::<f32>()

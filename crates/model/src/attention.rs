@@ -24,6 +24,15 @@ use crate::init::Initializer;
 use crate::kv_cache::LayerCache;
 use crate::layers::{INIT_STD, linear};
 
+/// What one layer's heads computed on the way, each `[batch, head, query, key]`.
+#[derive(Debug, Clone)]
+pub struct AttentionMaps {
+    /// query·key / √d_head, with the future keys masked to −∞.
+    pub scores: Tensor<4>,
+    /// The softmax of the scores over keys: each row a distribution over keys ≤ query.
+    pub pattern: Tensor<4>,
+}
+
 #[derive(Module, Debug)]
 pub struct CausalSelfAttention {
     pub query: Linear,
@@ -78,9 +87,9 @@ impl CausalSelfAttention {
         biases.map(|b| Tensor::cat(b, 0))
     }
 
-    /// Explicit path, written as the math: returns the output and the attention pattern
-    /// `[batch, head, query, key]` (each row a distribution over keys ≤ query).
-    pub fn forward_explicit(&self, x: Tensor<3>) -> (Tensor<3>, Tensor<4>) {
+    /// Explicit path, written as the math: returns the output, and the scores with the
+    /// attention pattern they give (see [`AttentionMaps`]).
+    pub fn forward_explicit(&self, x: Tensor<3>) -> (Tensor<3>, AttentionMaps) {
         let (query, key, value) = self.project(x);
         let [batch, n_head, t, d_head] = query.dims();
 
@@ -91,10 +100,11 @@ impl CausalSelfAttention {
             .reshape([1, 1, t, t])
             .expand([batch, n_head, t, t]);
         let scores = scores.mask_fill(future, f32::NEG_INFINITY);
-        let pattern = softmax(scores, 3);
+        let pattern = softmax(scores.clone(), 3);
 
         let heads = pattern.clone().matmul(value);
-        (self.output.forward(merge_heads(heads)), pattern)
+        let maps = AttentionMaps { scores, pattern };
+        (self.output.forward(merge_heads(heads)), maps)
     }
 
     /// Generation path: the new tokens' queries attend to the cached keys and values plus

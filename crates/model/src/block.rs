@@ -4,7 +4,7 @@ use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, LayerNorm};
 use burn::tensor::Tensor;
 
-use crate::attention::CausalSelfAttention;
+use crate::attention::{AttentionMaps, CausalSelfAttention};
 use crate::config::GptConfig;
 use crate::init::Initializer;
 use crate::kv_cache::LayerCache;
@@ -47,13 +47,13 @@ impl Block {
     }
 
     /// Same as [`Block::forward`] through the explicit attention path; also returns the
-    /// block's attention pattern `[batch, head, query, key]`.
-    pub fn forward_explicit(&self, x: Tensor<3>) -> (Tensor<3>, Tensor<4>) {
-        let (attended, pattern) = self
+    /// block's attention scores and pattern.
+    pub fn forward_explicit(&self, x: Tensor<3>) -> (Tensor<3>, AttentionMaps) {
+        let (attended, maps) = self
             .attn
             .forward_explicit(layer_norm(&self.ln_1, x.clone()));
         let x = x + dropout(&self.dropout, attended);
         let x = x.clone() + dropout(&self.dropout, self.mlp.forward(layer_norm(&self.ln_2, x)));
-        (x, pattern)
+        (x, maps)
     }
 }

@@ -4,6 +4,7 @@ use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Embedding, LayerNorm, Linear};
 use burn::tensor::{Device, Int, Tensor};
 
+use crate::attention::AttentionMaps;
 use crate::block::Block;
 use crate::config::{ConfigError, GptConfig};
 use crate::init::Initializer;
@@ -56,17 +57,17 @@ impl Gpt {
         self.unembed(x)
     }
 
-    /// Logits through the explicit attention path, with every block's attention pattern
-    /// `[batch, head, query, key]`, in block order.
-    pub fn forward_with_patterns(&self, tokens: Tensor<2, Int>) -> (Tensor<3>, Vec<Tensor<4>>) {
+    /// Logits through the explicit attention path, with every block's attention scores and
+    /// pattern, in block order.
+    pub fn forward_with_patterns(&self, tokens: Tensor<2, Int>) -> (Tensor<3>, Vec<AttentionMaps>) {
         let mut x = self.embed(tokens);
-        let mut patterns = Vec::with_capacity(self.blocks.len());
+        let mut maps = Vec::with_capacity(self.blocks.len());
         for block in &self.blocks {
-            let (next, pattern) = block.forward_explicit(x);
+            let (next, layer) = block.forward_explicit(x);
             x = next;
-            patterns.push(pattern);
+            maps.push(layer);
         }
-        (self.unembed(x), patterns)
+        (self.unembed(x), maps)
     }
 
     /// Logits `[batch, vocab]` for the token after `tokens`, which continue the sequence whose

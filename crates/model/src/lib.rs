@@ -15,6 +15,7 @@ pub mod params;
 pub mod sampling;
 pub mod weights;
 
+pub use attention::AttentionMaps;
 pub use config::{ConfigError, GptConfig};
 pub use generate::Generator;
 pub use gpt::Gpt;

@@ -2,7 +2,7 @@
 
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use tinygpt_model::{Gpt, GptConfig, ParamCount, cross_entropy};
+use tinygpt_model::{AttentionMaps, Gpt, GptConfig, ParamCount, cross_entropy};
 
 fn config() -> GptConfig {
     GptConfig {
@@ -66,13 +66,28 @@ fn future_tokens_never_change_past_logits() {
 #[test]
 fn attention_patterns_are_causal_distributions() {
     let model = Gpt::new(&config(), 2, &device()).unwrap();
-    let (_, patterns) =
+    let (_, maps) =
         model.forward_with_patterns(tokens(&[&[1, 2, 3, 4, 5, 6], &[6, 5, 4, 3, 2, 1]]));
-    assert_eq!(patterns.len(), 2);
-    for pattern in patterns {
+    assert_eq!(maps.len(), 2);
+    for AttentionMaps { scores, pattern } in maps {
         let [batch, heads, t, t2] = pattern.dims();
         assert_eq!((batch, heads, t, t2), (2, 2, 6, 6));
+        assert_eq!(scores.dims(), pattern.dims());
         let w = values(pattern);
+        // The pattern is the softmax of the scores, row by row; masked scores are −∞.
+        let s = values(scores);
+        for (scores, weights) in s.chunks(t).zip(w.chunks(t)) {
+            let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let total: f32 = scores.iter().map(|x| (x - max).exp()).sum();
+            for (score, weight) in scores.iter().zip(weights) {
+                assert!(((score - max).exp() / total - weight).abs() < 1e-6);
+            }
+        }
+        for (i, row) in s.chunks(t).enumerate() {
+            let query = i % t;
+            assert!(row[..=query].iter().all(|x| x.is_finite()));
+            assert!(row[query + 1..].iter().all(|&x| x == f32::NEG_INFINITY));
+        }
         for row in w.chunks(t) {
             let sum: f32 = row.iter().sum();
             assert!((sum - 1.0).abs() < 1e-5, "row sums to {sum}");

@@ -1,9 +1,10 @@
-//! Pictures of tinygpt models and runs, drawn with plotters into PNG files. Text uses a
-//! bundled DejaVu Sans, so drawing needs no system fonts.
+//! Pictures of tinygpt models and runs: PNG files drawn with plotters (text uses a bundled
+//! DejaVu Sans, so drawing needs no system fonts), and self-contained interactive HTML pages.
 
 mod attention;
 mod curves;
 mod font;
+pub mod html;
 
 pub use attention::{AttentionMap, attention_grid, attention_grid_size};
 pub use curves::{Curve, Panel, line_charts};

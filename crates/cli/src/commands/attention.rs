@@ -1,22 +1,24 @@
 //! `tinygpt attention`: what each head of a trained model attends to, for a prompt — as a
-//! picture (PNG heatmaps), as text for terminals, or as JSON for notebooks.
+//! picture (PNG heatmaps), an interactive page (HTML), text for terminals, or JSON for
+//! notebooks.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use burn::tensor::Device;
 use serde::Serialize;
-use tinygpt_model::Gpt;
 use tinygpt_viz::{AttentionMap, attention_grid};
 
+use tinygpt_train::run::files::write_atomic;
 use tinygpt_train::run::weights::TrainedRun;
-use tinygpt_train::tensors::{to_vec, token_tensor};
 
 use super::RunSelection;
+use crate::attention_maps::{HeadMaps, explorer, head_maps, prompt_ids, token_labels};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     Png,
+    /// One self-contained page to explore every head (opens from disk, no network).
+    Html,
     Text,
     Json,
 }
@@ -34,7 +36,7 @@ pub struct AttentionArgs {
     /// Only this head (0-based) [default: all].
     #[arg(long)]
     pub head: Option<usize>,
-    /// Output file (PNG or JSON); text goes to stdout.
+    /// Output file (PNG, HTML or JSON); text goes to stdout.
     #[arg(long)]
     pub out: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "png")]
@@ -47,21 +49,21 @@ pub struct AttentionArgs {
     pub force: bool,
 }
 
-/// The attention of one head over the prompt: `weights[query][key]`.
-#[derive(Debug, Clone, Serialize)]
-pub struct HeadPattern {
-    pub layer: usize,
-    pub head: usize,
-    pub weights: Vec<Vec<f32>>,
-}
-
 #[derive(Debug, Serialize)]
 struct Dump<'a> {
     tokens: &'a [String],
-    patterns: &'a [HeadPattern],
+    patterns: &'a [HeadMaps],
 }
 
 pub fn attention_command(args: AttentionArgs) -> Result<()> {
+    let picture = match args.format {
+        Format::Png => Some("--out FILE.png is required for --format png (or use --format text)"),
+        Format::Html => Some("--out FILE.html is required for --format html"),
+        Format::Text | Format::Json => None,
+    };
+    if let (Some(missing), None) = (picture, &args.out) {
+        bail!("{missing}");
+    }
     if let Some(out) = &args.out {
         tinygpt_train::run::files::refuse_existing(out, "--out", args.force)?;
     }
@@ -73,24 +75,13 @@ pub fn attention_command(args: AttentionArgs) -> Result<()> {
         ..
     } = args.selection.open()?;
 
-    let mut ids = tokenizer.encode(&args.prompt).context("prompt")?;
-    if ids.is_empty() {
-        bail!("--prompt is empty: give at least one character to look at");
+    let (ids, note) = prompt_ids(&tokenizer, &args.prompt, model.block_size).context("--prompt")?;
+    if let Some(note) = note {
+        eprintln!("note: {note}");
     }
-    if ids.len() > model.block_size {
-        eprintln!(
-            "note: the prompt is {} tokens; showing its last {} (the model's block_size)",
-            ids.len(),
-            model.block_size
-        );
-        ids.drain(..ids.len() - model.block_size);
-    }
-    let labels: Vec<String> = ids
-        .iter()
-        .map(|&id| tokenizer.decode(&[id]).map(|t| visible(&t)))
-        .collect::<Result<_, _>>()?;
+    let labels = token_labels(&tokenizer, &ids)?;
     let patterns = select(
-        attention_patterns(&model, &ids, &device),
+        head_maps(&model, &ids, &device),
         args.layer,
         args.head,
         config.model.n_layer,
@@ -99,9 +90,7 @@ pub fn attention_command(args: AttentionArgs) -> Result<()> {
 
     match args.format {
         Format::Png => {
-            let out = args
-                .out
-                .context("--out FILE.png is required for --format png (or use --format text)")?;
+            let out = args.out.context("--out is checked above")?;
             let maps: Vec<AttentionMap> = patterns
                 .iter()
                 .map(|p| AttentionMap {
@@ -122,6 +111,22 @@ pub fn attention_command(args: AttentionArgs) -> Result<()> {
                 labels.len()
             );
         }
+        Format::Html => {
+            let out = args
+                .out
+                .context("--out FILE.html is required for --format html")?;
+            let explorer = explorer(&labels, &patterns, config.model.head_size());
+            let page = tinygpt_viz::html::attention_page(&explorer);
+            write_atomic(&out, page.as_bytes())
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            eprintln!(
+                "wrote {} ({} heads, {} tokens, {} KB): open it in a browser",
+                out.display(),
+                patterns.len(),
+                labels.len(),
+                page.len().div_ceil(1024)
+            );
+        }
         Format::Text => print!("{}", as_text(&labels, &patterns, args.top)),
         Format::Json => {
             let json = serde_json::to_string(&Dump {
@@ -129,7 +134,7 @@ pub fn attention_command(args: AttentionArgs) -> Result<()> {
                 patterns: &patterns,
             })?;
             match args.out {
-                Some(out) => std::fs::write(&out, json)
+                Some(out) => write_atomic(&out, json.as_bytes())
                     .with_context(|| format!("cannot write {}", out.display()))?,
                 None => println!("{json}"),
             }
@@ -138,35 +143,13 @@ pub fn attention_command(args: AttentionArgs) -> Result<()> {
     Ok(())
 }
 
-/// Every head's pattern for `ids`, through the model's explicit attention path.
-pub fn attention_patterns(model: &Gpt, ids: &[u32], device: &Device) -> Vec<HeadPattern> {
-    let tokens: Vec<i64> = ids.iter().map(|&t| i64::from(t)).collect();
-    let (_, per_layer) = model.forward_with_patterns(token_tensor(&tokens, 1, device));
-    let mut patterns = Vec::new();
-    for (layer, pattern) in per_layer.into_iter().enumerate() {
-        let [_, n_head, t, _] = pattern.dims();
-        let values = to_vec(pattern);
-        for head in 0..n_head {
-            let weights = (0..t)
-                .map(|query| values[(head * t + query) * t..(head * t + query + 1) * t].to_vec())
-                .collect();
-            patterns.push(HeadPattern {
-                layer,
-                head,
-                weights,
-            });
-        }
-    }
-    patterns
-}
-
 fn select(
-    patterns: Vec<HeadPattern>,
+    patterns: Vec<HeadMaps>,
     layer: Option<usize>,
     head: Option<usize>,
     n_layer: usize,
     n_head: usize,
-) -> Result<Vec<HeadPattern>> {
+) -> Result<Vec<HeadMaps>> {
     if let Some(l) = layer.filter(|&l| l >= n_layer) {
         bail!(
             "--layer {l}: the model has {n_layer} layers (0 to {})",
@@ -186,7 +169,7 @@ fn select(
 }
 
 /// For each head and query token, its most attended tokens with their weights.
-fn as_text(labels: &[String], patterns: &[HeadPattern], top: usize) -> String {
+fn as_text(labels: &[String], patterns: &[HeadMaps], top: usize) -> String {
     let mut out = String::new();
     for p in patterns {
         out += &format!("layer {} head {}\n", p.layer, p.head);
@@ -210,12 +193,4 @@ fn as_text(labels: &[String], patterns: &[HeadPattern], top: usize) -> String {
 
 fn quoted(label: &str) -> String {
     format!("'{label}'")
-}
-
-/// Whitespace made visible for axis labels.
-fn visible(token: &str) -> String {
-    token
-        .replace('\n', "⏎")
-        .replace(' ', "␣")
-        .replace('\t', "⇥")
 }

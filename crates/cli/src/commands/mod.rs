@@ -8,6 +8,7 @@ pub mod eval;
 pub mod export;
 pub mod params;
 pub mod plot;
+pub mod report;
 pub mod runs;
 pub mod sample;
 pub mod tokenize;

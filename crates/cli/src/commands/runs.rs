@@ -5,57 +5,15 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use indicatif::HumanCount;
 
-use tinygpt_train::config::RunConfig;
-use tinygpt_train::run::checkpoint;
-use tinygpt_train::run::metrics::read_metrics;
-use tinygpt_train::run::weights::read_run_model;
-use tinygpt_train::run::{RunDir, RunKind, holder_of_lock, is_run};
+use tinygpt_train::run::is_run;
+
+use crate::run_summary::RunRow;
 
 #[derive(Debug, clap::Args)]
 pub struct RunsArgs {
     /// Directory holding run directories.
     #[arg(default_value = "runs")]
     pub dir: PathBuf,
-}
-
-#[derive(Debug, PartialEq)]
-pub struct RunRow {
-    pub name: String,
-    pub steps: usize,
-    pub max_steps: usize,
-    pub best_val_loss: Option<f64>,
-    pub best_val_bpb: Option<f64>,
-    pub tokens: u64,
-    pub wall_s: f64,
-    pub device: String,
-    pub state: RunState,
-}
-
-/// Where a run stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunState {
-    /// Final weights, verified against the run's SHA256SUMS.
-    Finished,
-    /// Checkpoints but no final weights yet: `train --resume` continues it.
-    Stopped,
-    /// A process holds the run's lock right now.
-    Running,
-    /// Made by `tinygpt import`: weights, no training history.
-    Imported,
-    /// Unreadable config, final weights that fail verification, or nothing to resume from.
-    Broken,
-}
-
-impl RunState {
-    fn label(self) -> &'static str {
-        match self {
-            Self::Finished => "finished",
-            Self::Stopped => "stopped",
-            Self::Running => "running",
-            Self::Imported => "imported",
-            Self::Broken => "broken",
-        }
-    }
 }
 
 pub fn runs_command(args: RunsArgs) -> Result<()> {
@@ -93,70 +51,10 @@ pub fn collect(dir: &std::path::Path) -> Result<Vec<RunRow>> {
     let mut rows = Vec::new();
     for entry in entries {
         let path = entry?.path();
-        if !path.is_dir() || !is_run(&path) {
-            continue;
+        if path.is_dir() && is_run(&path) {
+            rows.push(RunRow::of(&path)?);
         }
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let run = RunDir::open(&path)?;
-        let Ok(config) = RunConfig::load(&run.config(), &[]) else {
-            rows.push(RunRow {
-                name,
-                steps: 0,
-                max_steps: 0,
-                best_val_loss: None,
-                best_val_bpb: None,
-                tokens: 0,
-                wall_s: 0.0,
-                device: "-".into(),
-                state: RunState::Broken,
-            });
-            continue;
-        };
-        let lines = read_metrics(&run.metrics()).unwrap_or_default();
-        let best = lines
-            .iter()
-            .filter_map(|l| l.val_loss.map(|v| (v, l)))
-            .min_by(|a, b| a.0.total_cmp(&b.0))
-            .map(|(_, l)| l);
-        let last = lines.last();
-        rows.push(RunRow {
-            name,
-            steps: last.map_or(0, |l| l.step),
-            max_steps: config.train.max_steps,
-            best_val_loss: best.and_then(|l| l.val_loss),
-            best_val_bpb: best.and_then(|l| l.val_bpb),
-            tokens: last.map_or(0, |l| l.tokens),
-            wall_s: last.map_or(0.0, |l| l.elapsed_s),
-            device: config.train.device,
-            state: state_of(&run),
-        });
     }
     rows.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(rows)
-}
-
-fn state_of(run: &RunDir) -> RunState {
-    if holder_of_lock(&run.path).is_some() {
-        return RunState::Running;
-    }
-    let weights_ok = run.model().is_file() && read_run_model(run).is_ok();
-    if run.kind() == Some(RunKind::Imported) {
-        return if weights_ok {
-            RunState::Imported
-        } else {
-            RunState::Broken
-        };
-    }
-    if weights_ok {
-        RunState::Finished
-    } else if !run.model().is_file()
-        && checkpoint::list(&run.checkpoints()).is_ok_and(|c| !c.is_empty())
-    {
-        RunState::Stopped
-    } else {
-        RunState::Broken
-    }
 }
