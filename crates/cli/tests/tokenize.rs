@@ -198,6 +198,8 @@ fn a_tokenizer_the_weights_were_not_trained_with_is_refused() {
                 run.to_str().unwrap(),
                 "--prompt",
                 "the",
+                "--format",
+                "text",
             ],
         ] {
             assert_clean_error(&tinygpt(&args), needle);

@@ -66,10 +66,11 @@ async function select(page, layer, head) {
 
 // The screenshot is saved, then decoded in the page: it must not be blank.
 async function screenshot(page, path) {
-  const png = await page.screenshot({ path, fullPage: true });
-  const stats = await page.evaluate(async (b64) => {
+  const png = await page.screenshot({ path, fullPage: true, ...(path.endsWith(".jpg") ? { quality: 70 } : {}) });
+  const mime = path.endsWith(".jpg") ? "image/jpeg" : "image/png";
+  const stats = await page.evaluate(async (b64, mime) => {
     const img = new Image();
-    img.src = "data:image/png;base64," + b64;
+    img.src = "data:" + mime + ";base64," + b64;
     await img.decode();
     const c = document.createElement("canvas");
     c.width = img.width;
@@ -84,7 +85,7 @@ async function screenshot(page, path) {
       if (px[i] + px[i + 1] + px[i + 2] < 600) inked++;
     }
     return { width: c.width, height: c.height, colours: colours.size, inked: inked / (px.length / 28) };
-  }, Buffer.from(png).toString("base64"));
+  }, Buffer.from(png).toString("base64"), mime);
   check(stats.colours > 50 && stats.inked > 0.02, "blank screenshot: " + JSON.stringify(stats));
   return stats;
 }
@@ -169,7 +170,8 @@ async function report([shot]) {
 
   // The curves: hovering shows the values of a step; unticking val hides its line and dots.
   const box = await page.$eval("#loss-chart", (e) => { const b = e.getBoundingClientRect(); return [b.x, b.y, b.width, b.height]; });
-  await page.mouse.move(box[0] + box[2] - 14, box[1] + box[3] / 2);
+  // The last step sits at the plot's right edge: 12 px margin inside a 1 px border.
+  await page.mouse.move(box[0] + box[2] - 13, box[1] + box[3] / 2);
   const readout = await page.$eval("#curve-readout", (e) => e.textContent);
   const lastStep = r.curves.step[r.curves.step.length - 1];
   check(readout.startsWith(`step ${lastStep} ·`), "readout at the right edge: " + readout);
