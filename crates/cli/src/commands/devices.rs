@@ -11,11 +11,21 @@ pub struct DevicesArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Print only the --device names that select a GPU here, one per line (for scripts).
+    #[arg(long, conflicts_with = "json")]
+    pub gpu_names: bool,
 }
 
 pub fn devices_command(args: DevicesArgs) -> Result<()> {
     let adapters = adapters();
     let auto = auto_choice(&adapters);
+    let gpus = gpu_device_names(&adapters);
+    if args.gpu_names {
+        for name in &gpus {
+            println!("{name}");
+        }
+        return Ok(());
+    }
     if args.json {
         let adapters: Vec<_> = adapters
             .iter()
@@ -34,6 +44,7 @@ pub fn devices_command(args: DevicesArgs) -> Result<()> {
             "backends": BACKENDS.iter().map(|b| b.name).collect::<Vec<_>>(),
             "cpu_threads": std::thread::available_parallelism().map_or(1, |n| n.get()),
             "wgpu_adapters": adapters,
+            "gpu_devices": gpus,
             "auto": auto,
         });
         println!("{json}");
@@ -70,8 +81,33 @@ pub fn devices_command(args: DevicesArgs) -> Result<()> {
             );
         }
     }
+    println!(
+        "GPU devices: {}",
+        if gpus.is_empty() {
+            "none".to_string()
+        } else {
+            gpus.join(", ")
+        }
+    );
     println!("auto picks: {auto}");
     Ok(())
+}
+
+/// The `--device` names of the GPUs here: one per kind of hardware wgpu adapter (software
+/// adapters such as lavapipe are left out), then every GPU-only backend compiled in (cuda).
+fn gpu_device_names(adapters: &[wgpu::AdapterInfo]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for a in adapters {
+        let name = device_name(a.device_type);
+        if a.device_type != wgpu::DeviceType::Cpu && !names.iter().any(|n| n == name) {
+            names.push(name.to_string());
+        }
+    }
+    let gpu_only = BACKENDS
+        .iter()
+        .filter(|b| b.cpu_device.is_none() && b.name != "wgpu");
+    names.extend(gpu_only.map(|b| b.name.to_string()));
+    names
 }
 
 /// What `--device auto` resolves to, in words.

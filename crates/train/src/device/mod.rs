@@ -1,5 +1,6 @@
 //! Choosing the compute device (and so the backend) by name at run time: the CPU backends
-//! `flex` and `ndarray`, a wgpu adapter (Vulkan, Metal or DX12), or `auto`.
+//! `flex` and `ndarray`, a wgpu adapter (Vulkan, Metal or DX12), CUDA when built with the
+//! `cuda` feature, or `auto`.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
@@ -7,6 +8,9 @@ use std::sync::{Mutex, OnceLock};
 use anyhow::{Result, bail};
 use burn::tensor::wgpu::{WgpuInitError, wgpu};
 use burn::tensor::{Device, DeviceKind};
+
+mod cuda;
+pub use cuda::cuda_index;
 
 /// A compute backend compiled into tinygpt.
 pub struct Backend {
@@ -33,7 +37,13 @@ pub const BACKENDS: &[Backend] = &[
     },
     Backend {
         name: "wgpu",
-        about: "GPU through Vulkan, Metal, DX12 or OpenGL (burn-wgpu)",
+        about: "GPU through Vulkan, Metal, DX12 or OpenGL (burn-wgpu, with fusion and autotune)",
+        cpu_device: None,
+    },
+    #[cfg(feature = "cuda")]
+    Backend {
+        name: "cuda",
+        about: "NVIDIA GPU through CUDA (burn-cuda; needs the driver and NVRTC at run time)",
         cpu_device: None,
     },
 ];
@@ -49,7 +59,12 @@ fn ndarray_device() -> Device {
 /// The device names `--device` and `train.device` accept, in words.
 pub fn device_names() -> String {
     let backends: Vec<&str> = BACKENDS.iter().map(|b| b.name).collect();
-    format!("auto, {}, {WGPU_KINDS}", backends.join(", "))
+    let cuda = if cfg!(feature = "cuda") {
+        ", cuda:N"
+    } else {
+        ""
+    };
+    format!("auto, {}, {WGPU_KINDS}{cuda}", backends.join(", "))
 }
 
 /// The device named `name`. A wgpu device is initialised here, so a missing adapter or a
@@ -64,6 +79,9 @@ pub fn parse_device(name: &str) -> Result<Device> {
         .and_then(|b| b.cpu_device)
     {
         return Ok(open());
+    }
+    if let Some(index) = cuda_index(name) {
+        return cuda::cuda_device(name, index);
     }
     match wgpu_kind(name) {
         Some(kind) => wgpu_device(name, kind),
@@ -210,7 +228,23 @@ mod tests {
         ] {
             assert_eq!(wgpu_kind(bad), None, "{bad}");
         }
+        let err = parse_device("cudax").unwrap_err().to_string();
+        assert!(err.contains("unknown device \"cudax\"") && err.contains("wgpu:cpu"));
+    }
+
+    #[test]
+    fn cuda_names_select_an_index() {
+        assert_eq!(cuda_index("cuda"), Some(0));
+        assert_eq!(cuda_index("cuda:3"), Some(3));
+        for bad in ["cudax", "cuda:", "cuda:x", "wgpu"] {
+            assert_eq!(cuda_index(bad), None, "{bad}");
+        }
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    #[test]
+    fn cuda_without_the_feature_names_the_build_that_has_it() {
         let err = parse_device("cuda").unwrap_err().to_string();
-        assert!(err.contains("unknown device \"cuda\"") && err.contains("wgpu:cpu"));
+        assert!(err.contains("--features cuda"), "{err}");
     }
 }
