@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod runs;
 
 use std::collections::BTreeMap;
