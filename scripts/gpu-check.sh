@@ -156,5 +156,5 @@ case "${1:-}" in
     pack) shift; pack "$@" ;;
     unpack) shift; unpack "$@" ;;
     run) shift; run "$@" ;;
-    *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 2 ;;
 esac
