@@ -134,8 +134,8 @@ fn device_errors_are_one_clear_line() {
         "--out",
         &scratch.str("run"),
     ]);
-    // Without the cuda feature, the error names the build that has it.
-    assert_clean_error(&out, "--features cuda");
+    // No CUDA backend: the error says how NVIDIA GPUs run instead.
+    assert_clean_error(&out, "--device wgpu:discrete");
     assert!(!scratch.path("run").exists(), "nothing is written");
 
     // No machine here has a ninth discrete GPU.

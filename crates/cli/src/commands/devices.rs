@@ -94,7 +94,7 @@ pub fn devices_command(args: DevicesArgs) -> Result<()> {
 }
 
 /// The `--device` names of the GPUs here: one per kind of hardware wgpu adapter (software
-/// adapters such as lavapipe are left out), then every GPU-only backend compiled in (cuda).
+/// adapters such as lavapipe are left out), then every other GPU-only backend compiled in.
 fn gpu_device_names(adapters: &[wgpu::AdapterInfo]) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     for a in adapters {

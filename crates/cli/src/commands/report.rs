@@ -109,7 +109,7 @@ fn watch(args: &ReportArgs) -> Result<()> {
                     }
                     // Missing weights while training (none yet, or a checkpoint rotated away
                     // as it was read): look again at the next interval.
-                    if !(training && !page.notes.is_empty()) {
+                    if !training || page.notes.is_empty() {
                         written = Some(news);
                     }
                 }

@@ -1,7 +1,8 @@
-//! `--device cuda[:N]`: burn's CUDA backend, compiled in with the `cuda` cargo feature. It
-//! builds without a CUDA toolkit (the bindings load the driver's libraries at run time), so a
-//! machine without the driver or NVRTC fails at the first tensor: that is tried here, once,
-//! so the user gets an error line instead of a panic.
+//! `--device cuda[:N]`. tinygpt has no CUDA backend: burn 0.22's (`burn/cuda`) depends on
+//! `cubecl-llvm`, whose build script downloads a prebuilt LLVM from GitHub at build time, which
+//! offline machines (this project's CI and GPU test machines among them) cannot do. NVIDIA GPUs
+//! run through wgpu (Vulkan) instead; the name gets an error saying so rather than "unknown
+//! device". docs/gpu.md has the details.
 
 use anyhow::{Result, bail};
 use burn::tensor::Device;
@@ -14,39 +15,8 @@ pub fn cuda_index(name: &str) -> Option<usize> {
     }
 }
 
-#[cfg(feature = "cuda")]
-pub(super) fn cuda_device(name: &str, index: usize) -> Result<Device> {
-    use burn::tensor::Tensor;
-
-    let device = Device::cuda(index);
-    let probe = device.clone();
-    match quietly(move || Tensor::<1>::zeros([1], &probe).into_data()) {
-        Ok(_) => Ok(device),
-        Err(reason) => bail!(
-            "cannot start device {name:?}: {reason}. CUDA needs the NVIDIA driver and NVRTC (libnvrtc) at run time; `tinygpt devices` lists the wgpu adapters, or use --device flex"
-        ),
-    }
-}
-
-#[cfg(not(feature = "cuda"))]
 pub(super) fn cuda_device(name: &str, _index: usize) -> Result<Device> {
     bail!(
-        "--device {name}: this tinygpt was built without CUDA; build it with `cargo build --release --features cuda`, or use a wgpu device (`tinygpt devices`)"
+        "--device {name}: tinygpt has no CUDA backend (burn's needs an LLVM download at build time; see docs/gpu.md); NVIDIA GPUs run through Vulkan: --device wgpu:discrete (`tinygpt devices` lists them)"
     )
-}
-
-/// Runs `f`, turning a panic into its message without printing it.
-#[cfg(feature = "cuda")]
-fn quietly<T>(f: impl FnOnce() -> T + std::panic::UnwindSafe) -> Result<T, String> {
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let result = std::panic::catch_unwind(f);
-    std::panic::set_hook(hook);
-    result.map_err(|payload| {
-        payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "CUDA failed to start".into())
-    })
 }

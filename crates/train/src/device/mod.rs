@@ -1,6 +1,5 @@
 //! Choosing the compute device (and so the backend) by name at run time: the CPU backends
-//! `flex` and `ndarray`, a wgpu adapter (Vulkan, Metal or DX12), CUDA when built with the
-//! `cuda` feature, or `auto`.
+//! `flex` and `ndarray`, a wgpu adapter (Vulkan, Metal or DX12), or `auto`.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
@@ -40,12 +39,6 @@ pub const BACKENDS: &[Backend] = &[
         about: "GPU through Vulkan, Metal, DX12 or OpenGL (burn-wgpu, with fusion and autotune)",
         cpu_device: None,
     },
-    #[cfg(feature = "cuda")]
-    Backend {
-        name: "cuda",
-        about: "NVIDIA GPU through CUDA (burn-cuda; needs the driver and NVRTC at run time)",
-        cpu_device: None,
-    },
 ];
 
 /// The adapter kinds `wgpu:KIND` selects, as `--device` spells them.
@@ -59,12 +52,7 @@ fn ndarray_device() -> Device {
 /// The device names `--device` and `train.device` accept, in words.
 pub fn device_names() -> String {
     let backends: Vec<&str> = BACKENDS.iter().map(|b| b.name).collect();
-    let cuda = if cfg!(feature = "cuda") {
-        ", cuda:N"
-    } else {
-        ""
-    };
-    format!("auto, {}, {WGPU_KINDS}{cuda}", backends.join(", "))
+    format!("auto, {}, {WGPU_KINDS}", backends.join(", "))
 }
 
 /// The device named `name`. A wgpu device is initialised here, so a missing adapter or a
@@ -241,10 +229,12 @@ mod tests {
         }
     }
 
-    #[cfg(not(feature = "cuda"))]
     #[test]
-    fn cuda_without_the_feature_names_the_build_that_has_it() {
-        let err = parse_device("cuda").unwrap_err().to_string();
-        assert!(err.contains("--features cuda"), "{err}");
+    fn cuda_says_how_nvidia_gpus_run() {
+        let err = parse_device("cuda:1").unwrap_err().to_string();
+        assert!(
+            err.contains("no CUDA backend") && err.contains("wgpu:discrete"),
+            "{err}"
+        );
     }
 }
