@@ -115,7 +115,7 @@ function startExplorer(ex) {
   const matrix = document.getElementById("matrix");
   const big = Math.max(4, Math.min(24, Math.floor(480 / t)));
   // Token labels along both axes when the cells are big enough to read them.
-  const margin = big >= 12 ? 28 : 0;
+  const margin = big >= 12 ? 36 : 0;
   matrix.width = matrix.height = margin + big * t;
   const readout = document.getElementById("readout");
   const cellAt = (e) => {
@@ -231,9 +231,16 @@ function axisLabels(canvas, tokens, size, margin, query) {
   tokens.forEach((text, i) => {
     const label = text.length > 3 ? text.slice(0, 3) + "…" : text;
     const middle = margin + i * size + size / 2;
+    // Keys run up the top margin, so multi-character tokens do not overlap.
+    ctx.save();
+    ctx.translate(middle, margin - 3);
+    ctx.rotate(-Math.PI / 2);
+    ctx.textAlign = "left";
     ctx.fillStyle = "#6b7380";
-    ctx.fillText(label, middle, margin / 2);
+    ctx.fillText(label, 0, 0);
+    ctx.restore();
+    ctx.textAlign = "right";
     ctx.fillStyle = i === query ? "#e8590c" : "#6b7380";
-    ctx.fillText(label, margin / 2, middle);
+    ctx.fillText(label, margin - 3, middle);
   });
 }
