@@ -7,7 +7,7 @@ use anyhow::Result;
 
 use tinygpt_train::config::RunConfig;
 use tinygpt_train::run::checkpoint;
-use tinygpt_train::run::metrics::read_metrics;
+use tinygpt_train::run::metrics::{MetricsLine, read_metrics};
 use tinygpt_train::run::weights::read_run_model;
 use tinygpt_train::run::{RunDir, RunKind, holder_of_lock};
 
@@ -18,6 +18,8 @@ pub struct RunRow {
     pub max_steps: usize,
     pub best_val_loss: Option<f64>,
     pub best_val_bpb: Option<f64>,
+    /// The step of the best val loss.
+    pub best_val_step: Option<usize>,
     pub tokens: u64,
     pub wall_s: f64,
     pub device: String,
@@ -54,6 +56,12 @@ impl RunState {
 impl RunRow {
     /// The row of the run at `path`; a run whose files are damaged is broken, not an error.
     pub fn of(path: &Path) -> Result<Self> {
+        let lines = read_metrics(&RunDir::open(path)?.metrics()).unwrap_or_default();
+        Self::with_metrics(path, &lines)
+    }
+
+    /// The same, from the run's metrics already read.
+    pub fn with_metrics(path: &Path, lines: &[MetricsLine]) -> Result<Self> {
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -66,13 +74,13 @@ impl RunRow {
                 max_steps: 0,
                 best_val_loss: None,
                 best_val_bpb: None,
+                best_val_step: None,
                 tokens: 0,
                 wall_s: 0.0,
                 device: "-".into(),
                 state: RunState::Broken,
             });
         };
-        let lines = read_metrics(&run.metrics()).unwrap_or_default();
         let best = lines
             .iter()
             .filter_map(|l| l.val_loss.map(|v| (v, l)))
@@ -85,6 +93,7 @@ impl RunRow {
             max_steps: config.train.max_steps,
             best_val_loss: best.and_then(|l| l.val_loss),
             best_val_bpb: best.and_then(|l| l.val_bpb),
+            best_val_step: best.map(|l| l.step),
             tokens: last.map_or(0, |l| l.tokens),
             wall_s: last.map_or(0.0, |l| l.elapsed_s),
             device: config.train.device,

@@ -112,9 +112,7 @@ pub fn attention_command(args: AttentionArgs) -> Result<()> {
             );
         }
         Format::Html => {
-            let out = args
-                .out
-                .context("--out FILE.html is required for --format html")?;
+            let out = args.out.context("--out is checked above")?;
             let explorer = explorer(&labels, &patterns, config.model.head_size());
             let page = tinygpt_viz::html::attention_page(&explorer);
             write_atomic(&out, page.as_bytes())

@@ -94,19 +94,15 @@ pub fn devices_command(args: DevicesArgs) -> Result<()> {
 }
 
 /// The `--device` names of the GPUs here: one per kind of hardware wgpu adapter (software
-/// adapters such as lavapipe are left out), then every other GPU-only backend compiled in.
-fn gpu_device_names(adapters: &[wgpu::AdapterInfo]) -> Vec<String> {
-    let mut names: Vec<String> = Vec::new();
+/// adapters such as lavapipe are left out).
+fn gpu_device_names(adapters: &[wgpu::AdapterInfo]) -> Vec<&'static str> {
+    let mut names = Vec::new();
     for a in adapters {
         let name = device_name(a.device_type);
-        if a.device_type != wgpu::DeviceType::Cpu && !names.iter().any(|n| n == name) {
-            names.push(name.to_string());
+        if a.device_type != wgpu::DeviceType::Cpu && !names.contains(&name) {
+            names.push(name);
         }
     }
-    let gpu_only = BACKENDS
-        .iter()
-        .filter(|b| b.cpu_device.is_none() && b.name != "wgpu");
-    names.extend(gpu_only.map(|b| b.name.to_string()));
     names
 }
 

@@ -54,7 +54,7 @@ pub struct ReportArgs {
 pub fn report_command(args: ReportArgs) -> Result<()> {
     refuse_foreign_page(&args.out, args.force)?;
     if !args.watch {
-        let page = build(&args, false)?;
+        let page = build(&args, &Look::at(&args.run)?, false)?;
         for note in &page.notes {
             eprintln!("note: {note}");
         }
@@ -90,10 +90,11 @@ fn watch(args: &ReportArgs) -> Result<()> {
         // The lock is taken before the run's marker is written, so a run that exists and is
         // still being set up (no config yet) already counts as training.
         let training = holder_of_lock(&args.run).is_some();
-        let row = RunRow::of(&args.run)?;
-        let news = News::of(&args.run, row.state)?;
+        let look = Look::at(&args.run)?;
+        let news = News::of(&args.run, &look)?;
+        let row = &look.row;
         if written.as_ref() != Some(&news) {
-            match build(args, training) {
+            match build(args, &look, training) {
                 Ok(page) => {
                     write_atomic(&args.out, page.html.as_bytes())
                         .with_context(|| format!("cannot write {}", args.out.display()))?;
@@ -136,19 +137,32 @@ struct News {
 }
 
 impl News {
-    fn of(dir: &Path, state: RunState) -> Result<Self> {
+    fn of(dir: &Path, look: &Look) -> Result<Self> {
         let run = RunDir::open(dir)?;
-        let lines = read_metrics(&run.metrics()).unwrap_or_default();
         let latest = checkpoint::list(&run.checkpoints())
             .unwrap_or_default()
             .last()
             .map(|(step, _)| format!("step-{step}"));
         Ok(Self {
-            evaluations: lines.iter().filter(|l| l.val_loss.is_some()).count(),
+            evaluations: look.lines.iter().filter(|l| l.val_loss.is_some()).count(),
             latest_checkpoint: latest,
             finished: run.model().is_file(),
-            state,
+            state: look.row.state,
         })
+    }
+}
+
+/// One look at the run: its metrics, read once, and where it stands.
+struct Look {
+    lines: Vec<MetricsLine>,
+    row: RunRow,
+}
+
+impl Look {
+    fn at(dir: &Path) -> Result<Self> {
+        let lines = read_metrics(&RunDir::open(dir)?.metrics()).unwrap_or_default();
+        let row = RunRow::with_metrics(dir, &lines)?;
+        Ok(Self { lines, row })
     }
 }
 
@@ -158,13 +172,12 @@ struct Page {
     notes: Vec<String>,
 }
 
-fn build(args: &ReportArgs, reload: bool) -> Result<Page> {
+fn build(args: &ReportArgs, look: &Look, reload: bool) -> Result<Page> {
     let run = RunDir::open(&args.run)?;
     let config_text = std::fs::read_to_string(run.config())
         .with_context(|| format!("cannot read {}", run.config().display()))?;
     let config = RunConfig::load(&run.config(), &[])?;
-    let row = RunRow::of(&args.run)?;
-    let lines = read_metrics(&run.metrics()).unwrap_or_default();
+    let (row, lines) = (&look.row, &look.lines);
     let mut notes = Vec::new();
     // A run without usable weights still has a history worth showing: the page says why
     // the sample and the explorer are missing.
@@ -181,10 +194,10 @@ fn build(args: &ReportArgs, reload: bool) -> Result<Page> {
     let report = Report {
         run: crate::plots::run_name(&args.run),
         state: row.state.label().into(),
-        summary: summary(&row, &config, &lines),
+        summary: summary(row, &config, lines),
         config: config_text,
         params: table(&config.model, "model"),
-        curves: curves(&lines),
+        curves: curves(lines),
         sample,
         notes: notes.clone(),
         reload_seconds: reload.then_some(args.interval),
@@ -221,14 +234,6 @@ fn sample_and_explorer(args: &ReportArgs, config: &RunConfig) -> Result<(Sample,
 
 fn summary(row: &RunRow, config: &RunConfig, lines: &[MetricsLine]) -> Vec<(String, String)> {
     let m = &config.model;
-    let best = lines
-        .iter()
-        .filter(|l| l.val_loss.is_some())
-        .min_by(|a, b| {
-            a.val_loss
-                .unwrap_or(f64::MAX)
-                .total_cmp(&b.val_loss.unwrap_or(f64::MAX))
-        });
     let last_train = lines
         .iter()
         .rev()
@@ -244,14 +249,14 @@ fn summary(row: &RunRow, config: &RunConfig, lines: &[MetricsLine]) -> Vec<(Stri
         ),
         (
             "best val loss".into(),
-            best.map_or_else(dash, |l| {
-                format!("{:.4} at step {}", l.val_loss.unwrap_or_default(), l.step)
-            }),
+            match (row.best_val_loss, row.best_val_step) {
+                (Some(loss), Some(step)) => format!("{loss:.4} at step {step}"),
+                _ => dash(),
+            },
         ),
         (
             "bits per byte (at the best val loss)".into(),
-            best.and_then(|l| l.val_bpb)
-                .map_or_else(dash, |b| format!("{b:.4}")),
+            row.best_val_bpb.map_or_else(dash, |b| format!("{b:.4}")),
         ),
         (
             "last train loss".into(),
