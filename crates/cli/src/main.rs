@@ -6,6 +6,7 @@ mod memory;
 mod param_table;
 mod plots;
 mod progress;
+mod ranks;
 mod run_summary;
 mod signals;
 mod stream;
@@ -61,10 +62,21 @@ fn main() -> ExitCode {
     tinygpt_train::device::quiet_headless_vulkan();
     memory::keep_freed_memory();
     let cli = Cli::parse();
+    // Dropped when main returns: an MPI job is finalised after the command.
+    let job = match ranks::Job::join() {
+        Ok(job) => job,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let result = match cli.command {
-        Command::Train(args) => match train::train(args) {
+        Command::Train(args) => match train::train(args, &job) {
             Ok(code) => return code,
-            Err(e) => Err(e),
+            Err(e) => {
+                job.fail(&format!("{e:#}"), 1);
+                return ExitCode::FAILURE;
+            }
         },
         Command::Sample(args) => sample::sample_command(args),
         Command::Params(args) => params::params_command(args),
@@ -77,7 +89,7 @@ fn main() -> ExitCode {
         Command::Import(args) => export::import_command(args),
         Command::Runs(args) => runs::runs_command(args),
         Command::Tokenize(args) => tokenize::tokenize_command(args),
-        Command::Devices(args) => devices::devices_command(args),
+        Command::Devices(args) => devices::devices_command(args, &job),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

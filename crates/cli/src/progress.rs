@@ -64,6 +64,10 @@ impl Progress {
         if let Some(tps) = line.tokens_per_sec {
             parts.push(format!("{} tok/s", HumanCount(tps as u64)));
         }
+        if line.ranks > 1 {
+            // Loss and tok/s are over the global batch, all ranks together.
+            parts.push(format!("{} ranks", line.ranks));
+        }
         let msg = parts.join(" | ");
         if !self.bar.is_hidden() {
             self.bar.set_message(msg);

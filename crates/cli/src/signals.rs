@@ -13,7 +13,8 @@ use signal_hook::iterator::Signals;
 /// The number of the first stopping signal received, 0 while none has been.
 pub type InterruptFlag = Arc<AtomicI32>;
 
-pub fn interrupt_flag() -> Result<InterruptFlag> {
+/// `announce`: say so on stderr (the data-parallel ranks other than 0 stay quiet).
+pub fn interrupt_flag(announce: bool) -> Result<InterruptFlag> {
     let flag = InterruptFlag::default();
     let mut signals =
         Signals::new([SIGINT, SIGTERM, SIGHUP]).context("cannot install the signal handlers")?;
@@ -23,12 +24,16 @@ pub fn interrupt_flag() -> Result<InterruptFlag> {
         .spawn(move || {
             for signal in signals.forever() {
                 if seen.swap(signal, Ordering::SeqCst) != 0 {
-                    eprintln!("\ninterrupted again: exiting without a new checkpoint");
+                    if announce {
+                        eprintln!("\ninterrupted again: exiting without a new checkpoint");
+                    }
                     std::process::exit(128 + signal);
                 }
-                eprintln!(
-                    "\ninterrupt: saving a checkpoint after this step (press Ctrl-C again to quit now)"
-                );
+                if announce {
+                    eprintln!(
+                        "\ninterrupt: saving a checkpoint after this step (press Ctrl-C again to quit now)"
+                    );
+                }
             }
         })
         .context("cannot start the signal thread")?;

@@ -114,11 +114,21 @@ impl BatchSampler {
     }
 
     pub fn sample(&mut self, tokens: &Tokens) -> Batch {
-        let last_start = tokens.len() - self.block_size - 1;
-        let starts: Vec<usize> = (0..self.batch_size)
-            .map(|_| self.rng.random_range(0..=last_start))
-            .collect();
+        let starts = self.starts(tokens);
         Batch::from_starts(tokens, &starts, self.block_size)
+    }
+
+    /// Moves past the next batch exactly as [`sample`](Self::sample) would, without copying
+    /// its windows: in data-parallel training another rank trains on that batch.
+    pub fn skip(&mut self, tokens: &Tokens) {
+        self.starts(tokens);
+    }
+
+    fn starts(&mut self, tokens: &Tokens) -> Vec<usize> {
+        let last_start = tokens.len() - self.block_size - 1;
+        (0..self.batch_size)
+            .map(|_| self.rng.random_range(0..=last_start))
+            .collect()
     }
 }
 
@@ -189,6 +199,26 @@ mod tests {
         let (train, val) = split_text("abcdéfghij", 0.3).unwrap();
         assert_eq!((train, val), ("abcdéfg", "hij"));
         assert!(split_text("abc", 1.0).is_err());
+    }
+
+    #[test]
+    fn skipping_a_batch_moves_the_stream_as_sampling_it_does() {
+        let data = stream(1000);
+        let mut sampled = BatchSampler::new(3, 4, 16);
+        let mut skipped = sampled.clone();
+        let first = sampled.sample(&data);
+        skipped.skip(&data);
+        assert_eq!(sampled, skipped);
+        assert_ne!(sampled.sample(&data), first);
+        assert_eq!(skipped.sample(&data), BatchSampler::new(3, 4, 16).tap_two(&data));
+    }
+
+    impl BatchSampler {
+        /// The second batch of a fresh sampler.
+        fn tap_two(mut self, tokens: &Tokens) -> Batch {
+            self.sample(tokens);
+            self.sample(tokens)
+        }
     }
 
     #[test]

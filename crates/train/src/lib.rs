@@ -2,6 +2,7 @@
 //! no terminal in sight (the `tinygpt` binary in `crates/cli` draws the progress bar and
 //! handles signals; this crate reports through [`trainer::TrainObserver`]).
 //!
+//! - [`collective`]: what data-parallel ranks share (the binary implements it over MPI).
 //! - [`config`]: the run config (`[model]`, `[data]`, `[train]`), `--set` overrides, resumable keys.
 //! - [`session`]: a new or resumed run, built and checked before anything is written.
 //! - [`trainer`]: the loop: batches, AdamW steps, evaluation, checkpoints, divergence.
@@ -11,6 +12,7 @@
 //! - [`model_config`]: the `[model]` section alone, for `params` and `bench`.
 //! - [`footprint`]: the memory estimate that refuses impossible sizes up front.
 
+pub mod collective;
 pub mod config;
 pub mod device;
 pub mod eval;

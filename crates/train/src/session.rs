@@ -41,6 +41,17 @@ pub struct SessionOptions {
     pub checkpoint: String,
     /// Stop after this step with a checkpoint.
     pub stop_at_step: Option<usize>,
+    /// Data-parallel ranks training together (1 for one process).
+    pub ranks: usize,
+    /// This process's rank. Rank 0 (the leader) checks everything and writes the run
+    /// directory; the others (followers) open their session after it has, and only read.
+    pub rank: usize,
+}
+
+impl SessionOptions {
+    fn leader(&self) -> bool {
+        self.rank == 0
+    }
 }
 
 /// Everything the training loop needs, from a new run or a resumed one.
@@ -94,6 +105,9 @@ fn start(args: &SessionOptions, progress: &mut dyn FnMut(usize, usize)) -> Resul
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("runs").join(name));
+    if !args.leader() {
+        return follow_start(&out, progress);
+    }
     RunDir::check_new(&out, args.overwrite)?;
     let (device, device_label) = open_device(&config.train.device)?;
     let text = read_corpus(&config.data.corpus)?;
@@ -131,6 +145,42 @@ fn start(args: &SessionOptions, progress: &mut dyn FnMut(usize, usize)) -> Resul
     })
 }
 
+/// A follower's view of the new run its leader has just created in `out`: the config and
+/// tokenizer as the leader wrote them (a BPE is trained once), the corpus from the token
+/// cache, and the same initial model (the same seed; the trainer checks the weights agree).
+fn follow_start(
+    out: &Path,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Session> {
+    let run = RunDir::open(out)?;
+    let config = RunConfig::load(&run.config(), &[])?;
+    let (device, device_label) = open_device(&config.train.device)?;
+    let text = read_corpus(&config.data.corpus)?;
+    let tokenizer = Tokenizer::load(&run.tokenizer())?;
+    let (splits, prompt, encoded) = prepare(&config, &tokenizer, &text, progress)?;
+    device.seed(config.train.seed);
+    let model = Gpt::new(&config.model, config.train.seed, &device.clone().autodiff())?;
+    let hashes = Hashes {
+        corpus_sha256: sha256_hex(text.as_bytes()),
+        tokenizer_sha256: crate::run::hash::sha256_file(&run.tokenizer())?,
+    };
+    Ok(Session {
+        start: Start::fresh(model, &config),
+        config,
+        tokenizer,
+        splits,
+        run,
+        device,
+        device_label,
+        hashes,
+        prompt,
+        metrics: MetricsWriter::discard(),
+        resumed_from: None,
+        encoded,
+        replaced: None,
+    })
+}
+
 /// Refuses a run that cannot fit in memory, unless `force`.
 fn check_memory(config: &RunConfig, force: bool) -> Result<()> {
     if force {
@@ -148,7 +198,12 @@ fn resume(
     dir: &Path,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Session> {
-    let run = RunDir::open_for_writing(dir)?;
+    // The leader locks the run; followers read it while the leader holds the lock.
+    let run = if args.leader() {
+        RunDir::open_for_writing(dir)?
+    } else {
+        RunDir::open(dir)?
+    };
     if checkpoint::list(&run.checkpoints())?.is_empty() {
         bail!(
             "{} has no checkpoint to resume from (it stopped before its first one): start it again with `tinygpt train --config {} --out {} --overwrite`",
@@ -164,6 +219,7 @@ fn resume(
         config.train.device = device.clone();
     }
     check_resumable(&state.config, &config)?;
+    keep_global_batch(&mut config, state.ranks, args.ranks)?;
     if state.step >= config.train.max_steps {
         bail!(
             "the run is already at step {} of train.max_steps = {}: extend it with --set train.max_steps=N",
@@ -202,8 +258,13 @@ fn resume(
     let model = Gpt::new(&config.model, config.train.seed, &device.clone().autodiff())?;
     let model = checkpoint::load_model(&checkpoint_dir, model)?;
     let optim = checkpoint::load_optimizer(&checkpoint_dir, &config, &device)?;
-    let metrics = MetricsWriter::append(&run.metrics(), state.metrics_bytes)?;
-    write_config(&run, &config)?;
+    let metrics = if args.leader() {
+        let metrics = MetricsWriter::append(&run.metrics(), state.metrics_bytes)?;
+        write_config(&run, &config)?;
+        metrics
+    } else {
+        MetricsWriter::discard()
+    };
     Ok(Session {
         start: Start {
             model,
@@ -230,6 +291,24 @@ fn resume(
         encoded,
         replaced: None,
     })
+}
+
+/// A run saved by `saved` ranks resumes on `ranks` with the same global batch (micro-batches
+/// per step over all ranks, `grad_accum × ranks`), so the data order and the schedule go on
+/// unchanged: each rank's `grad_accum` is the global count divided among the new ranks.
+fn keep_global_batch(config: &mut RunConfig, saved: usize, ranks: usize) -> Result<()> {
+    if saved == ranks {
+        return Ok(());
+    }
+    let global = config.train.grad_accum * saved;
+    if global % ranks != 0 {
+        bail!(
+            "cannot resume on {ranks} ranks: the run trained {global} micro-batches per step (train.grad_accum {} × {saved} ranks), which {ranks} ranks cannot share evenly; resume on a number of ranks that divides {global}",
+            config.train.grad_accum
+        );
+    }
+    config.train.grad_accum = global / ranks;
+    Ok(())
 }
 
 /// Tokenizes the corpus and the sample prompt and splits the tokens, after checking that the

@@ -13,6 +13,7 @@ use burn::tensor::{Device, Tensor};
 use tinygpt_data::{Batch, BatchSampler, Splits, fixed_batches};
 use tinygpt_model::{Gpt, cross_entropy};
 
+use crate::collective::{Alone, Collective, sum_over_ranks};
 use crate::config::RunConfig;
 use crate::optim::{AdamW, clip_scale, global_grad_norm};
 use crate::run::checkpoint::{self, TrainState};
@@ -111,6 +112,9 @@ pub struct Trainer<'a> {
     pub interrupt: InterruptFlag,
     /// UTF-8 bytes per token of the val split, for bits per byte.
     pub val_bytes_per_token: f64,
+    /// The processes training together ([`Alone`] for one): each takes its share of the
+    /// micro-batches and of the val batches; rank 0 alone writes metrics and checkpoints.
+    pub collective: &'a dyn Collective,
 }
 
 impl Trainer<'_> {
@@ -136,8 +140,10 @@ impl Trainer<'_> {
             train.batch_size,
             self.config.model.block_size,
         );
+        let ranks = self.collective.ranks();
+        let leader = self.collective.is_leader();
         let tokens_per_step =
-            (train.batch_size * self.config.model.block_size * train.grad_accum) as u64;
+            (train.batch_size * self.config.model.block_size * train.grad_accum * ranks) as u64;
         let end = self
             .stop_at_step
             .map_or(train.max_steps, |s| s.min(train.max_steps));
@@ -157,10 +163,13 @@ impl Trainer<'_> {
                 val_loss: Some(val_loss),
                 val_bpb: Some(bits_per_byte(val_loss, self.val_bytes_per_token)),
                 elapsed_s: elapsed(),
+                ranks,
                 ..Default::default()
             };
-            metrics.write(&last)?;
-            observer.logged(&last);
+            if leader {
+                metrics.write(&last)?;
+                observer.logged(&last);
+            }
         }
 
         let (mut window_start, mut window_tokens) = (Instant::now(), 0u64);
@@ -168,10 +177,8 @@ impl Trainer<'_> {
         let mut saved: Option<PathBuf> = None;
         let mut last_step = first_step;
         for step in first_step + 1..=end {
-            // Dropout masks become a function of the step, so a resumed run draws the same ones.
-            self.device.seed(train.seed.wrapping_add(step as u64));
             let lr = learning_rate(step, train);
-            let (next, loss, grad_norm) = self.step(model, &mut optim, &mut sampler, lr);
+            let (next, loss, grad_norm) = self.step(model, &mut optim, &mut sampler, step, lr);
             model = next;
             window_tokens += tokens_per_step;
             // One scalar a step: a diverged run stops here, before anything non-finite can
@@ -208,23 +215,30 @@ impl Trainer<'_> {
                     tokens_per_sec: Some(window_tokens as f64 / window_s),
                     tokens: step as u64 * tokens_per_step,
                     elapsed_s: elapsed(),
+                    ranks,
                 };
-                metrics.write(&last)?;
-                observer.logged(&last);
-                if is_eval {
-                    observer.evaluated();
+                if leader {
+                    metrics.write(&last)?;
+                    observer.logged(&last);
+                    if is_eval {
+                        observer.evaluated();
+                    }
                 }
                 (window_start, window_tokens) = (Instant::now(), 0);
             }
 
             last_step = step;
-            let signal = self.interrupt.load(Ordering::SeqCst);
+            // A signal to any rank stops them all, at the same step.
+            let signal = self.interrupt.load(Ordering::SeqCst) as u32;
+            let signal = self.collective.max_u64(u64::from(signal)) as i32;
             if signal != 0 {
                 stopped = Some(Stopped::Interrupted(signal));
             } else if step == end && end < train.max_steps {
                 stopped = Some(Stopped::AtStep);
             }
-            if step % train.checkpoint_interval == 0 || step == end || stopped.is_some() {
+            let checkpoint_due =
+                step % train.checkpoint_interval == 0 || step == end || stopped.is_some();
+            if checkpoint_due && leader {
                 let state = TrainState {
                     format: checkpoint::FORMAT,
                     step,
@@ -237,6 +251,7 @@ impl Trainer<'_> {
                     corpus_sha256: self.hashes.corpus_sha256.clone(),
                     tokenizer_sha256: self.hashes.tokenizer_sha256.clone(),
                     config: self.config.clone(),
+                    ranks,
                     files: Default::default(),
                 };
                 saved = Some(checkpoint::save(
@@ -290,45 +305,91 @@ impl Trainer<'_> {
         )
     }
 
-    /// One optimizer step over `grad_accum` micro-batches drawn from the train split.
+    /// One optimizer step over `grad_accum` micro-batches on each rank. All ranks draw the
+    /// step's micro-batches from the same stream and each trains on its own consecutive
+    /// `grad_accum` of them, so N ranks see exactly the batches one process with
+    /// `grad_accum × N` would, and the sampler's state does not depend on the rank count.
     fn step(
         &self,
         model: Gpt,
         optim: &mut AdamW,
         sampler: &mut BatchSampler,
+        step: usize,
         lr: f64,
     ) -> (Gpt, Tensor<1>, Tensor<1>) {
-        let micro_batches: Vec<Batch> = (0..self.config.train.grad_accum)
-            .map(|_| sampler.sample(&self.splits.train))
-            .collect();
-        optimizer_step(
+        let train = &self.config.train;
+        let per_rank = train.grad_accum;
+        let total = per_rank * self.collective.ranks();
+        let first = per_rank * self.collective.rank();
+        let mut micro_batches = Vec::with_capacity(per_rank);
+        for k in 0..total {
+            if (first..first + per_rank).contains(&k) {
+                micro_batches.push(sampler.sample(&self.splits.train));
+            } else {
+                sampler.skip(&self.splits.train);
+            }
+        }
+        let shard = Shard {
+            batches: &micro_batches,
+            first,
+            total,
+            // Dropout masks are a function of the step, so a resumed run draws the same ones.
+            dropout_seed: Some(train.seed.wrapping_add(step as u64)),
+        };
+        data_parallel_step(
             model,
             optim,
-            &micro_batches,
+            &shard,
             lr,
-            self.config.train.grad_clip,
+            train.grad_clip,
             &self.device,
+            self.collective,
         )
     }
 
-    /// Mean loss over the fixed validation batches, without dropout or autodiff.
+    /// Mean loss over the fixed validation batches, without dropout or autodiff. Each rank
+    /// scores every N-th batch; the sum over ranks is the same on all of them.
     fn evaluate(&self, model: &Gpt, batches: &[Batch]) -> f64 {
         let model = model.valid();
         let inner = self.device.clone().inner();
-        let total: f64 = batches
+        let (rank, ranks) = (self.collective.rank(), self.collective.ranks());
+        let mut total = [batches
             .iter()
+            .skip(rank)
+            .step_by(ranks)
             .map(|batch| {
                 let (inputs, targets) = batch_tensors(batch, &inner);
                 scalar(cross_entropy(model.forward(inputs), targets))
             })
-            .sum();
-        total / batches.len() as f64
+            .sum::<f64>()];
+        self.collective.sum_f64(&mut total);
+        total[0] / batches.len() as f64
     }
 }
 
+/// One rank's part of an optimizer step.
+pub struct Shard<'b> {
+    /// This rank's micro-batches.
+    pub batches: &'b [Batch],
+    /// Where `batches[0]` sits among the step's micro-batches over all ranks.
+    pub first: usize,
+    /// The step's micro-batches over all ranks. Each loss is divided by this, so the summed
+    /// gradients are those of the mean loss.
+    pub total: usize,
+    /// When set, dropout for micro-batch k is seeded from this and k, so a micro-batch draws
+    /// the same masks whichever rank trains on it (k = 0 gets this seed itself).
+    pub dropout_seed: Option<u64>,
+}
+
+/// The seed of micro-batch `k`'s dropout masks in a step seeded `seed`.
+fn micro_batch_seed(seed: u64, k: usize) -> u64 {
+    seed.wrapping_add((k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
 /// One AdamW step on the summed gradients of `micro_batches` (each loss divided by their
-/// number, so the step is that of the mean loss). Returns the updated model, the mean loss and
-/// the gradient norm before clipping, both still on the device. `max_norm` 0 means no clipping.
+/// number, so the step is that of the mean loss), in one process. Returns the updated model,
+/// the mean loss and the gradient norm before clipping, both still on the device.
+/// `max_norm` 0 means no clipping.
 pub fn optimizer_step(
     model: Gpt,
     optim: &mut AdamW,
@@ -337,15 +398,39 @@ pub fn optimizer_step(
     max_norm: f64,
     device: &Device,
 ) -> (Gpt, Tensor<1>, Tensor<1>) {
-    // The step runs on one of the CPU pool's worker threads; the caller waits once for all
+    let shard = Shard {
+        batches: micro_batches,
+        first: 0,
+        total: micro_batches.len(),
+        dropout_seed: None,
+    };
+    data_parallel_step(model, optim, &shard, lr, max_norm, device, &Alone)
+}
+
+/// [`optimizer_step`] over the ranks of `collective`: each computes the gradients of its
+/// shard, the ranks sum them (and the loss), and every rank takes the same AdamW step.
+pub fn data_parallel_step(
+    model: Gpt,
+    optim: &mut AdamW,
+    shard: &Shard,
+    lr: f64,
+    max_norm: f64,
+    device: &Device,
+    collective: &dyn Collective,
+) -> (Gpt, Tensor<1>, Tensor<1>) {
+    // The work runs on one of the CPU pool's worker threads; the caller waits once for all
     // of it. Called from outside the pool, every parallel op would hand its work over and
     // sleep until it is done: a wake-up per op, a few hundred per step. On a worker, each op
-    // runs its own share in place.
-    rayon::scope(|_| {
-        let n = micro_batches.len() as f64;
+    // runs its own share in place. The all-reduce stays on the calling thread (MPI is
+    // initialised for one thread).
+    let (model, mut grads, loss) = rayon::scope(|_| {
+        let n = shard.total as f64;
         let mut accumulator = GradientsAccumulator::<Gpt>::new();
         let mut loss_sum: Option<Tensor<1>> = None;
-        for batch in micro_batches {
+        for (i, batch) in shard.batches.iter().enumerate() {
+            if let Some(seed) = shard.dropout_seed {
+                device.seed(micro_batch_seed(seed, shard.first + i));
+            }
             let (inputs, targets) = batch_tensors(batch, device);
             let loss = cross_entropy(model.forward(inputs), targets).div_scalar(n);
             let grads = GradientsParams::from_grads(loss.backward(), &model);
@@ -356,15 +441,15 @@ pub fn optimizer_step(
                 None => loss,
             });
         }
-        let mut grads = accumulator.grads();
+        let loss = loss_sum.expect("at least one micro-batch");
+        (model, accumulator.grads(), loss)
+    });
+    let loss = sum_over_ranks(&model, &mut grads, loss, collective);
+    rayon::scope(|_| {
         let grad_norm = global_grad_norm(&model, &grads);
         let scale = (max_norm > 0.0).then(|| clip_scale(grad_norm.clone(), max_norm));
         let model = optim.step(model, lr, &mut grads, scale);
-        (
-            model,
-            loss_sum.expect("at least one micro-batch"),
-            grad_norm,
-        )
+        (model, loss, grad_norm)
     })
 }
 

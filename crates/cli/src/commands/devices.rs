@@ -6,6 +6,8 @@ use burn::tensor::wgpu::wgpu;
 
 use tinygpt_train::device::{BACKENDS, adapters, auto_device, device_name};
 
+use crate::ranks::{Job, MPI_COMPILED};
+
 #[derive(Debug, clap::Args)]
 pub struct DevicesArgs {
     /// Print one JSON object instead of a table.
@@ -16,7 +18,8 @@ pub struct DevicesArgs {
     pub gpu_names: bool,
 }
 
-pub fn devices_command(args: DevicesArgs) -> Result<()> {
+pub fn devices_command(args: DevicesArgs, job: &Job) -> Result<()> {
+    let collective = job.collective();
     let adapters = adapters();
     let auto = auto_choice(&adapters);
     let gpus = gpu_device_names(&adapters);
@@ -46,6 +49,12 @@ pub fn devices_command(args: DevicesArgs) -> Result<()> {
             "wgpu_adapters": adapters,
             "gpu_devices": gpus,
             "auto": auto,
+            "mpi": {
+                "compiled": MPI_COMPILED,
+                "library": job.mpi_library(),
+                "ranks": collective.ranks(),
+                "rank": collective.rank(),
+            },
         });
         println!("{json}");
         return Ok(());
@@ -90,7 +99,25 @@ pub fn devices_command(args: DevicesArgs) -> Result<()> {
         }
     );
     println!("auto picks: {auto}");
+    println!("MPI: {}", mpi_line(job));
     Ok(())
+}
+
+/// Whether MPI is compiled in, and the ranks running.
+fn mpi_line(job: &Job) -> String {
+    let collective = job.collective();
+    match (MPI_COMPILED, job.mpi_library()) {
+        (false, _) => "not compiled in (build with --features mpi to train on several processes)"
+            .to_string(),
+        (true, None) => {
+            "compiled in; 1 rank (not started by an MPI launcher: use mpirun -np N)".to_string()
+        }
+        (true, Some(library)) => format!(
+            "compiled in; {} ranks running, this is rank {} ({library})",
+            collective.ranks(),
+            collective.rank()
+        ),
+    }
 }
 
 /// The `--device` names of the GPUs here: one per kind of hardware wgpu adapter (software

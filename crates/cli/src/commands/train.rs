@@ -12,12 +12,14 @@ use tinygpt_model::ParamCount;
 use tinygpt_model::generate::greedy;
 use tinygpt_train::run::metrics::MetricsLine;
 use tinygpt_train::run::weights::save_run_model;
+use tinygpt_train::collective::{Collective, weights_fingerprint};
 use tinygpt_train::run::{Replaced, RunDir};
 use tinygpt_train::session::{Session, SessionOptions};
-use tinygpt_train::trainer::{Stopped, TrainObserver, Trainer};
+use tinygpt_train::trainer::{Quiet, Stopped, TrainObserver, Trainer};
 
 use crate::plots::refresh_run_plot;
 use crate::progress::{Progress, encoding_bar};
+use crate::ranks::Job;
 use crate::signals::{exit_code, interrupt_flag};
 
 #[derive(Debug, clap::Args)]
@@ -57,9 +59,12 @@ pub struct TrainArgs {
 }
 
 /// Trains; the exit code is 0 when the run finished or stopped at `--stop-at-step`, and
-/// 128 + the signal's number when a signal stopped it.
-pub fn train(args: TrainArgs) -> Result<ExitCode> {
-    let interrupt = interrupt_flag()?;
+/// 128 + the signal's number when a signal stopped it. In an MPI job every rank runs this;
+/// rank 0 alone prints and writes.
+pub fn train(args: TrainArgs, job: &Job) -> Result<ExitCode> {
+    let collective = job.collective();
+    let leader = collective.is_leader();
+    let interrupt = interrupt_flag(leader)?;
     let options = SessionOptions {
         config: args.config,
         device: args.device,
@@ -70,10 +75,17 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         resume: args.resume,
         checkpoint: args.checkpoint,
         stop_at_step: args.stop_at_step,
+        ranks: collective.ranks(),
+        rank: collective.rank(),
     };
-    let mut bar = encoding_bar();
-    let session = Session::open(&options, &mut |done, total| bar.update(done, total))?;
-    bar.finish();
+    let Some(session) = open_session(&options, collective)? else {
+        // Another rank failed to open the run and said why.
+        return Ok(ExitCode::FAILURE);
+    };
+    job.set_in_lockstep();
+    if !leader {
+        return follow(session, &options, collective, interrupt);
+    }
     // What the loop consumes moves out; the rest is read in place.
     let Session {
         start,
@@ -106,6 +118,18 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         session.device_label,
         run.path.display()
     );
+    if collective.ranks() > 1 {
+        let per_rank = config.train.batch_size * config.train.grad_accum;
+        eprintln!(
+            "data parallel: {} ranks × {} sequences (batch_size {} × grad_accum {}) = a global batch of {} sequences, {} tokens per step",
+            collective.ranks(),
+            per_rank,
+            config.train.batch_size,
+            config.train.grad_accum,
+            per_rank * collective.ranks(),
+            HumanCount((per_rank * collective.ranks() * config.model.block_size) as u64)
+        );
+    }
     if let Some(dir) = &session.resumed_from {
         eprintln!("resuming at step {} from {}", start.step, dir.display());
     }
@@ -132,6 +156,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         stop_at_step: options.stop_at_step,
         interrupt,
         val_bytes_per_token: tokenizer.bytes_per_token(&splits.val.all()),
+        collective,
     };
     let (model, summary) = trainer.run(start, &mut metrics, &mut observer)?;
     observer.progress.finish();
@@ -172,6 +197,72 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
     );
     println!("{}", tokenizer.decode(&continuation)?);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Opens this rank's session: rank 0 first (it checks everything and writes the run
+/// directory), then the others, who read what it wrote. Every rank learns whether all
+/// succeeded, so none waits for a rank that gave up: `None` means another rank failed.
+fn open_session(options: &SessionOptions, collective: &dyn Collective) -> Result<Option<Session>> {
+    let session = if collective.is_leader() {
+        let mut bar = encoding_bar();
+        let session = Session::open(options, &mut |done, total| bar.update(done, total));
+        bar.finish();
+        if collective.max_u64(u64::from(session.is_err())) != 0 {
+            return session.map(Some);
+        }
+        session
+    } else if collective.max_u64(0) != 0 {
+        return Ok(None);
+    } else {
+        Session::open(options, &mut |_, _| {})
+    };
+    let failed = collective.max_u64(u64::from(session.is_err())) != 0;
+    let session = session?;
+    if failed {
+        if collective.is_leader() {
+            eprintln!("error: another rank could not open the run (its message is above)");
+        }
+        return Ok(None);
+    }
+    if !collective.all_equal(weights_fingerprint(&session.start.model)) {
+        anyhow::bail!(
+            "the ranks do not start from the same weights: run every rank with the same tinygpt binary, config and --device"
+        );
+    }
+    Ok(Some(session))
+}
+
+/// A rank other than 0: the same loop, in step with the others, writing nothing.
+fn follow(
+    session: Session,
+    options: &SessionOptions,
+    collective: &dyn Collective,
+    interrupt: crate::signals::InterruptFlag,
+) -> Result<ExitCode> {
+    let Session {
+        start,
+        mut metrics,
+        hashes,
+        ..
+    } = session;
+    let trainer = Trainer {
+        config: &session.config,
+        splits: &session.splits,
+        device: session.device.clone().autodiff(),
+        checkpoints: session.run.checkpoints(),
+        hashes,
+        stop_at_step: options.stop_at_step,
+        interrupt,
+        val_bytes_per_token: session
+            .tokenizer
+            .bytes_per_token(&session.splits.val.all()),
+        collective,
+    };
+    let (_, summary) = trainer.run(start, &mut metrics, &mut Quiet)?;
+    Ok(match summary.stopped {
+        Some(Stopped::Interrupted(signal)) => ExitCode::from(exit_code(signal)),
+        _ => ExitCode::SUCCESS,
+    })
 }
 
 /// The training loop as a terminal sees it: a progress bar, `loss.png` redrawn after each

@@ -65,9 +65,17 @@ pub struct TrainState {
     pub corpus_sha256: String,
     pub tokenizer_sha256: String,
     pub config: RunConfig,
+    /// Data-parallel ranks that trained up to here (1 before there were ranks): with
+    /// `config.train.grad_accum`, the step's global batch, which a resume must keep.
+    #[serde(default = "one_rank")]
+    pub ranks: usize,
     /// sha256 of each tensor file in the checkpoint (format 1; format 2 uses `SHA256SUMS`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub files: BTreeMap<String, String>,
+}
+
+fn one_rank() -> usize {
+    1
 }
 
 /// Writes a complete checkpoint for `state.step` under `checkpoints`, atomically.

@@ -28,10 +28,23 @@ pub struct MetricsLine {
     pub tokens: u64,
     /// Seconds since training started (evaluation included).
     pub elapsed_s: f64,
+    /// Processes training together (data-parallel ranks); written only when more than one.
+    /// `tokens` and `tokens_per_sec` count all ranks' tokens.
+    #[serde(default = "one", skip_serializing_if = "at_most_one")]
+    pub ranks: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn at_most_one(ranks: &usize) -> bool {
+    *ranks <= 1
 }
 
 pub struct MetricsWriter {
-    file: File,
+    /// None for a data-parallel follower rank: only rank 0 writes the run's metrics.
+    file: Option<File>,
     /// Bytes in the file so far: recorded in checkpoints so a resume can cut back to it.
     len: u64,
 }
@@ -45,7 +58,15 @@ impl MetricsWriter {
     pub fn create(path: &Path) -> Result<Self> {
         let file =
             File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-        Ok(Self { file, len: 0 })
+        Ok(Self {
+            file: Some(file),
+            len: 0,
+        })
+    }
+
+    /// A writer that keeps nothing, for the ranks other than 0.
+    pub fn discard() -> Self {
+        Self { file: None, len: 0 }
     }
 
     /// Continues a resumed run's metrics: lines written after its checkpoint (by a process
@@ -64,16 +85,20 @@ impl MetricsWriter {
         }
         file.set_len(len)?;
         file.seek(SeekFrom::End(0))?;
-        Ok(Self { file, len })
+        Ok(Self {
+            file: Some(file),
+            len,
+        })
     }
 
     /// Appends one line; it is in the file (not a buffer) when this returns.
     pub fn write(&mut self, line: &MetricsLine) -> Result<()> {
         let mut text = serde_json::to_string(line)?;
         text.push('\n');
-        self.file
-            .write_all(text.as_bytes())
-            .context("cannot write metrics.jsonl")?;
+        if let Some(file) = &mut self.file {
+            file.write_all(text.as_bytes())
+                .context("cannot write metrics.jsonl")?;
+        }
         self.len += text.len() as u64;
         Ok(())
     }
