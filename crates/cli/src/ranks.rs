@@ -98,9 +98,15 @@ mod mpi_ranks {
             {
                 return Ok(None);
             }
-            // Only the main thread calls MPI: the all-reduce runs outside the CPU pool.
-            let (universe, _) = mpi::initialize_with_threading(Threading::Funneled)
+            // A training step, its all-reduce included, runs on a CPU pool thread, other
+            // collectives on the main thread: one at a time, which is MPI_THREAD_SERIALIZED.
+            let (universe, threading) = mpi::initialize_with_threading(Threading::Serialized)
                 .ok_or_else(|| anyhow::anyhow!("MPI was already initialised"))?;
+            if matches!(threading, Threading::Single | Threading::Funneled) {
+                anyhow::bail!(
+                    "this MPI library offers threading level {threading:?}; tinygpt needs MPI_THREAD_SERIALIZED: use an MPI built with thread support (Open MPI and MPICH are by default)"
+                );
+            }
             Ok(Some(Self {
                 world: universe.world(),
                 _universe: universe,
@@ -111,6 +117,11 @@ mod mpi_ranks {
             self.world.abort(code)
         }
     }
+
+    // SAFETY: MPI is initialised with MPI_THREAD_SERIALIZED, and the trainer makes its
+    // collective calls one at a time (a step's all-reduce on a pool thread while the main
+    // thread waits for that step; the others on the main thread).
+    unsafe impl Sync for MpiRanks {}
 
     impl Collective for MpiRanks {
         fn rank(&self) -> usize {

@@ -13,8 +13,16 @@ use signal_hook::iterator::Signals;
 /// The number of the first stopping signal received, 0 while none has been.
 pub type InterruptFlag = Arc<AtomicI32>;
 
-/// `announce`: say so on stderr (the data-parallel ranks other than 0 stay quiet).
-pub fn interrupt_flag(announce: bool) -> Result<InterruptFlag> {
+/// `announce`: say so on stderr (the data-parallel ranks other than 0 stay quiet); `ranks`:
+/// the processes training together.
+pub fn interrupt_flag(announce: bool, ranks: usize) -> Result<InterruptFlag> {
+    let first = if ranks > 1 {
+        // The launcher also signals every rank when one dies; then MPI ends this one before
+        // the next step, and the last checkpoint stands.
+        "\ninterrupt: all ranks stop with a checkpoint after this step (unless a rank died: then the last checkpoint stands)"
+    } else {
+        "\ninterrupt: saving a checkpoint after this step (press Ctrl-C again to quit now)"
+    };
     let flag = InterruptFlag::default();
     let mut signals =
         Signals::new([SIGINT, SIGTERM, SIGHUP]).context("cannot install the signal handlers")?;
@@ -30,9 +38,7 @@ pub fn interrupt_flag(announce: bool) -> Result<InterruptFlag> {
                     std::process::exit(128 + signal);
                 }
                 if announce {
-                    eprintln!(
-                        "\ninterrupt: saving a checkpoint after this step (press Ctrl-C again to quit now)"
-                    );
+                    eprintln!("{first}");
                 }
             }
         })

@@ -210,7 +210,10 @@ mod tests {
         skipped.skip(&data);
         assert_eq!(sampled, skipped);
         assert_ne!(sampled.sample(&data), first);
-        assert_eq!(skipped.sample(&data), BatchSampler::new(3, 4, 16).tap_two(&data));
+        assert_eq!(
+            skipped.sample(&data),
+            BatchSampler::new(3, 4, 16).tap_two(&data)
+        );
     }
 
     impl BatchSampler {

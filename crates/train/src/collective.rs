@@ -12,8 +12,9 @@ use burn::tensor::{Tensor, TensorData};
 use crate::tensors::to_vec;
 
 /// The ranks of one training job. Every method is collective: all ranks call it, in the same
-/// order, and all get the same answer.
-pub trait Collective {
+/// order, and all get the same answer. `Sync` because a training step (its all-reduce
+/// included) runs on a CPU pool thread; calls never overlap.
+pub trait Collective: Sync {
     /// This process's number, 0 to `ranks() - 1`. Rank 0 writes the run's files.
     fn rank(&self) -> usize;
     /// How many processes train together.
@@ -79,7 +80,10 @@ pub fn sum_over_ranks<M: Module>(
     values.extend(to_vec(loss));
     collective.sum_f32(&mut values);
 
-    let loss = Tensor::from_data(TensorData::new(vec![values[values.len() - 1]], [1]), &device);
+    let loss = Tensor::from_data(
+        TensorData::new(vec![values[values.len() - 1]], [1]),
+        &device,
+    );
     let mut unflatten = Unflatten {
         grads,
         values: &values,
@@ -142,7 +146,7 @@ impl ModuleVisitor for Unflatten<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::cell::RefCell;
+    use std::sync::Mutex;
 
     use burn::nn::Linear;
     use burn::tensor::Device;
@@ -153,7 +157,7 @@ mod tests {
     /// `(1 + other) ×` each value, and the buffer it saw is kept for inspection.
     struct Twin {
         other: f32,
-        seen: RefCell<Vec<f32>>,
+        seen: Mutex<Vec<f32>>,
     }
 
     impl Collective for Twin {
@@ -164,7 +168,7 @@ mod tests {
             2
         }
         fn sum_f32(&self, values: &mut [f32]) {
-            *self.seen.borrow_mut() = values.to_vec();
+            *self.seen.lock().unwrap() = values.to_vec();
             values.iter_mut().for_each(|v| *v *= 1.0 + self.other);
         }
         fn sum_f64(&self, _values: &mut [f64]) {}
@@ -178,8 +182,14 @@ mod tests {
     fn gradients_and_loss_travel_in_one_buffer_and_come_back_in_place() {
         let device = Device::flex().autodiff();
         let layer = Linear {
-            weight: Param::from_data(TensorData::new(vec![1.0f32, 2.0, 3.0, 4.0], [2, 2]), &device),
-            bias: Some(Param::from_data(TensorData::new(vec![5.0f32, 6.0], [2]), &device)),
+            weight: Param::from_data(
+                TensorData::new(vec![1.0f32, 2.0, 3.0, 4.0], [2, 2]),
+                &device,
+            ),
+            bias: Some(Param::from_data(
+                TensorData::new(vec![5.0f32, 6.0], [2]),
+                &device,
+            )),
         };
         // loss = Σ W + 2 Σ b: ∂/∂W = 1, ∂/∂b = 2.
         let loss = layer.weight.val().sum() + layer.bias.as_ref().unwrap().val().sum() * 2.0;
@@ -187,11 +197,14 @@ mod tests {
         let loss = Tensor::<1>::from_data(TensorData::new(vec![0.5f32], [1]), &device.inner());
         let twin = Twin {
             other: 3.0,
-            seen: RefCell::new(Vec::new()),
+            seen: Mutex::new(Vec::new()),
         };
         let loss = sum_over_ranks(&layer, &mut grads, loss, &twin);
         // Weight, then bias (the layer's field order), then the loss.
-        assert_eq!(*twin.seen.borrow(), [1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 0.5]);
+        assert_eq!(
+            *twin.seen.lock().unwrap(),
+            [1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 0.5]
+        );
         assert_eq!(to_vec(loss), [2.0]);
         let weight = grads.get::<2>(layer.weight.id).unwrap();
         assert_eq!(weight.dims(), [2, 2]);

@@ -148,10 +148,7 @@ fn start(args: &SessionOptions, progress: &mut dyn FnMut(usize, usize)) -> Resul
 /// A follower's view of the new run its leader has just created in `out`: the config and
 /// tokenizer as the leader wrote them (a BPE is trained once), the corpus from the token
 /// cache, and the same initial model (the same seed; the trainer checks the weights agree).
-fn follow_start(
-    out: &Path,
-    progress: &mut dyn FnMut(usize, usize),
-) -> Result<Session> {
+fn follow_start(out: &Path, progress: &mut dyn FnMut(usize, usize)) -> Result<Session> {
     let run = RunDir::open(out)?;
     let config = RunConfig::load(&run.config(), &[])?;
     let (device, device_label) = open_device(&config.train.device)?;

@@ -418,12 +418,13 @@ pub fn data_parallel_step(
     device: &Device,
     collective: &dyn Collective,
 ) -> (Gpt, Tensor<1>, Tensor<1>) {
-    // The work runs on one of the CPU pool's worker threads; the caller waits once for all
-    // of it. Called from outside the pool, every parallel op would hand its work over and
+    // The whole step runs on one of the CPU pool's worker threads; the caller waits once for
+    // all of it. Called from outside the pool, every parallel op would hand its work over and
     // sleep until it is done: a wake-up per op, a few hundred per step. On a worker, each op
-    // runs its own share in place. The all-reduce stays on the calling thread (MPI is
-    // initialised for one thread).
-    let (model, mut grads, loss) = rayon::scope(|_| {
+    // runs its own share in place. It stays on one thread, all-reduce included: burn's
+    // fusion keeps a stream of operations per thread, and a step split across threads
+    // corrupted the gradients on wgpu.
+    rayon::scope(|_| {
         let n = shard.total as f64;
         let mut accumulator = GradientsAccumulator::<Gpt>::new();
         let mut loss_sum: Option<Tensor<1>> = None;
@@ -441,11 +442,9 @@ pub fn data_parallel_step(
                 None => loss,
             });
         }
+        let mut grads = accumulator.grads();
         let loss = loss_sum.expect("at least one micro-batch");
-        (model, accumulator.grads(), loss)
-    });
-    let loss = sum_over_ranks(&model, &mut grads, loss, collective);
-    rayon::scope(|_| {
+        let loss = sum_over_ranks(&model, &mut grads, loss, collective);
         let grad_norm = global_grad_norm(&model, &grads);
         let scale = (max_norm > 0.0).then(|| clip_scale(grad_norm.clone(), max_norm));
         let model = optim.step(model, lr, &mut grads, scale);

@@ -107,8 +107,9 @@ pub fn devices_command(args: DevicesArgs, job: &Job) -> Result<()> {
 fn mpi_line(job: &Job) -> String {
     let collective = job.collective();
     match (MPI_COMPILED, job.mpi_library()) {
-        (false, _) => "not compiled in (build with --features mpi to train on several processes)"
-            .to_string(),
+        (false, _) => {
+            "not compiled in (build with --features mpi to train on several processes)".to_string()
+        }
         (true, None) => {
             "compiled in; 1 rank (not started by an MPI launcher: use mpirun -np N)".to_string()
         }

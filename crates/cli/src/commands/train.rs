@@ -10,9 +10,9 @@ use burn::module::Module;
 use indicatif::{HumanCount, HumanDuration};
 use tinygpt_model::ParamCount;
 use tinygpt_model::generate::greedy;
+use tinygpt_train::collective::{Collective, weights_fingerprint};
 use tinygpt_train::run::metrics::MetricsLine;
 use tinygpt_train::run::weights::save_run_model;
-use tinygpt_train::collective::{Collective, weights_fingerprint};
 use tinygpt_train::run::{Replaced, RunDir};
 use tinygpt_train::session::{Session, SessionOptions};
 use tinygpt_train::trainer::{Quiet, Stopped, TrainObserver, Trainer};
@@ -64,7 +64,7 @@ pub struct TrainArgs {
 pub fn train(args: TrainArgs, job: &Job) -> Result<ExitCode> {
     let collective = job.collective();
     let leader = collective.is_leader();
-    let interrupt = interrupt_flag(leader)?;
+    let interrupt = interrupt_flag(leader, collective.ranks())?;
     let options = SessionOptions {
         config: args.config,
         device: args.device,
@@ -253,9 +253,7 @@ fn follow(
         hashes,
         stop_at_step: options.stop_at_step,
         interrupt,
-        val_bytes_per_token: session
-            .tokenizer
-            .bytes_per_token(&session.splits.val.all()),
+        val_bytes_per_token: session.tokenizer.bytes_per_token(&session.splits.val.all()),
         collective,
     };
     let (_, summary) = trainer.run(start, &mut metrics, &mut Quiet)?;

@@ -1,0 +1,496 @@
+//! Data-parallel training through a real MPI launcher (README, "Training on several
+//! processes"): built with `--features mpi`, run under Open MPI's `mpirun`. Without mpirun the
+//! tests skip with a reason, except in CI, which installs it (`.ci/run`).
+//!
+//! Every process runs one CPU thread (`RAYON_NUM_THREADS=1`), so a rank and a lone process
+//! compute each micro-batch's gradients the same way, and the comparisons are bit for bit.
+
+#![cfg(feature = "mpi")]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// mpirun, when installed; in CI it must be.
+fn mpirun_available() -> bool {
+    let ok = Command::new("mpirun")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must provide mpirun (.ci/run installs openmpi-bin)"
+        );
+        eprintln!("skipped: mpirun not found (Debian: apt-get install openmpi-bin libopenmpi-dev)");
+    }
+    ok
+}
+
+/// `mpirun -np RANKS tinygpt ARGS...` from the workspace root.
+fn mpirun(ranks: usize, args: &[&str]) -> Command {
+    let mut command = Command::new("mpirun");
+    command
+        // More ranks than this machine's cores are fine for a test.
+        .args(["-np", &ranks.to_string(), "--oversubscribe"])
+        .arg(env!("CARGO_BIN_EXE_tinygpt"))
+        .args(args)
+        .current_dir(workspace_root())
+        // CI runs as root, which Open MPI refuses unless told.
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .env("RAYON_NUM_THREADS", "1");
+    command
+}
+
+/// Runs `command` to the end, failing the test if it takes over a minute (a hang).
+fn finish(mut command: Command) -> Output {
+    let child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let pid = child.id();
+    let waiter = std::thread::spawn(move || child.wait_with_output().unwrap());
+    while !waiter.is_finished() {
+        if Instant::now() > deadline {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!("{command:?} still running after 60 s: the ranks hang");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    waiter.join().unwrap()
+}
+
+fn ok(out: Output) -> Output {
+    assert!(out.status.success(), "failed:\n{}", stderr(&out));
+    out
+}
+
+/// The tiny config with dropout on (its masks must follow the micro-batch, not the rank),
+/// 20 steps, an evaluation and a checkpoint every 10.
+fn tiny_args<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "train",
+        "--config",
+        "configs/tiny-test.toml",
+        "--out",
+        out,
+        "--set",
+        "model.dropout=0.1",
+        "--set",
+        "train.max_steps=20",
+        "--set",
+        "train.eval_interval=10",
+        "--set",
+        "train.checkpoint_interval=10",
+        "--set",
+        "train.sample_tokens=4",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// One process, one thread.
+fn alone(args: &[&str]) -> Output {
+    let mut command = tinygpt_command(args);
+    command.env("RAYON_NUM_THREADS", "1");
+    finish(command)
+}
+
+fn checkpoint(run: &Path, step: usize) -> PathBuf {
+    run.join("checkpoints").join(format!("step-{step:07}"))
+}
+
+/// A checkpoint's weights and optimizer moments, bytes and all.
+fn tensors(run: &Path, step: usize) -> (Vec<u8>, Vec<u8>) {
+    let dir = checkpoint(run, step);
+    (
+        std::fs::read(dir.join("model.safetensors")).unwrap(),
+        std::fs::read(dir.join("optimizer.safetensors")).unwrap(),
+    )
+}
+
+fn assert_same_training(a: &Path, b: &Path, step: usize) {
+    assert!(
+        tensors(a, step) == tensors(b, step),
+        "weights or moments at step {step} differ between {} and {}",
+        a.display(),
+        b.display()
+    );
+}
+
+fn state(run: &Path, step: usize) -> serde_json::Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(checkpoint(run, step).join("state.json")).unwrap(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn two_ranks_train_exactly_as_one_process_accumulating_two_micro_batches() {
+    if !mpirun_available() {
+        return;
+    }
+    let scratch = Scratch::new("mpi-equal");
+    let (ranks, single) = (scratch.str("ranks"), scratch.str("single"));
+    let out = ok(finish(mpirun(2, &tiny_args(&ranks, &[]))));
+    ok(alone(&tiny_args(&single, &["--set", "train.grad_accum=2"])));
+
+    // Same micro-batches, same dropout masks, gradients summed: the same weights and AdamW
+    // moments, bit for bit (two addends sum alike in either order).
+    let (ranks, single) = (Path::new(&ranks), Path::new(&single));
+    assert_same_training(ranks, single, 10);
+    assert_same_training(ranks, single, 20);
+    assert_eq!(
+        std::fs::read(ranks.join("model.safetensors")).unwrap(),
+        std::fs::read(single.join("model.safetensors")).unwrap()
+    );
+    assert_eq!(state(ranks, 20)["ranks"], 2);
+    assert_eq!(state(single, 20)["ranks"], 1);
+
+    // The metrics count both ranks' tokens, name the ranks, and give the same losses.
+    let (m2, m1) = (metrics(ranks), metrics(single));
+    assert_eq!(m2.len(), m1.len());
+    for (a, b) in m2.iter().zip(&m1) {
+        assert_eq!(a["step"], b["step"]);
+        assert_eq!(a["tokens"], b["tokens"]);
+        for key in ["train_loss", "val_loss"] {
+            if let (Some(x), Some(y)) = (a[key].as_f64(), b[key].as_f64()) {
+                // Val batches are scored half on each rank and summed: the same up to the
+                // order of a few f64 additions.
+                assert!((x - y).abs() < 1e-9, "step {}: {key} {x} vs {y}", a["step"]);
+            }
+        }
+    }
+    assert_eq!(m2.last().unwrap()["tokens"], 20 * 8 * 16 * 2);
+    assert!(m2[1..].iter().all(|l| l["ranks"] == 2), "{m2:?}");
+    assert!(m1.iter().all(|l| l.get("ranks").is_none()));
+
+    // Rank 0 alone talks: one banner, one summary.
+    let err = stderr(&out);
+    assert!(
+        err.contains("data parallel: 2 ranks × 8 sequences (batch_size 8 × grad_accum 1) = a global batch of 16 sequences, 256 tokens per step"),
+        "{err}"
+    );
+    assert_eq!(err.matches("done: 20 steps").count(), 1, "{err}");
+    assert!(err.contains("| 2 ranks"), "{err}");
+}
+
+#[test]
+fn a_run_resumes_on_the_same_or_another_number_of_ranks_when_the_global_batch_divides() {
+    if !mpirun_available() {
+        return;
+    }
+    let scratch = Scratch::new("mpi-resume");
+    let whole = scratch.str("whole");
+    ok(finish(mpirun(2, &tiny_args(&whole, &[]))));
+    let whole = Path::new(&whole);
+
+    // 2 ranks stopped at step 10, resumed on 2 ranks, on 1 process (grad_accum 2) and on 1
+    // process after a 1-process start: all equal the uninterrupted 2-rank run.
+    let stopped = scratch.str("stopped");
+    ok(finish(mpirun(
+        2,
+        &tiny_args(&stopped, &["--stop-at-step", "10"]),
+    )));
+    for (name, ranks) in [("on-two", 2), ("on-one", 1)] {
+        let copy = scratch.path(name);
+        copy_dir(Path::new(&stopped), &copy);
+        let copy_str = copy.to_string_lossy();
+        let resume = ["train", "--resume", &copy_str];
+        let out = if ranks == 1 {
+            alone(&resume)
+        } else {
+            finish(mpirun(ranks, &resume))
+        };
+        ok(out);
+        assert_same_training(whole, &copy, 20);
+        assert_eq!(state(&copy, 20)["ranks"], ranks);
+        assert_eq!(state(&copy, 20)["config"]["train"]["grad_accum"], 2 / ranks);
+    }
+    let single = scratch.str("single");
+    ok(alone(&tiny_args(
+        &single,
+        &["--set", "train.grad_accum=2", "--stop-at-step", "10"],
+    )));
+    ok(finish(mpirun(2, &["train", "--resume", &single])));
+    assert_same_training(whole, Path::new(&single), 20);
+
+    // Three ranks cannot share two micro-batches a step: one line says so, nothing hangs.
+    let out = finish(mpirun(3, &["train", "--resume", &stopped]));
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    let errors: Vec<&str> = err.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    assert!(
+        errors[0].starts_with("error: cannot resume on 3 ranks: the run trained 2 micro-batches per step (train.grad_accum 1 × 2 ranks)"),
+        "{err}"
+    );
+    assert!(
+        errors[0].contains("resume on a number of ranks that divides 2"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+/// Starts a long 2-rank run and returns once rank 0 has logged `step`.
+fn spawn_ranks(out: &str, step: usize) -> (Child, std::thread::JoinHandle<String>) {
+    let args = tiny_args(
+        out,
+        &[
+            "--set",
+            "train.max_steps=100000",
+            "--set",
+            "train.checkpoint_interval=25",
+            "--set",
+            "train.eval_interval=1000",
+        ],
+    );
+    let mut child = mpirun(2, &args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let marker = format!("step {step:>6}/");
+    let mut seen = String::new();
+    loop {
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("ended before step {step}:\n{seen}"))
+            .unwrap();
+        seen += &line;
+        seen += "\n";
+        if line.contains(&marker) {
+            break;
+        }
+    }
+    let rest = std::thread::spawn(move || {
+        lines
+            .map_while(Result::ok)
+            .fold(seen, |all, l| all + &l + "\n")
+    });
+    (child, rest)
+}
+
+/// The pid of rank `rank` among mpirun's children (Open MPI names it in their environment).
+fn rank_pid(mpirun: &Child, rank: usize) -> u32 {
+    let children = Command::new("pgrep")
+        .args(["-P", &mpirun.id().to_string()])
+        .output()
+        .unwrap();
+    let wanted = format!("OMPI_COMM_WORLD_RANK={rank}");
+    stdout(&children)
+        .split_whitespace()
+        .map(|pid| pid.parse::<u32>().unwrap())
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|&b| b == 0).any(|v| v == wanted.as_bytes()))
+        })
+        .unwrap_or_else(|| panic!("no rank {rank} among mpirun's children"))
+}
+
+/// Waits for `child` to exit, at most `limit`.
+fn exits_within(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("the job still runs {limit:?} after: the ranks hang");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn kill(pid: u32, signal: &str) {
+    assert!(
+        Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+fn steps_saved(run: &Path) -> Vec<usize> {
+    let mut steps: Vec<usize> = std::fs::read_dir(run.join("checkpoints"))
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            name.strip_prefix("step-")?.parse().ok()
+        })
+        .collect();
+    steps.sort();
+    steps
+}
+
+#[test]
+fn sigterm_to_one_rank_stops_every_rank_at_one_step_with_a_checkpoint_that_resumes_exactly() {
+    if !mpirun_available() {
+        return;
+    }
+    let scratch = Scratch::new("mpi-term");
+    let run = scratch.str("run");
+    let (mut job, rest) = spawn_ranks(&run, 40);
+    kill(rank_pid(&job, 1), "TERM");
+    let status = exits_within(&mut job, Duration::from_secs(20));
+    let err = rest.join().unwrap();
+    assert_eq!(status.code(), Some(143), "{err}");
+    let run = Path::new(&run);
+    let stopped = *steps_saved(run).last().unwrap();
+    assert!(
+        err.contains(&format!(
+            "interrupted at step {stopped}: checkpoint saved in {}",
+            checkpoint(run, stopped).display()
+        )),
+        "{err}"
+    );
+
+    // Resumed to 10 steps further, it equals a 2-rank run that was never stopped.
+    let target = (stopped + 10).to_string();
+    ok(finish(mpirun(
+        2,
+        &[
+            "train",
+            "--resume",
+            &run.to_string_lossy(),
+            "--stop-at-step",
+            &target,
+        ],
+    )));
+    let whole = scratch.str("whole");
+    let args = tiny_args(
+        &whole,
+        &[
+            "--set",
+            "train.max_steps=100000",
+            "--set",
+            "train.checkpoint_interval=25",
+            "--set",
+            "train.eval_interval=1000",
+            "--stop-at-step",
+            &target,
+        ],
+    );
+    ok(finish(mpirun(2, &args)));
+    assert_same_training(run, Path::new(&whole), stopped + 10);
+}
+
+#[test]
+fn sigterm_to_mpirun_stops_the_job_with_a_checkpoint() {
+    if !mpirun_available() {
+        return;
+    }
+    let scratch = Scratch::new("mpi-mpirun-term");
+    let run = scratch.str("run");
+    let (mut job, rest) = spawn_ranks(&run, 30);
+    kill(job.id(), "TERM");
+    let status = exits_within(&mut job, Duration::from_secs(20));
+    let err = rest.join().unwrap();
+    assert!(!status.success(), "{err}");
+    let stopped = *steps_saved(Path::new(&run)).last().unwrap();
+    assert!(stopped >= 30, "{err}");
+    assert!(
+        err.contains(&format!("interrupted at step {stopped}: checkpoint saved")),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_rank_that_dies_ends_the_others_within_seconds_and_the_last_checkpoint_resumes() {
+    if !mpirun_available() {
+        return;
+    }
+    let scratch = Scratch::new("mpi-kill");
+    let run = scratch.str("run");
+    let (mut job, rest) = spawn_ranks(&run, 60);
+    let killed = Instant::now();
+    kill(rank_pid(&job, 1), "KILL");
+    let status = exits_within(&mut job, Duration::from_secs(20));
+    let took = killed.elapsed();
+    let err = rest.join().unwrap();
+    assert!(!status.success(), "{err}");
+    assert!(
+        took < Duration::from_secs(10),
+        "the job took {took:?} to end"
+    );
+    assert!(
+        err.contains("exited on signal 9"),
+        "mpirun names the rank:\n{err}"
+    );
+
+    let last = *steps_saved(Path::new(&run)).last().unwrap();
+    assert!(last >= 50, "{err}");
+    let target = (last + 5).to_string();
+    let out = ok(finish(mpirun(
+        2,
+        &["train", "--resume", &run, "--stop-at-step", &target],
+    )));
+    assert!(
+        stderr(&out).contains(&format!("resuming at step {last}")),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(*steps_saved(Path::new(&run)).last().unwrap(), last + 5);
+}
+
+#[test]
+fn devices_names_the_ranks_and_bad_input_gives_one_error_line_without_a_hang() {
+    if !mpirun_available() {
+        return;
+    }
+    let out = ok(finish(mpirun(2, &["devices", "--json"])));
+    let mut ranks: Vec<u64> = stdout(&out)
+        .lines()
+        .map(|line| {
+            let json: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(json["mpi"]["compiled"], true);
+            assert_eq!(json["mpi"]["ranks"], 2);
+            assert!(json["mpi"]["library"].as_str().unwrap().contains("MPI"));
+            json["mpi"]["rank"].as_u64().unwrap()
+        })
+        .collect();
+    ranks.sort();
+    assert_eq!(ranks, [0, 1]);
+    let plain = tinygpt_ok(&["devices"]);
+    assert!(
+        stdout(&plain).contains("MPI: compiled in; 1 rank (not started by an MPI launcher"),
+        "{}",
+        stdout(&plain)
+    );
+
+    let scratch = Scratch::new("mpi-bad");
+    let out = finish(mpirun(
+        2,
+        &tiny_args(&scratch.str("run"), &["--set", "train.batch_size=0"]),
+    ));
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    assert!(errors[0].contains("batch_size"), "{err}");
+    assert!(!scratch.path("run").exists());
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
