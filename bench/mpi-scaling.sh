@@ -25,7 +25,7 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 common=(--config "$config" --set "train.max_steps=$steps" --set train.eval_interval=1000000
-    --set train.checkpoint_interval=1000000 --set train.sample_tokens=1)
+    --set train.checkpoint_interval=1000000 --set train.eval_batches=1 --set train.sample_tokens=1)
 if [ -n "$batch" ]; then common+=(--set "train.batch_size=$batch"); fi
 
 # The summary line's tok/s: training time only (evaluation and start-up left out).

@@ -298,7 +298,7 @@ fn keep_global_batch(config: &mut RunConfig, saved: usize, ranks: usize) -> Resu
         return Ok(());
     }
     let global = config.train.grad_accum * saved;
-    if global % ranks != 0 {
+    if !global.is_multiple_of(ranks) {
         bail!(
             "cannot resume on {ranks} ranks: the run trained {global} micro-batches per step (train.grad_accum {} × {saved} ranks), which {ranks} ranks cannot share evenly; resume on a number of ranks that divides {global}",
             config.train.grad_accum
