@@ -9,129 +9,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::mpi::*;
 use common::*;
-
-/// mpirun, when installed; in CI it must be.
-fn mpirun_available() -> bool {
-    let ok = Command::new("mpirun")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must provide mpirun (.ci/run installs openmpi-bin)"
-        );
-        eprintln!("skipped: mpirun not found (Debian: apt-get install openmpi-bin libopenmpi-dev)");
-    }
-    ok
-}
-
-/// `mpirun -np RANKS tinygpt ARGS...` from the workspace root.
-fn mpirun(ranks: usize, args: &[&str]) -> Command {
-    let mut command = Command::new("mpirun");
-    command
-        // More ranks than this machine's cores are fine for a test.
-        .args(["-np", &ranks.to_string(), "--oversubscribe"])
-        .arg(env!("CARGO_BIN_EXE_tinygpt"))
-        .args(args)
-        .current_dir(workspace_root())
-        // CI runs as root, which Open MPI refuses unless told.
-        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-        .env("RAYON_NUM_THREADS", "1");
-    command
-}
-
-/// Runs `command` to the end, failing the test if it takes over a minute (a hang).
-fn finish(mut command: Command) -> Output {
-    let child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let pid = child.id();
-    let waiter = std::thread::spawn(move || child.wait_with_output().unwrap());
-    while !waiter.is_finished() {
-        if Instant::now() > deadline {
-            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-            panic!("{command:?} still running after 60 s: the ranks hang");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    waiter.join().unwrap()
-}
-
-fn ok(out: Output) -> Output {
-    assert!(out.status.success(), "failed:\n{}", stderr(&out));
-    out
-}
-
-/// The tiny config with dropout on (its masks must follow the micro-batch, not the rank),
-/// 20 steps, an evaluation and a checkpoint every 10.
-fn tiny_args<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec![
-        "train",
-        "--config",
-        "configs/tiny-test.toml",
-        "--out",
-        out,
-        "--set",
-        "model.dropout=0.1",
-        "--set",
-        "train.max_steps=20",
-        "--set",
-        "train.eval_interval=10",
-        "--set",
-        "train.checkpoint_interval=10",
-        "--set",
-        "train.sample_tokens=4",
-    ];
-    args.extend_from_slice(extra);
-    args
-}
-
-/// One process, one thread.
-fn alone(args: &[&str]) -> Output {
-    let mut command = tinygpt_command(args);
-    command.env("RAYON_NUM_THREADS", "1");
-    finish(command)
-}
-
-fn checkpoint(run: &Path, step: usize) -> PathBuf {
-    run.join("checkpoints").join(format!("step-{step:07}"))
-}
-
-/// A checkpoint's weights and optimizer moments, bytes and all.
-fn tensors(run: &Path, step: usize) -> (Vec<u8>, Vec<u8>) {
-    let dir = checkpoint(run, step);
-    (
-        std::fs::read(dir.join("model.safetensors")).unwrap(),
-        std::fs::read(dir.join("optimizer.safetensors")).unwrap(),
-    )
-}
-
-fn assert_same_training(a: &Path, b: &Path, step: usize) {
-    assert!(
-        tensors(a, step) == tensors(b, step),
-        "weights or moments at step {step} differ between {} and {}",
-        a.display(),
-        b.display()
-    );
-}
-
-fn state(run: &Path, step: usize) -> serde_json::Value {
-    serde_json::from_str(
-        &std::fs::read_to_string(checkpoint(run, step).join("state.json")).unwrap(),
-    )
-    .unwrap()
-}
 
 #[test]
 fn two_ranks_train_exactly_as_one_process_accumulating_two_micro_batches() {
@@ -240,100 +122,6 @@ fn a_run_resumes_on_the_same_or_another_number_of_ranks_when_the_global_batch_di
     assert!(!err.contains("panicked"), "{err}");
 }
 
-/// Starts a long 2-rank run and returns once rank 0 has logged `step`.
-fn spawn_ranks(out: &str, step: usize) -> (Child, std::thread::JoinHandle<String>) {
-    let args = tiny_args(
-        out,
-        &[
-            "--set",
-            "train.max_steps=100000",
-            "--set",
-            "train.checkpoint_interval=25",
-            "--set",
-            "train.eval_interval=1000",
-        ],
-    );
-    let mut child = mpirun(2, &args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let marker = format!("step {step:>6}/");
-    let mut seen = String::new();
-    loop {
-        let line = lines
-            .next()
-            .unwrap_or_else(|| panic!("ended before step {step}:\n{seen}"))
-            .unwrap();
-        seen += &line;
-        seen += "\n";
-        if line.contains(&marker) {
-            break;
-        }
-    }
-    let rest = std::thread::spawn(move || {
-        lines
-            .map_while(Result::ok)
-            .fold(seen, |all, l| all + &l + "\n")
-    });
-    (child, rest)
-}
-
-/// The pid of rank `rank` among mpirun's children (Open MPI names it in their environment).
-fn rank_pid(mpirun: &Child, rank: usize) -> u32 {
-    let children = Command::new("pgrep")
-        .args(["-P", &mpirun.id().to_string()])
-        .output()
-        .unwrap();
-    let wanted = format!("OMPI_COMM_WORLD_RANK={rank}");
-    stdout(&children)
-        .split_whitespace()
-        .map(|pid| pid.parse::<u32>().unwrap())
-        .find(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ"))
-                .is_ok_and(|env| env.split(|&b| b == 0).any(|v| v == wanted.as_bytes()))
-        })
-        .unwrap_or_else(|| panic!("no rank {rank} among mpirun's children"))
-}
-
-/// Waits for `child` to exit, at most `limit`.
-fn exits_within(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            panic!("the job still runs {limit:?} after: the ranks hang");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn kill(pid: u32, signal: &str) {
-    assert!(
-        Command::new("kill")
-            .args([&format!("-{signal}"), &pid.to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-}
-
-fn steps_saved(run: &Path) -> Vec<usize> {
-    let mut steps: Vec<usize> = std::fs::read_dir(run.join("checkpoints"))
-        .unwrap()
-        .filter_map(|e| {
-            let name = e.unwrap().file_name().to_string_lossy().into_owned();
-            name.strip_prefix("step-")?.parse().ok()
-        })
-        .collect();
-    steps.sort();
-    steps
-}
-
 #[test]
 fn sigterm_to_one_rank_stops_every_rank_at_one_step_with_a_checkpoint_that_resumes_exactly() {
     if !mpirun_available() {
@@ -369,20 +157,10 @@ fn sigterm_to_one_rank_stops_every_rank_at_one_step_with_a_checkpoint_that_resum
         ],
     )));
     let whole = scratch.str("whole");
-    let args = tiny_args(
-        &whole,
-        &[
-            "--set",
-            "train.max_steps=100000",
-            "--set",
-            "train.checkpoint_interval=25",
-            "--set",
-            "train.eval_interval=1000",
-            "--stop-at-step",
-            &target,
-        ],
-    );
-    ok(finish(mpirun(2, &args)));
+    ok(finish(mpirun(
+        2,
+        &long_args(&whole, &["--stop-at-step", &target]),
+    )));
     assert_same_training(run, Path::new(&whole), stopped + 10);
 }
 
@@ -480,17 +258,4 @@ fn devices_names_the_ranks_and_bad_input_gives_one_error_line_without_a_hang() {
     assert_eq!(errors.len(), 1, "{err}");
     assert!(errors[0].contains("batch_size"), "{err}");
     assert!(!scratch.path("run").exists());
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }

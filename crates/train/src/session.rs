@@ -105,29 +105,48 @@ fn start(args: &SessionOptions, progress: &mut dyn FnMut(usize, usize)) -> Resul
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("runs").join(name));
-    if !args.leader() {
-        return follow_start(&out, progress);
-    }
-    RunDir::check_new(&out, args.overwrite)?;
+    // Followers (MPI ranks other than 0) come after the leader has written the run: they
+    // take its config and tokenizer (a BPE is trained once) and write nothing.
+    let leader = args.leader();
+    let written = if leader {
+        RunDir::check_new(&out, args.overwrite)?;
+        None
+    } else {
+        let run = RunDir::open(&out)?;
+        config = RunConfig::load(&run.config(), &[])?;
+        Some(run)
+    };
     let (device, device_label) = open_device(&config.train.device)?;
     let text = read_corpus(&config.data.corpus)?;
-    let tokenizer = build_tokenizer(&config.data, &text)?;
+    let tokenizer = match &written {
+        None => build_tokenizer(&config.data, &text)?,
+        Some(run) => Tokenizer::load(&run.tokenizer())?,
+    };
     if config.model.vocab_size == 0 {
         config.model.vocab_size = tokenizer.vocab_size();
     }
-    check_memory(&config, args.force)?;
+    if leader {
+        check_memory(&config, args.force)?;
+    }
     let (splits, prompt, encoded) = prepare(&config, &tokenizer, &text, progress)?;
+    // The same seed on every rank gives the same weights (the trainer checks they agree).
     device.seed(config.train.seed);
     let model = Gpt::new(&config.model, config.train.seed, &device.clone().autodiff())?;
 
-    let (run, replaced) = RunDir::create(&out, RunKind::Trained, args.overwrite)?;
-    write_config(&run, &config)?;
-    tokenizer.save(&run.tokenizer())?;
+    let (run, replaced, metrics) = match written {
+        None => {
+            let (run, replaced) = RunDir::create(&out, RunKind::Trained, args.overwrite)?;
+            write_config(&run, &config)?;
+            tokenizer.save(&run.tokenizer())?;
+            let metrics = MetricsWriter::create(&run.metrics())?;
+            (run, replaced, metrics)
+        }
+        Some(run) => (run, None, MetricsWriter::discard()),
+    };
     let hashes = Hashes {
         corpus_sha256: sha256_hex(text.as_bytes()),
         tokenizer_sha256: crate::run::hash::sha256_file(&run.tokenizer())?,
     };
-    let metrics = MetricsWriter::create(&run.metrics())?;
     Ok(Session {
         start: Start::fresh(model, &config),
         config,
@@ -142,39 +161,6 @@ fn start(args: &SessionOptions, progress: &mut dyn FnMut(usize, usize)) -> Resul
         resumed_from: None,
         encoded,
         replaced,
-    })
-}
-
-/// A follower's view of the new run its leader has just created in `out`: the config and
-/// tokenizer as the leader wrote them (a BPE is trained once), the corpus from the token
-/// cache, and the same initial model (the same seed; the trainer checks the weights agree).
-fn follow_start(out: &Path, progress: &mut dyn FnMut(usize, usize)) -> Result<Session> {
-    let run = RunDir::open(out)?;
-    let config = RunConfig::load(&run.config(), &[])?;
-    let (device, device_label) = open_device(&config.train.device)?;
-    let text = read_corpus(&config.data.corpus)?;
-    let tokenizer = Tokenizer::load(&run.tokenizer())?;
-    let (splits, prompt, encoded) = prepare(&config, &tokenizer, &text, progress)?;
-    device.seed(config.train.seed);
-    let model = Gpt::new(&config.model, config.train.seed, &device.clone().autodiff())?;
-    let hashes = Hashes {
-        corpus_sha256: sha256_hex(text.as_bytes()),
-        tokenizer_sha256: crate::run::hash::sha256_file(&run.tokenizer())?,
-    };
-    Ok(Session {
-        start: Start::fresh(model, &config),
-        config,
-        tokenizer,
-        splits,
-        run,
-        device,
-        device_label,
-        hashes,
-        prompt,
-        metrics: MetricsWriter::discard(),
-        resumed_from: None,
-        encoded,
-        replaced: None,
     })
 }
 

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod mpi;
 pub mod runs;
 
 use std::collections::BTreeMap;

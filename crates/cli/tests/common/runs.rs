@@ -84,21 +84,32 @@ pub fn spawn_long(
     );
     args.extend(extra.iter().map(|s| s.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut child = tinygpt_command(&args)
+    let mut command = tinygpt_command(&args);
+    spawn_until_step(&mut command, 20)
+}
+
+/// Starts a training `command` and returns once it has logged `step`, with a thread
+/// collecting all of its stderr (returned when it ends).
+pub fn spawn_until_step(
+    command: &mut Command,
+    step: usize,
+) -> (std::process::Child, std::thread::JoinHandle<String>) {
+    let mut child = command
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let marker = format!("step {step:>6}/");
     let mut seen = String::new();
     loop {
         let line = lines
             .next()
-            .unwrap_or_else(|| panic!("ended before step 20:\n{seen}"))
+            .unwrap_or_else(|| panic!("ended before step {step}:\n{seen}"))
             .unwrap();
         seen += &line;
         seen += "\n";
-        if line.contains("step     20/") {
+        if line.contains(&marker) {
             break;
         }
     }
