@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Scratch, assert_clean_error, stdout, tinygpt, tinygpt_ok};
+use common::{Scratch, assert_clean_error, isa_from_cpuinfo, stdout, tinygpt, tinygpt_ok};
 use serde_json::Value;
 
 fn bench_json(config: &str, extra: &[&str]) -> Value {
@@ -38,6 +38,17 @@ fn bench_figures_agree_with_each_other_and_the_params_accounting() {
     assert!((number(&report, "achieved_gflops") - achieved).abs() < 1e-9 * achieved);
     let mfu = achieved / number(&report, "matmul_peak_gflops");
     assert!((number(&report, "mfu") - mfu).abs() < 1e-12);
+    // On flex the hardware peak is the CPU's: its widest vectors on every core.
+    let hardware = number(&report, "hardware_peak_gflops");
+    assert!(hardware > 0.0, "{report}");
+    assert!((number(&report, "mfu_hardware") - achieved / hardware).abs() < 1e-12);
+    if cfg!(all(target_arch = "x86_64", target_os = "linux")) {
+        assert_eq!(report["vector_isa"], isa_from_cpuinfo(), "the CPU's ISA");
+    }
+    assert_eq!(
+        number(&report, "hardware_threads") as usize,
+        std::thread::available_parallelism().unwrap().get()
+    );
 
     // FLOPs per token and the parameter count are the `params` command's figures.
     let params = stdout(&tinygpt_ok(&[

@@ -173,3 +173,25 @@ fn auto_says_which_device_it_chose() {
     let header = format!("device auto ({chosen})");
     assert!(stderr(&out).contains(&header), "{}", stderr(&out));
 }
+
+#[test]
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+fn devices_names_the_cpus_widest_vectors() {
+    let json: serde_json::Value =
+        serde_json::from_str(stdout(&tinygpt_ok(&["devices", "--json"])).trim()).unwrap();
+    let isa = isa_from_cpuinfo();
+    assert_eq!(json["cpu_vector_isa"], isa);
+    let lanes = if isa == "AVX-512F" {
+        16
+    } else if isa == "SSE2" {
+        4
+    } else {
+        8
+    };
+    assert_eq!(json["cpu_f32_lanes"], lanes);
+    let text = stdout(&tinygpt_ok(&["devices"]));
+    assert!(
+        text.contains(&format!("widest vectors: {isa} ({lanes} f32 lanes")),
+        "{text}"
+    );
+}

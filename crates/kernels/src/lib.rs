@@ -14,6 +14,7 @@
 
 pub mod adamw;
 mod attention;
+pub mod cpu;
 mod dropout;
 mod gelu;
 mod layer_norm;

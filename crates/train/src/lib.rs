@@ -14,6 +14,8 @@
 
 pub mod collective;
 pub mod config;
+/// The CPU's widest vectors and its measured fp32 peak (for `bench`'s MFU and `devices`).
+pub use tinygpt_kernels::cpu;
 pub mod device;
 pub mod eval;
 pub mod footprint;

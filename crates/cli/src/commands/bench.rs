@@ -1,5 +1,7 @@
 //! `tinygpt bench`: training-step and sampling throughput of a config on a device, with model
-//! FLOPs utilisation against the matmul peak measured on the same device in the same run.
+//! FLOPs utilisation against two peaks measured in the same run: the hardware's (on a CPU
+//! device: every core running multiply-adds on its widest vectors, `tinygpt_train::cpu`)
+//! and the device's own matmul's.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -17,7 +19,8 @@ use tinygpt_model::{Generator, Gpt, ParamCount};
 
 use crate::memory;
 use tinygpt_train::config::TrainConfig;
-use tinygpt_train::device::parse_device;
+use tinygpt_train::cpu::{fp32_peak_gflops, vector_isa};
+use tinygpt_train::device::{BACKENDS, adapters, auto_device, parse_device};
 use tinygpt_train::model_config::model_config;
 use tinygpt_train::optim::AdamW;
 use tinygpt_train::tensors::scalar;
@@ -60,7 +63,17 @@ pub struct BenchReport {
     pub flops_per_token: u64,
     pub achieved_gflops: f64,
     pub matmul_peak_gflops: f64,
+    /// Achieved over the matmul peak.
     pub mfu: f64,
+    /// The CPU's widest f32 vectors (`AVX-512F`, `AVX2+FMA`...).
+    pub vector_isa: String,
+    /// CPU threads the hardware peak was measured on (all the process may use).
+    pub hardware_threads: usize,
+    /// The CPU's fp32 peak on a CPU device (multiply-adds in registers on every core); none
+    /// on a GPU.
+    pub hardware_peak_gflops: Option<f64>,
+    /// Achieved over the hardware peak: the MFU to compare across machines and frameworks.
+    pub mfu_hardware: Option<f64>,
     /// Minor page faults per timed step (Linux only).
     pub page_faults_per_step: Option<f64>,
     /// Peak resident memory of the process after the training steps (Linux only).
@@ -130,6 +143,9 @@ pub fn bench_command(args: BenchArgs) -> Result<()> {
     let achieved = tokens_per_sec * flops_per_token as f64 / 1e9;
     peak.measure(10);
     let peak = peak.gflops();
+    let isa = vector_isa();
+    let hardware_threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let hardware_peak = on_cpu(&args.device).then(|| fp32_peak_gflops(hardware_threads, 1.0));
 
     let (mut cached, mut plain) = (None, None);
     if args.sample_tokens > 0 {
@@ -151,6 +167,10 @@ pub fn bench_command(args: BenchArgs) -> Result<()> {
         achieved_gflops: achieved,
         matmul_peak_gflops: peak,
         mfu: achieved / peak,
+        vector_isa: isa.name.to_string(),
+        hardware_threads,
+        hardware_peak_gflops: hardware_peak,
+        mfu_hardware: hardware_peak.map(|hardware| achieved / hardware),
         page_faults_per_step,
         peak_memory_mib: usage_after.map(|(_, peak)| peak as f64 / (1 << 20) as f64),
         sample_tokens: args.sample_tokens,
@@ -175,16 +195,28 @@ fn print_report(r: &BenchReport) {
         r.block_size
     );
     println!(
-        "train: {} tok/s | step {:.1} ms median ({:.1}–{:.1}) | {:.1} GFLOP/s of {} FLOPs/token | peak matmul {:.1} GFLOP/s | MFU {:.1}%",
+        "train: {} tok/s | step {:.1} ms median ({:.1}–{:.1}) | {:.1} GFLOP/s of {} FLOPs/token",
         HumanCount(r.train_tokens_per_sec as u64),
         r.step_ms_median,
         r.step_ms_min,
         r.step_ms_max,
         r.achieved_gflops,
         HumanCount(r.flops_per_token),
-        r.matmul_peak_gflops,
-        100.0 * r.mfu
     );
+    let matmul = format!(
+        "MFU {:.1}% of the matmul peak ({:.1} GFLOP/s)",
+        100.0 * r.mfu,
+        r.matmul_peak_gflops
+    );
+    match (r.mfu_hardware, r.hardware_peak_gflops) {
+        (Some(mfu), Some(peak)) => println!(
+            "MFU {:.1}% of the hardware's fp32 peak ({peak:.1} GFLOP/s: {} on {} threads) | {matmul}",
+            100.0 * mfu,
+            r.vector_isa,
+            r.hardware_threads
+        ),
+        _ => println!("{matmul}"),
+    }
     if let (Some(faults), Some(peak)) = (r.page_faults_per_step, r.peak_memory_mib) {
         println!("memory: {peak:.0} MiB peak resident | {faults:.0} page faults per step");
     }
@@ -200,6 +232,19 @@ fn print_report(r: &BenchReport) {
             cached / plain
         );
     }
+}
+
+/// Whether `device` (a `--device` name) computes on this CPU, whose peak is then the
+/// hardware's.
+fn on_cpu(device: &str) -> bool {
+    let name = if device == "auto" {
+        auto_device(&adapters())
+    } else {
+        device
+    };
+    BACKENDS
+        .iter()
+        .any(|b| b.name == name && b.cpu_device.is_some())
 }
 
 /// The device's f32 matmul peak: the fastest of many 1024×1024 products.

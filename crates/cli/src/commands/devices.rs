@@ -6,6 +6,8 @@ use burn::tensor::wgpu::wgpu;
 
 use tinygpt_train::device::{BACKENDS, adapters, auto_device, device_name};
 
+use tinygpt_train::cpu::vector_isa;
+
 use crate::ranks::{Job, MPI_COMPILED};
 
 #[derive(Debug, clap::Args)]
@@ -46,6 +48,8 @@ pub fn devices_command(args: DevicesArgs, job: &Job) -> Result<()> {
         let json = serde_json::json!({
             "backends": BACKENDS.iter().map(|b| b.name).collect::<Vec<_>>(),
             "cpu_threads": std::thread::available_parallelism().map_or(1, |n| n.get()),
+            "cpu_vector_isa": vector_isa().name,
+            "cpu_f32_lanes": vector_isa().f32_lanes,
             "wgpu_adapters": adapters,
             "gpu_devices": gpus,
             "auto": auto,
@@ -63,9 +67,13 @@ pub fn devices_command(args: DevicesArgs, job: &Job) -> Result<()> {
     for backend in BACKENDS {
         println!("  {:<9} {}", backend.name, backend.about);
     }
+    let isa = vector_isa();
     println!(
-        "CPU threads: {}",
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        "CPU threads: {} | widest vectors: {} ({} f32 lanes{})",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        isa.name,
+        isa.f32_lanes,
+        if isa.fma { ", fused multiply-add" } else { "" }
     );
     if adapters.is_empty() {
         println!(

@@ -184,3 +184,19 @@ pub fn assert_error_after_output(out: &Output, needle: &str) {
         "{err}"
     );
 }
+
+/// The widest vector ISA `/proc/cpuinfo`'s flags name, spelt as `bench` spells it.
+pub fn isa_from_cpuinfo() -> &'static str {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let flags: Vec<&str> = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("flags"))
+        .map_or(vec![], |l| l.split_whitespace().collect());
+    let has = |f: &str| flags.contains(&f);
+    match () {
+        _ if has("avx512f") => "AVX-512F",
+        _ if has("avx2") && has("fma") => "AVX2+FMA",
+        _ if has("avx") => "AVX",
+        _ => "SSE2",
+    }
+}

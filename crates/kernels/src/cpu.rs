@@ -1,0 +1,231 @@
+//! What this CPU can do at most: its widest f32 vector instructions, and the fp32 FLOP/s its
+//! cores reach with multiply-adds alone, from a loop that never touches memory. `bench`
+//! reports MFU against this physical peak, beside the peak of the matmul it runs, so a
+//! kernel that leaves half of every vector register idle cannot look efficient.
+
+use std::time::Instant;
+
+/// The widest f32 vector instructions this CPU runs (checked at run time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VectorIsa {
+    /// `AVX-512F`, `AVX2+FMA`, `AVX`, `SSE2`, `NEON` or `scalar`.
+    pub name: &'static str,
+    /// f32 values per vector register.
+    pub f32_lanes: usize,
+    /// Whether a multiply-add is one instruction (two FLOPs per lane).
+    pub fma: bool,
+}
+
+/// The widest vector instructions this CPU has.
+pub fn vector_isa() -> VectorIsa {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512f") {
+            return VectorIsa {
+                name: "AVX-512F",
+                f32_lanes: 16,
+                fma: true,
+            };
+        }
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            return VectorIsa {
+                name: "AVX2+FMA",
+                f32_lanes: 8,
+                fma: true,
+            };
+        }
+        if std::is_x86_feature_detected!("avx") {
+            return VectorIsa {
+                name: "AVX",
+                f32_lanes: 8,
+                fma: false,
+            };
+        }
+        VectorIsa {
+            name: "SSE2",
+            f32_lanes: 4,
+            fma: false,
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        VectorIsa {
+            name: "NEON",
+            f32_lanes: 4,
+            fma: true,
+        }
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        VectorIsa {
+            name: "scalar",
+            f32_lanes: 1,
+            fma: false,
+        }
+    }
+}
+
+/// Independent multiply-add chains per thread: more than FMA latency × FMA units (4 × 2 on
+/// current x86 cores) keeps every unit busy, and 12 accumulators plus two constants fit the
+/// 16 registers of AVX2.
+const CHAINS: usize = 12;
+
+/// The fp32 peak of `threads` threads running at once, in GFLOP/s: each runs `CHAINS`
+/// multiply-add chains in registers with the widest vectors [`vector_isa`] found, for about
+/// `seconds`; the best of three tries is returned.
+pub fn fp32_peak_gflops(threads: usize, seconds: f64) -> f64 {
+    let isa = vector_isa();
+    // Calibrate: iterations that take a sixth to a third of the time on one thread.
+    let mut iterations = 1u64 << 16;
+    loop {
+        let started = Instant::now();
+        chains(isa, iterations);
+        if started.elapsed().as_secs_f64() > seconds / 6.0 || iterations > 1 << 40 {
+            break;
+        }
+        iterations *= 2;
+    }
+    let flops_per_iteration = (CHAINS * isa.f32_lanes * 2) as f64;
+    (0..3)
+        .map(|_| {
+            let started = Instant::now();
+            std::thread::scope(|scope| {
+                for _ in 0..threads {
+                    scope.spawn(|| chains(isa, iterations));
+                }
+            });
+            let elapsed = started.elapsed().as_secs_f64();
+            threads as f64 * iterations as f64 * flops_per_iteration / elapsed / 1e9
+        })
+        .fold(0.0, f64::max)
+}
+
+/// `iterations` rounds of `acc ← acc·a + b` on every chain; returns the sum so that nothing
+/// is optimised away.
+fn chains(isa: VectorIsa, iterations: u64) -> f32 {
+    let iterations = std::hint::black_box(iterations);
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: each path runs only when `vector_isa` found its features on this CPU.
+        match isa.name {
+            "AVX-512F" => return unsafe { x86::avx512(iterations) },
+            "AVX2+FMA" => return unsafe { x86::avx2_fma(iterations) },
+            _ => {}
+        }
+    }
+    portable(isa, iterations)
+}
+
+/// Multiply then add, `f32_lanes` wide, for CPUs without the paths above (the compiler
+/// vectorises the lanes; two FLOPs per lane, fused or not).
+fn portable(isa: VectorIsa, iterations: u64) -> f32 {
+    let (a, b) = (
+        std::hint::black_box(0.999_999f32),
+        std::hint::black_box(1e-7f32),
+    );
+    let mut acc = [[1.0f32; 16]; CHAINS];
+    let lanes = isa.f32_lanes.min(16);
+    for _ in 0..iterations {
+        for chain in acc.iter_mut() {
+            for v in chain[..lanes].iter_mut() {
+                *v = *v * a + b;
+            }
+        }
+    }
+    acc.iter().flat_map(|c| &c[..lanes]).sum()
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::CHAINS;
+
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn avx512(iterations: u64) -> f32 {
+        let (a, b) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-7));
+        let mut acc = [_mm512_set1_ps(1.0); CHAINS];
+        for _ in 0..iterations {
+            for v in acc.iter_mut() {
+                *v = _mm512_fmadd_ps(*v, a, b);
+            }
+        }
+        acc.iter().map(|&v| _mm512_reduce_add_ps(v)).sum()
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn avx2_fma(iterations: u64) -> f32 {
+        let (a, b) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-7));
+        let mut acc = [_mm256_set1_ps(1.0); CHAINS];
+        for _ in 0..iterations {
+            for v in acc.iter_mut() {
+                *v = _mm256_fmadd_ps(*v, a, b);
+            }
+        }
+        let mut lanes = [0.0f32; 8];
+        let mut total = 0.0;
+        for v in acc {
+            // SAFETY: `lanes` holds the eight f32 of one register.
+            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), v) };
+            total += lanes.iter().sum::<f32>();
+        }
+        total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    fn the_isa_matches_the_kernels_cpu_flags() {
+        let flags = std::fs::read_to_string("/proc/cpuinfo").unwrap();
+        let flags: Vec<&str> = flags
+            .lines()
+            .find(|l| l.starts_with("flags"))
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        let has = |f: &str| flags.contains(&f);
+        let isa = vector_isa();
+        let expected = if has("avx512f") {
+            ("AVX-512F", 16)
+        } else if has("avx2") && has("fma") {
+            ("AVX2+FMA", 8)
+        } else if has("avx") {
+            ("AVX", 8)
+        } else {
+            ("SSE2", 4)
+        };
+        assert_eq!((isa.name, isa.f32_lanes), expected);
+    }
+
+    #[test]
+    fn every_path_computes_the_same_chains() {
+        // acc ← acc·a + b from 1.0, 1,000 times, on 12 chains of `lanes` values: every path
+        // gives the same total (the FLOPs counted are the FLOPs done).
+        let isa = vector_isa();
+        let expected = portable(isa, 1000);
+        let per_value = expected / (CHAINS * isa.f32_lanes) as f32;
+        let mut by_hand = 1.0f32;
+        for _ in 0..1000 {
+            by_hand = by_hand.mul_add(0.999_999, 1e-7);
+        }
+        assert!(
+            (per_value - by_hand).abs() < 1e-4,
+            "{per_value} vs {by_hand}"
+        );
+        let fast = chains(isa, 1000);
+        assert!(
+            (fast - expected).abs() / expected < 1e-5,
+            "{fast} vs {expected}"
+        );
+    }
+
+    #[test]
+    fn the_peak_is_a_positive_rate() {
+        let peak = fp32_peak_gflops(1, 0.02);
+        assert!(peak.is_finite() && peak > 0.0, "{peak}");
+    }
+}
