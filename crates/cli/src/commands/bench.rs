@@ -52,6 +52,8 @@ pub struct BenchArgs {
 #[derive(Debug, Serialize)]
 pub struct BenchReport {
     pub config: String,
+    /// The model's shape, vocabulary included (for a reference implementation to rebuild).
+    pub model: tinygpt_model::GptConfig,
     pub device: String,
     pub batch_size: usize,
     pub block_size: usize,
@@ -155,6 +157,7 @@ pub fn bench_command(args: BenchArgs) -> Result<()> {
     }
     let report = BenchReport {
         config: args.config.display().to_string(),
+        model: model_config.clone(),
         device: args.device.clone(),
         batch_size,
         block_size: t,

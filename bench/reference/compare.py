@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""tinygpt against PyTorch on this machine, side by side: `tinygpt bench` and the PyTorch
+reference (bench/reference/gpt.py: eager, and torch.compile when a C++ compiler exists) run in
+alternation for N rounds on the same shape, batch and threads; prints medians, spreads and
+ratios with the CPU's name and vector ISA, and MFU against the hardware peak `bench` measures.
+
+    python3 bench/reference/compare.py --config configs/shakespeare-char.toml --rounds 3
+    python3 bench/reference/compare.py --config configs/nanogpt-char.toml --batch-size 16
+
+torch is not a dependency of tinygpt or of its tests. It is a large install (the PyPI wheel
+pulls NVIDIA's CUDA libraries even on a CPU-only machine, about 5.5 GB in all):
+    python3 -m venv ~/.venvs/torch && ~/.venvs/torch/bin/pip install torch numpy
+then pass --python ~/.venvs/torch/bin/python (the default when that venv exists).
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_PYTHON = Path.home() / ".venvs/torch/bin/python"
+
+
+def tinygpt_binary():
+    if os.environ.get("TINYGPT"):
+        return os.environ["TINYGPT"]
+    target = os.environ.get("CARGO_TARGET_DIR", str(Path.home() / ".cache/tinygpt/target"))
+    for candidate in (Path(target) / "release/tinygpt", ROOT / "target/release/tinygpt"):
+        if candidate.exists():
+            return str(candidate)
+    sys.exit("error: no tinygpt binary: cargo build --release (or set TINYGPT=path)")
+
+
+def run_json(command):
+    out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"error: {' '.join(command[:3])}... failed:\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def cpu_name():
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def spread(values):
+    return f"{min(values):,.0f}–{max(values):,.0f}"
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", default="configs/shakespeare-char.toml")
+    p.add_argument("--batch-size", type=int, help="default: the config's train.batch_size")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--sample-tokens", type=int, default=256)
+    p.add_argument("--python", default=str(VENV_PYTHON) if VENV_PYTHON.exists() else "python3")
+    p.add_argument("--no-compile", action="store_true", help="skip torch.compile")
+    p.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    args = p.parse_args()
+
+    check = subprocess.run([args.python, "-c", "import torch; print(torch.__version__)"],
+                           capture_output=True, text=True)
+    if check.returncode != 0:
+        sys.exit(f"error: {args.python} has no torch: install it into a venv, "
+                 "python3 -m venv ~/.venvs/torch && ~/.venvs/torch/bin/pip install torch numpy "
+                 "(about 5.5 GB), then pass --python ~/.venvs/torch/bin/python")
+    compiler = shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
+    contenders = ["tinygpt", "eager"] + ([] if args.no_compile or not compiler else ["compile"])
+
+    tinygpt = tinygpt_binary()
+    devices = run_json([tinygpt, "devices", "--json"])
+    threads = devices["cpu_threads"]
+    bench = [tinygpt, "bench", "--config", args.config, "--device", "flex", "--json",
+             "--steps", str(args.steps), "--warmup", str(args.warmup),
+             "--sample-tokens", str(args.sample_tokens)]
+    if args.batch_size:
+        bench += ["--batch-size", str(args.batch_size)]
+
+    results = {name: [] for name in contenders}
+    model = None
+    for round_ in range(args.rounds):
+        for name in contenders:
+            if name == "tinygpt":
+                report = run_json(bench)
+                model = report["model"]
+                batch_size = report["batch_size"]
+            else:
+                reference = [args.python, str(ROOT / "bench/reference/gpt.py"), "--json",
+                             "--model", json.dumps(model), "--batch-size", str(batch_size),
+                             "--steps", str(args.steps), "--warmup", str(args.warmup),
+                             "--sample-tokens", str(args.sample_tokens),
+                             "--threads", str(threads)]
+                if name == "compile":
+                    reference.append("--compile")
+                report = run_json(reference)
+            results[name].append(report)
+            print(f"round {round_ + 1}: {name} {report['train_tokens_per_sec']:,.0f} tok/s",
+                  file=sys.stderr)
+
+    ours = results["tinygpt"]
+    params = ours[0]["params"]
+    for name in contenders[1:]:
+        if results[name][0]["params"] != params:
+            sys.exit(f"error: the reference has {results[name][0]['params']} parameters, "
+                     f"tinygpt {params}: not the same model")
+    flops_per_token = ours[0]["flops_per_token"]
+    hardware = statistics.median(r["hardware_peak_gflops"] for r in ours)
+    summary = {
+        "cpu": cpu_name(),
+        "vector_isa": devices["cpu_vector_isa"],
+        "threads": threads,
+        "config": args.config,
+        "batch_size": batch_size,
+        "block_size": model["block_size"],
+        "params": params,
+        "rounds": args.rounds,
+        "hardware_peak_gflops": hardware,
+        "torch": results["eager"][0]["torch"],
+        "contenders": {},
+    }
+    for name in contenders:
+        train = [r["train_tokens_per_sec"] for r in results[name]]
+        sample = [r.get("sample_tokens_per_sec_kv_cache") for r in results[name]]
+        sample = [s for s in sample if s]
+        summary["contenders"][name] = {
+            "train_tokens_per_sec": statistics.median(train),
+            "train_spread": [min(train), max(train)],
+            "mfu_hardware": statistics.median(train) * flops_per_token / 1e9 / hardware,
+            "sample_tokens_per_sec": statistics.median(sample) if sample else None,
+            "sample_spread": [min(sample), max(sample)] if sample else None,
+        }
+    if args.json:
+        print(json.dumps(summary))
+        return
+
+    print(f"{summary['cpu']}, {summary['vector_isa']}, {threads} threads; torch "
+          f"{summary['torch']}; {args.config}: {params:,} parameters, batch {batch_size} × "
+          f"{model['block_size']}; {args.rounds} alternating rounds; hardware fp32 peak "
+          f"{hardware:.0f} GFLOP/s")
+    labels = {"tinygpt": "tinygpt (flex)", "eager": "PyTorch eager", "compile": "torch.compile"}
+    print(f"{'':16} {'train tok/s':>12} {'spread':>17} {'MFU':>6} {'sample tok/s':>13} "
+          f"{'spread':>17}")
+    for name in contenders:
+        c = summary["contenders"][name]
+        sample = c["sample_tokens_per_sec"]
+        print(f"{labels[name]:16} {c['train_tokens_per_sec']:>12,.0f} "
+              f"{spread(results_list(results, name, 'train_tokens_per_sec')):>17} "
+              f"{100 * c['mfu_hardware']:>5.1f}% "
+              f"{(f'{sample:,.0f}' if sample else '-'):>13} "
+              f"{(spread(results_list(results, name, 'sample_tokens_per_sec_kv_cache')) if sample else '-'):>17}")
+    ours = summary["contenders"]["tinygpt"]
+    for name in contenders[1:]:
+        theirs = summary["contenders"][name]
+        ratio = ours["train_tokens_per_sec"] / theirs["train_tokens_per_sec"]
+        line = f"tinygpt / {labels[name]}: training {ratio:.2f}×"
+        if ours["sample_tokens_per_sec"] and theirs["sample_tokens_per_sec"]:
+            line += f", sampling {ours['sample_tokens_per_sec'] / theirs['sample_tokens_per_sec']:.2f}×"
+        print(line)
+
+
+def results_list(results, name, key):
+    return [r[key] for r in results[name] if r.get(key)]
+
+
+if __name__ == "__main__":
+    main()
