@@ -9,7 +9,7 @@ ratios with the CPU's name and vector ISA, and MFU against the hardware peak `be
 
 torch is not a dependency of tinygpt or of its tests. It is a large install (the PyPI wheel
 pulls NVIDIA's CUDA libraries even on a CPU-only machine, about 5.5 GB in all):
-    python3 -m venv ~/.venvs/torch && ~/.venvs/torch/bin/pip install torch numpy
+    python3 -m venv ~/.venvs/torch && ~/.venvs/torch/bin/pip install torch numpy safetensors
 then pass --python ~/.venvs/torch/bin/python (the default when that venv exists).
 """
 import argparse
@@ -74,7 +74,7 @@ def main():
                            capture_output=True, text=True)
     if check.returncode != 0:
         sys.exit(f"error: {args.python} has no torch: install it into a venv, "
-                 "python3 -m venv ~/.venvs/torch && ~/.venvs/torch/bin/pip install torch numpy "
+                 "python3 -m venv ~/.venvs/torch && ~/.venvs/torch/bin/pip install torch numpy safetensors "
                  "(about 5.5 GB), then pass --python ~/.venvs/torch/bin/python")
     compiler = shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
     contenders = ["tinygpt", "eager"] + ([] if args.no_compile or not compiler else ["compile"])

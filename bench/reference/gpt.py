@@ -13,7 +13,9 @@ betas (0.9, 0.99), eps 1e-8, weight decay 0.1 on 2-D parameters only). Sampling 
 with a KV cache, one token at a time from a one-token prompt, as `bench` samples.
 
     python bench/reference/gpt.py --model '{"vocab_size": 65, ...}' --batch-size 32 --json
-    (bench/reference/compare.sh passes the model `tinygpt bench --json` reports)
+    (bench/reference/compare.py passes the model `tinygpt bench --json` reports)
+    python bench/reference/gpt.py --model '{...}' --batch-size 8 --check DIR
+    (the loss of the step `tinygpt bench --save-first-step DIR` took, redone from its weights)
 """
 import argparse
 import json
@@ -158,6 +160,54 @@ def sample_speed(model, m, n):
     return n / (time.perf_counter() - started)
 
 
+def load_tinygpt(model, path):
+    """Loads tinygpt's weights (its safetensors names; Linear weights [d_in, d_out], the
+    transpose of PyTorch's; query, key and value packed here as one projection)."""
+    from safetensors.torch import load_file
+
+    w = load_file(path)
+    t = lambda name: w[name].t()  # noqa: E731
+    state = {
+        "token_embedding.weight": w["token_embedding.weight"],
+        "position_embedding.weight": w["position_embedding.weight"],
+        "ln_f.weight": w["ln_f.gamma"],
+    }
+    if "ln_f.beta" in w:
+        state["ln_f.bias"] = w["ln_f.beta"]
+    if "unembedding.weight" in w:
+        state["unembedding.weight"] = t("unembedding.weight")
+    for i in range(len(model.blocks)):
+        tiny, ours = f"blocks.{i}.", f"blocks.{i}."
+        qkv = [tiny + f"attn.{p}" for p in ("query", "key", "value")]
+        state[ours + "attn.qkv.weight"] = torch.cat([t(n + ".weight") for n in qkv], dim=0)
+        pairs = [("attn.output", "attn.output"), ("mlp.up", "up"), ("mlp.down", "down")]
+        for theirs, mine in pairs:
+            state[ours + mine + ".weight"] = t(tiny + theirs + ".weight")
+        for norm in ("ln_1", "ln_2"):
+            state[ours + norm + ".weight"] = w[tiny + norm + ".gamma"]
+        if tiny + "attn.query.bias" in w:
+            state[ours + "attn.qkv.bias"] = torch.cat([w[n + ".bias"] for n in qkv])
+            for theirs, mine in pairs:
+                state[ours + mine + ".bias"] = w[tiny + theirs + ".bias"]
+            for norm in ("ln_1", "ln_2"):
+                state[ours + norm + ".bias"] = w[tiny + norm + ".beta"]
+    model.load_state_dict(state, strict=True)
+
+
+def check(model, directory):
+    """The loss of the first step `tinygpt bench --save-first-step DIR` took, redone here from
+    the same weights and batch."""
+    load_tinygpt(model, os.path.join(directory, "model.safetensors"))
+    with open(os.path.join(directory, "first-step.json")) as f:
+        step = json.load(f)
+    model.train()  # as tinygpt's step: dropout (0 in a comparable config) on
+    logits = model(torch.tensor(step["inputs"]))
+    targets = torch.tensor(step["targets"])
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)).item()
+    return {"loss_reference": loss, "loss_tinygpt": step["loss"],
+            "difference": abs(loss - step["loss"])}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, help="the model object of `tinygpt bench --json`")
@@ -168,12 +218,17 @@ def main():
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--json", action="store_true")
+    p.add_argument("--check", metavar="DIR",
+                   help="redo the first step `tinygpt bench --save-first-step DIR` wrote")
     args = p.parse_args()
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     m = json.loads(args.model)
     model = Gpt(m)
+    if args.check:
+        print(json.dumps(check(model, args.check)))
+        return
     params = sum(p.numel() for p in model.parameters())
     tok_s, median, low, high = train_speed(model, m, args.batch_size, args.steps, args.warmup,
                                            args.compile)

@@ -40,8 +40,15 @@ fn bench_figures_agree_with_each_other_and_the_params_accounting() {
     assert!((number(&report, "mfu") - mfu).abs() < 1e-12);
     // On flex the hardware peak is the CPU's: its widest vectors on every core.
     let hardware = number(&report, "hardware_peak_gflops");
-    assert!(hardware > 0.0, "{report}");
-    assert!((number(&report, "mfu_hardware") - achieved / hardware).abs() < 1e-12);
+    // No matmul runs faster than the FMA units it is made of; both peaks are the best of
+    // tries spread over the run, so a busy moment lowers neither alone.
+    assert!(
+        hardware >= number(&report, "matmul_peak_gflops"),
+        "{report}"
+    );
+    let mfu_hardware = number(&report, "mfu_hardware");
+    assert!((mfu_hardware - achieved / hardware).abs() < 1e-12);
+    assert!(mfu_hardware > 0.0 && mfu_hardware <= 1.0, "{report}");
     if cfg!(all(target_arch = "x86_64", target_os = "linux")) {
         assert_eq!(report["vector_isa"], isa_from_cpuinfo(), "the CPU's ISA");
     }

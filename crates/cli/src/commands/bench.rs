@@ -3,10 +3,10 @@
 //! device: every core running multiply-adds on its widest vectors, `tinygpt_train::cpu`)
 //! and the device's own matmul's.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Result, ensure};
+use anyhow::{Context, Result, ensure};
 use burn::module::Module;
 use burn::tensor::{Device, Distribution, Tensor};
 use indicatif::HumanCount;
@@ -15,14 +15,16 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use tinygpt_data::Batch;
 use tinygpt_model::generate::argmax;
+use tinygpt_model::weights::{NamedTensor, module_tensors, to_safetensors};
 use tinygpt_model::{Generator, Gpt, ParamCount};
 
 use crate::memory;
 use tinygpt_train::config::TrainConfig;
-use tinygpt_train::cpu::{fp32_peak_gflops, vector_isa};
+use tinygpt_train::cpu::{Fp32Peak, vector_isa};
 use tinygpt_train::device::{BACKENDS, adapters, auto_device, parse_device};
 use tinygpt_train::model_config::model_config;
 use tinygpt_train::optim::AdamW;
+use tinygpt_train::run::files::write_atomic;
 use tinygpt_train::tensors::scalar;
 use tinygpt_train::trainer::optimizer_step;
 
@@ -47,6 +49,11 @@ pub struct BenchArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Also write the first step's starting weights (`model.safetensors`) and its batch and
+    /// loss (`first-step.json`) to this directory, for checking a reference implementation
+    /// (bench/reference/gpt.py --check DIR).
+    #[arg(long, value_name = "DIR")]
+    pub save_first_step: Option<PathBuf>,
 }
 
 #[derive(Debug, Serialize)]
@@ -105,6 +112,15 @@ pub fn bench_command(args: BenchArgs) -> Result<()> {
     // one burst of products can land in a slow moment, and a low peak would overstate MFU.
     let mut peak = MatmulPeak::new(&device);
     peak.measure(10);
+    // The hardware's peak the same way, on a CPU device: tries before, between and after.
+    let hardware_threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut hardware = on_cpu(&args.device).then(|| Fp32Peak::new(hardware_threads));
+    let mut measure_hardware = |tries| {
+        if let Some(hardware) = &mut hardware {
+            hardware.measure(tries);
+        }
+    };
+    measure_hardware(10);
 
     // Training steps on synthetic batches: the speed does not depend on the text.
     let train_device = device.clone().autodiff();
@@ -123,14 +139,20 @@ pub fn bench_command(args: BenchArgs) -> Result<()> {
             .collect();
         let starts: Vec<usize> = (0..batch_size).map(|b| b * (t + 1)).collect();
         let batch = Batch::from_starts(&tokens.into(), &starts, t);
+        let weights = (i == 0 && args.save_first_step.is_some()).then(|| module_tensors(&model));
+        let inputs = weights.as_ref().map(|_| batch.clone());
         let started = Instant::now();
         let (next, loss, _) = optimizer_step(model, &mut optim, &[batch], 1e-3, 1.0, &train_device);
         model = next;
-        scalar(loss);
+        let loss = scalar(loss);
+        if let (Some(dir), Some(weights), Some(batch)) = (&args.save_first_step, weights, inputs) {
+            save_first_step(dir, &weights, &batch, loss)?;
+        }
         let _ = train_device.sync(); // a GPU may still be applying the update
         if i >= args.warmup {
             times.push(started.elapsed().as_secs_f64());
             peak.measure(2);
+            measure_hardware(2);
         }
     }
     let usage_after = memory::usage();
@@ -144,10 +166,10 @@ pub fn bench_command(args: BenchArgs) -> Result<()> {
     let tokens_per_sec = tokens_per_step / median;
     let achieved = tokens_per_sec * flops_per_token as f64 / 1e9;
     peak.measure(10);
+    measure_hardware(10);
     let peak = peak.gflops();
     let isa = vector_isa();
-    let hardware_threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let hardware_peak = on_cpu(&args.device).then(|| fp32_peak_gflops(hardware_threads, 1.0));
+    let hardware_peak = hardware.map(|h| h.gflops());
 
     let (mut cached, mut plain) = (None, None);
     if args.sample_tokens > 0 {
@@ -235,6 +257,24 @@ fn print_report(r: &BenchReport) {
             cached / plain
         );
     }
+}
+
+/// The weights a step started from, its batch and its mean loss, for a reference to redo.
+fn save_first_step(dir: &Path, weights: &[NamedTensor], batch: &Batch, loss: f64) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    write_atomic(
+        &dir.join("model.safetensors"),
+        &to_safetensors(weights, Default::default()),
+    )?;
+    let rows = |ids: &[i64]| -> Vec<Vec<i64>> {
+        ids.chunks(batch.block_size).map(<[i64]>::to_vec).collect()
+    };
+    let json = serde_json::json!({
+        "inputs": rows(&batch.inputs),
+        "targets": rows(&batch.targets),
+        "loss": loss,
+    });
+    write_atomic(&dir.join("first-step.json"), json.to_string().as_bytes())
 }
 
 /// Whether `device` (a `--device` name) computes on this CPU, whose peak is then the

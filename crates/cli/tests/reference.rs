@@ -1,0 +1,91 @@
+//! The PyTorch reference in `bench/reference/gpt.py` is tinygpt's model: from the weights a
+//! `tinygpt bench` step started with, it computes that step's loss. Runs where a python with
+//! torch and safetensors is found (TINYGPT_TORCH_PYTHON, ~/.venvs/torch/bin/python, python3);
+//! torch is optional (about 5.5 GB), so elsewhere, CI included, the test says why it skipped.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+fn torch_python() -> Option<String> {
+    let home_venv = std::env::var("HOME").map(|h| format!("{h}/.venvs/torch/bin/python"));
+    let candidates = [std::env::var("TINYGPT_TORCH_PYTHON").ok(), home_venv.ok()]
+        .into_iter()
+        .flatten()
+        .chain(["python3".to_string()]);
+    for python in candidates {
+        let ok = Command::new(&python)
+            .args(["-c", "import torch, safetensors"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if ok {
+            return Some(python);
+        }
+    }
+    eprintln!(
+        "skipped: no python with torch and safetensors (python3 -m venv ~/.venvs/torch && ~/.venvs/torch/bin/pip install torch numpy safetensors)"
+    );
+    None
+}
+
+/// `tinygpt bench` one step on `config` saving it, then the reference redoing it: the two losses.
+fn losses(python: &str, scratch: &Scratch, config: &str) -> (f64, f64) {
+    let dir = scratch.str("first-step");
+    let out = tinygpt_ok(&[
+        "bench",
+        "--config",
+        config,
+        "--steps",
+        "1",
+        "--warmup",
+        "0",
+        "--sample-tokens",
+        "0",
+        "--json",
+        "--save-first-step",
+        &dir,
+    ]);
+    let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    let checked = Command::new(python)
+        .arg(workspace_root().join("bench/reference/gpt.py"))
+        .args(["--model", &report["model"].to_string(), "--batch-size", "8"])
+        .args(["--threads", "1", "--check", &dir])
+        .output()
+        .unwrap();
+    assert!(checked.status.success(), "{}", stderr(&checked));
+    let result: serde_json::Value = serde_json::from_str(stdout(&checked).trim()).unwrap();
+    (
+        result["loss_tinygpt"].as_f64().unwrap(),
+        result["loss_reference"].as_f64().unwrap(),
+    )
+}
+
+#[test]
+fn the_pytorch_reference_computes_tinygpts_first_step_loss_from_its_weights() {
+    let Some(python) = torch_python() else {
+        return;
+    };
+    let scratch = Scratch::new("reference");
+    // Tied embeddings with biases (the default), then an untied unembedding without biases.
+    let untied = scratch.str("untied.toml");
+    let tiny = std::fs::read_to_string(workspace_root().join("configs/tiny-test.toml")).unwrap();
+    let untied_config = tiny.replace(
+        "dropout = 0.0",
+        "dropout = 0.0\ntie_embeddings = false\nbias = false",
+    );
+    assert_ne!(tiny, untied_config);
+    std::fs::write(&untied, untied_config).unwrap();
+    for config in ["configs/tiny-test.toml", untied.as_str()] {
+        let (ours, reference) = losses(&python, &scratch, config);
+        assert!(
+            ours > 1.0,
+            "{config}: a first loss near ln(vocab), got {ours}"
+        );
+        assert!(
+            (ours - reference).abs() < 1e-5,
+            "{config}: tinygpt {ours} vs the PyTorch reference {reference}"
+        );
+    }
+}
