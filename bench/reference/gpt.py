@@ -2,9 +2,10 @@
 """tinygpt's model and training step in plain PyTorch, for speed comparisons side by side.
 
 The same architecture as crates/model: learned token and position embeddings, dropout on
-their sum; pre-LayerNorm blocks (LayerNorm eps 1e-5) of causal self-attention (query, key and
-value as one packed projection, softmax(QK^T/sqrt(d)) with the future masked, no dropout on
-the pattern) and a 4x GELU (exact, erf) MLP, each branch followed by dropout and added to the
+their sum; pre-LayerNorm blocks (the config's layer_norm_eps, 1e-5 by default) of causal
+self-attention (query, key and value as one packed projection, softmax(QK^T/sqrt(d)) with the
+future masked, no dropout on the pattern) and a 4x GELU MLP (exact erf, or tanh for
+activation = "gelu_tanh"), each branch followed by dropout and added to the
 residual; a final LayerNorm; the unembedding tied to the token embedding (or its own matrix,
 no bias). GPT-2's initialisation (normal 0.02; residual output projections 0.02/sqrt(2L);
 zero biases; unit LayerNorm gains). The step is `tinygpt bench`'s: a batch of random tokens,
@@ -58,11 +59,13 @@ class Attention(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, c, n_head, bias, dropout, residual_std):
+    def __init__(self, c, n_head, bias, dropout, residual_std, eps, activation):
         super().__init__()
-        self.ln_1 = nn.LayerNorm(c, eps=1e-5, bias=bias)
+        self.ln_1 = nn.LayerNorm(c, eps=eps, bias=bias)
         self.attn = Attention(c, n_head, bias, residual_std)
-        self.ln_2 = nn.LayerNorm(c, eps=1e-5, bias=bias)
+        self.ln_2 = nn.LayerNorm(c, eps=eps, bias=bias)
+        # tinygpt's "gelu" is the exact (erf) form, "gelu_tanh" GPT-2's approximation.
+        self.approximate = "tanh" if activation == "gelu_tanh" else "none"
         self.up = nn.Linear(c, 4 * c, bias=bias)
         self.down = nn.Linear(4 * c, c, bias=bias)
         nn.init.normal_(self.up.weight, std=0.02)
@@ -71,13 +74,15 @@ class Block(nn.Module):
 
     def forward(self, x, cache=None):
         x = x + self.dropout(self.attn(self.ln_1(x), cache))
-        return x + self.dropout(self.down(F.gelu(self.up(self.ln_2(x)))))
+        hidden = F.gelu(self.up(self.ln_2(x)), approximate=self.approximate)
+        return x + self.dropout(self.down(hidden))
 
 
 class Gpt(nn.Module):
     def __init__(self, m):
         super().__init__()
         c, bias = m["n_embd"], m.get("bias", True)
+        eps, activation = m.get("layer_norm_eps", 1e-5), m.get("activation", "gelu")
         residual_std = 0.02 / math.sqrt(2 * m["n_layer"])
         self.token_embedding = nn.Embedding(m["vocab_size"], c)
         self.position_embedding = nn.Embedding(m["block_size"], c)
@@ -85,10 +90,10 @@ class Gpt(nn.Module):
         nn.init.normal_(self.position_embedding.weight, std=0.02)
         self.dropout = nn.Dropout(m.get("dropout", 0.0))
         self.blocks = nn.ModuleList(
-            Block(c, m["n_head"], bias, m.get("dropout", 0.0), residual_std)
+            Block(c, m["n_head"], bias, m.get("dropout", 0.0), residual_std, eps, activation)
             for _ in range(m["n_layer"])
         )
-        self.ln_f = nn.LayerNorm(c, eps=1e-5, bias=bias)
+        self.ln_f = nn.LayerNorm(c, eps=eps, bias=bias)
         self.unembedding = None
         if not m.get("tie_embeddings", True):
             self.unembedding = nn.Linear(c, m["vocab_size"], bias=False)

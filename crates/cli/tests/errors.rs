@@ -234,3 +234,42 @@ fn output_files_are_replaced_only_with_force() {
         assert_ne!(std::fs::read(&target).unwrap(), precious.as_bytes());
     }
 }
+
+#[test]
+fn a_bad_activation_or_layer_norm_eps_is_one_line_naming_the_choices() {
+    let scratch = Scratch::new("activation");
+    let out = exec(&tiny(
+        &scratch.str("run"),
+        &["--set", "model.activation=relu"],
+    ));
+    assert_clean_error(
+        &out,
+        "model.activation: unknown variant `relu`, expected `gelu` or `gelu_tanh`",
+    );
+    let out = exec(&tiny(
+        &scratch.str("run"),
+        &["--set", "model.layer_norm_eps=0"],
+    ));
+    assert_clean_error(&out, "model.layer_norm_eps = 0: must be in (0, 1)");
+    assert!(!scratch.path("run").exists());
+    // GPT-2's form trains, and the run's config keeps both keys for resume and sampling.
+    run_ok(&tiny(
+        &scratch.str("run"),
+        &[
+            "--set",
+            "model.activation=gelu_tanh",
+            "--set",
+            "model.layer_norm_eps=1e-3",
+        ],
+    ));
+    let config = std::fs::read_to_string(scratch.path("run").join("config.toml")).unwrap();
+    assert!(config.contains("activation = \"gelu_tanh\""), "{config}");
+    assert!(config.contains("layer_norm_eps = 0.001"), "{config}");
+    tinygpt_ok(&[
+        "sample",
+        "--run",
+        &scratch.str("run"),
+        "--max-new-tokens",
+        "5",
+    ]);
+}

@@ -68,7 +68,8 @@ fn the_pytorch_reference_computes_tinygpts_first_step_loss_from_its_weights() {
         return;
     };
     let scratch = Scratch::new("reference");
-    // Tied embeddings with biases (the default), then an untied unembedding without biases.
+    // Tied embeddings with biases (the default), an untied unembedding without biases, and
+    // GPT-2's tanh GELU with another LayerNorm ε.
     let untied = scratch.str("untied.toml");
     let tiny = std::fs::read_to_string(workspace_root().join("configs/tiny-test.toml")).unwrap();
     let untied_config = tiny.replace(
@@ -77,7 +78,15 @@ fn the_pytorch_reference_computes_tinygpts_first_step_loss_from_its_weights() {
     );
     assert_ne!(tiny, untied_config);
     std::fs::write(&untied, untied_config).unwrap();
-    for config in ["configs/tiny-test.toml", untied.as_str()] {
+    let gpt2 = scratch.str("gelu-tanh.toml");
+    let gpt2_config = tiny.replace(
+        "dropout = 0.0",
+        "dropout = 0.0\nactivation = \"gelu_tanh\"\nlayer_norm_eps = 1e-3",
+    );
+    assert_ne!(tiny, gpt2_config);
+    std::fs::write(&gpt2, gpt2_config).unwrap();
+    let mut seen = Vec::new();
+    for config in ["configs/tiny-test.toml", untied.as_str(), gpt2.as_str()] {
         let (ours, reference) = losses(&python, &scratch, config);
         assert!(
             ours > 1.0,
@@ -87,5 +96,8 @@ fn the_pytorch_reference_computes_tinygpts_first_step_loss_from_its_weights() {
             (ours - reference).abs() < 1e-5,
             "{config}: tinygpt {ours} vs the PyTorch reference {reference}"
         );
+        seen.push(ours);
     }
+    // The variants are different models (same seed and batch): their losses differ.
+    assert!(seen[0] != seen[1] && seen[0] != seen[2], "{seen:?}");
 }

@@ -1,9 +1,10 @@
-//! GELU as one vectorised pass forward and one backward on `flex` with autodiff.
+//! GELU as one vectorised pass forward and one backward on `flex` with autodiff, in either
+//! form: exact (erf) or GPT-2's tanh approximation.
 //!
 //! burn-flex computes the exact GELU with libm's scalar `erff`, one value at a time, and again
-//! in the backward pass. This op keeps the exact (erf) form but evaluates it eight lanes wide
-//! (see [`super::math`]), once: the forward pass also writes the derivative
-//! `Φ(x) + x·φ(x)`, and the backward pass is one multiplication.
+//! in the backward pass (the tanh form as five tensor ops). This op evaluates either form
+//! eight lanes wide (see [`super::math`]), once: the forward pass also writes the derivative,
+//! and the backward pass is one multiplication.
 
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -14,14 +15,20 @@ use burn::backend::flex::FlexTensor;
 use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
-use super::math::gelu_forward;
+use super::math::{gelu_forward, gelu_tanh_forward};
 use super::{FlexAutodiff, on_flex_autodiff, values};
 
 /// Values per parallel task: big enough to amortise the hand-off.
 const CHUNK: usize = 1 << 14;
 
-/// `Some(gelu(x))` when `x` is an f32 tensor on `flex` with autodiff, else `None`.
-pub(super) fn gelu<const D: usize>(x: &Tensor<D>) -> Option<Tensor<D>> {
+/// `Some(gelu(x))` (the tanh form when `tanh`) when `x` is an f32 tensor on `flex` with
+/// autodiff, else `None`.
+pub(super) fn gelu<const D: usize>(x: &Tensor<D>, tanh: bool) -> Option<Tensor<D>> {
+    let forward = if tanh {
+        gelu_tanh_forward
+    } else {
+        gelu_forward
+    };
     let x = on_flex_autodiff(x)?;
     let input = x.primitive().to_contiguous();
     let n = input.layout().num_elements();
@@ -30,7 +37,7 @@ pub(super) fn gelu<const D: usize>(x: &Tensor<D>) -> Option<Tensor<D>> {
         .par_chunks_mut(CHUNK)
         .zip(derivative.par_chunks_mut(CHUNK))
         .zip(values(&input).par_chunks(CHUNK))
-        .for_each(|((y, d), x)| gelu_forward(x, y, d));
+        .for_each(|((y, d), x)| forward(x, y, d));
     let output = same_shape(output, &input);
     let derivative = same_shape(derivative, &input);
     let output = match Gelu
@@ -52,7 +59,7 @@ fn same_shape(values: Vec<f32>, like: &FlexTensor) -> FlexTensor {
 struct Gelu;
 
 impl Backward<Flex, 1> for Gelu {
-    /// The derivative at each input, `Φ(x) + x·φ(x)`.
+    /// The derivative at each input (`Φ(x) + x·φ(x)` for the exact form).
     type State = FlexTensor;
 
     fn backward(self, ops: Ops<FlexTensor, 1>, grads: &mut Gradients, _: &mut Checkpointer) {

@@ -40,7 +40,7 @@ use burn::tensor::{DType, Tensor};
 
 use crate::heads::split_heads;
 
-/// The ε of every LayerNorm in the model: GPT-2's and PyTorch's default.
+/// LayerNorm's default ε: GPT-2's and PyTorch's (`model.layer_norm_eps` sets another).
 pub const LAYER_NORM_EPSILON: f64 = 1e-5;
 
 type FlexAutodiff = Autodiff<Flex>;
@@ -92,11 +92,21 @@ pub fn plain_causal_attention(query: Tensor<4>, key: Tensor<4>, value: Tensor<4>
 /// The exact (erf) GELU, `x·Φ(x)`.
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     if enabled()
-        && let Some(output) = gelu::gelu(&x)
+        && let Some(output) = gelu::gelu(&x, false)
     {
         return output;
     }
     activation::gelu(x)
+}
+
+/// GPT-2's GELU (`gelu_new` in Hugging Face's code): `½x(1 + tanh(√(2/π)(x + 0.044715x³)))`.
+pub fn gelu_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if enabled()
+        && let Some(output) = gelu::gelu(&x, true)
+    {
+        return output;
+    }
+    activation::gelu_approximate(x)
 }
 
 /// The layer's dropout: while training, each element is zeroed with probability `p` and the
@@ -133,16 +143,13 @@ pub fn linear_with<const D: usize>(
     burn::tensor::module::linear(x, weight, bias)
 }
 
-/// LayerNorm over the last dimension with the module's γ and β (ε = [`LAYER_NORM_EPSILON`]).
-pub fn layer_norm<const D: usize>(norm: &LayerNorm, x: Tensor<D>) -> Tensor<D> {
+/// LayerNorm over the last dimension with the module's γ and β. `epsilon` must be the one the
+/// module was built with (burn keeps it private).
+pub fn layer_norm<const D: usize>(norm: &LayerNorm, epsilon: f64, x: Tensor<D>) -> Tensor<D> {
     if enabled()
         && let Some(beta) = &norm.beta
-        && let Some(output) = layer_norm::layer_norm(
-            &x,
-            &norm.gamma.val(),
-            &beta.val(),
-            LAYER_NORM_EPSILON as f32,
-        )
+        && let Some(output) =
+            layer_norm::layer_norm(&x, &norm.gamma.val(), &beta.val(), epsilon as f32)
     {
         return output;
     }

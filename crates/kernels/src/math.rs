@@ -79,6 +79,26 @@ vectorised! {
     }
 }
 
+/// √(2/π), GPT-2's tanh approximation's scale.
+const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+/// The cubic term's coefficient in GPT-2's tanh approximation.
+const GELU_TANH_CUBIC: f32 = 0.044_715;
+
+vectorised! {
+    /// GPT-2's GELU (`gelu_new`), `y = ½x(1 + tanh(u))` with `u = √(2/π)(x + 0.044715x³)`, and
+    /// its derivative `½(1 + t) + ½x(1 − t²)·√(2/π)(1 + 3·0.044715x²)` with `t = tanh(u)`.
+    pub fn gelu_tanh_forward(x: &[f32], y: &mut [f32], derivative: &mut [f32]) {
+        for ((y, d), &x) in y.iter_mut().zip(derivative).zip(x) {
+            let u = SQRT_2_OVER_PI * (x + GELU_TANH_CUBIC * x * x * x);
+            // tanh(u) = 1 − 2/(e^{2u} + 1): exact at both tails with the clamped exp.
+            let t = 1.0 - 2.0 / (exp(2.0 * u) + 1.0);
+            *y = 0.5 * x * (1.0 + t);
+            *d = 0.5 * (1.0 + t)
+                + 0.5 * x * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_TANH_CUBIC * x * x);
+        }
+    }
+}
+
 vectorised! {
     /// `row ← e^(row - max(row))`, returning the sum of the new row.
     pub fn exp_shifted(row: &mut [f32]) -> f32 {

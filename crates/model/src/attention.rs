@@ -181,6 +181,8 @@ mod tests {
             dropout: 0.0,
             bias: true,
             tie_embeddings: true,
+            activation: Default::default(),
+            layer_norm_eps: 1e-5,
         };
         let layer =
             CausalSelfAttention::new(&config, &mut crate::init::Initializer::new(3, &device));

@@ -27,10 +27,32 @@ pub struct GptConfig {
     /// Share the token embedding with the unembedding.
     #[serde(default = "default_true")]
     pub tie_embeddings: bool,
+    /// The MLP's nonlinearity: `"gelu"` (exact, erf) or `"gelu_tanh"` (GPT-2's approximation,
+    /// Hugging Face's `gelu_new`).
+    #[serde(default)]
+    pub activation: Activation,
+    /// The ε every LayerNorm adds to the variance (GPT-2's 1e-5 unless set).
+    #[serde(default = "default_layer_norm_eps")]
+    pub layer_norm_eps: f64,
+}
+
+/// The MLP's nonlinearity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    /// `x·Φ(x)`, with the exact normal CDF.
+    #[default]
+    Gelu,
+    /// `½x(1 + tanh(√(2/π)(x + 0.044715x³)))`, as GPT-2 was trained.
+    GeluTanh,
 }
 
 fn default_true() -> bool {
     true
+}
+
+fn default_layer_norm_eps() -> f64 {
+    tinygpt_kernels::LAYER_NORM_EPSILON
 }
 
 /// A config value that cannot build a model; names the key and the fix.
@@ -86,6 +108,13 @@ impl GptConfig {
                 ),
             });
         }
+        if !(self.layer_norm_eps > 0.0 && self.layer_norm_eps < 1.0) {
+            return Err(ConfigError {
+                key: "layer_norm_eps",
+                value: self.layer_norm_eps.to_string(),
+                reason: "must be in (0, 1), e.g. 1e-5 (GPT-2's)".into(),
+            });
+        }
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(ConfigError {
                 key: "dropout",
@@ -111,6 +140,8 @@ mod tests {
             dropout: 0.0,
             bias: true,
             tie_embeddings: true,
+            activation: Default::default(),
+            layer_norm_eps: 1e-5,
         }
     }
 

@@ -22,6 +22,8 @@ pub struct Gpt {
     /// `None` when tied: the unembedding is then the token embedding's transpose.
     pub unembedding: Option<Linear>,
     pub block_size: usize,
+    /// The final LayerNorm's ε.
+    pub layer_norm_eps: f64,
 }
 
 impl Gpt {
@@ -41,10 +43,11 @@ impl Gpt {
             blocks: (0..config.n_layer)
                 .map(|_| Block::new(config, &mut init))
                 .collect(),
-            ln_f: layer_norm(&init, c, config.bias),
+            ln_f: layer_norm(&init, c, config.bias, config.layer_norm_eps),
             unembedding: (!config.tie_embeddings)
                 .then(|| init_linear(&mut init, c, v, false, INIT_STD)),
             block_size: config.block_size,
+            layer_norm_eps: config.layer_norm_eps,
         })
     }
 
@@ -107,7 +110,7 @@ impl Gpt {
     }
 
     fn unembed(&self, x: Tensor<3>) -> Tensor<3> {
-        let x = fused::layer_norm(&self.ln_f, x);
+        let x = fused::layer_norm(&self.ln_f, self.layer_norm_eps, x);
         match &self.unembedding {
             Some(unembedding) => fused::linear(unembedding, x),
             None => fused::linear_with(x, self.token_embedding.weight.val().transpose(), None),

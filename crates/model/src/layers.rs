@@ -15,14 +15,11 @@ pub fn linear(init: &mut Initializer, d_in: usize, d_out: usize, bias: bool, std
     }
 }
 
-/// LayerNorm's ε (burn's default, and PyTorch's).
-pub use tinygpt_kernels::LAYER_NORM_EPSILON;
-
-/// LayerNorm with gain 1 and (optionally) shift 0.
-pub fn layer_norm(init: &Initializer, n_embd: usize, bias: bool) -> LayerNorm {
+/// LayerNorm with gain 1, (optionally) shift 0, and `epsilon` added to the variance.
+pub fn layer_norm(init: &Initializer, n_embd: usize, bias: bool, epsilon: f64) -> LayerNorm {
     let mut norm = LayerNormConfig::new(n_embd)
         .with_bias(bias)
-        .with_epsilon(LAYER_NORM_EPSILON)
+        .with_epsilon(epsilon)
         .init(init.device());
     norm.gamma = init.constant([n_embd], 1.0);
     norm.beta = bias.then(|| init.constant([n_embd], 0.0));

@@ -16,7 +16,7 @@ pub mod sampling;
 pub mod weights;
 
 pub use attention::AttentionMaps;
-pub use config::{ConfigError, GptConfig};
+pub use config::{Activation, ConfigError, GptConfig};
 pub use generate::Generator;
 pub use gpt::Gpt;
 pub use kv_cache::KvCache;

@@ -1,18 +1,20 @@
-//! The per-token feed-forward network: up to 4× width, GELU, back down.
+//! The per-token feed-forward network: up to 4× width, GELU (exact or tanh), back down.
 
 use burn::module::Module;
 use burn::nn::Linear;
 use burn::tensor::Tensor;
 
-use crate::config::GptConfig;
+use crate::config::{Activation, GptConfig};
 use crate::init::Initializer;
 use crate::layers::{INIT_STD, linear};
-use tinygpt_kernels::{self as fused, gelu};
+use tinygpt_kernels::{self as fused, gelu, gelu_tanh};
 
 #[derive(Module, Debug)]
 pub struct Mlp {
     pub up: Linear,
     pub down: Linear,
+    #[module(skip)]
+    pub activation: Activation,
 }
 
 impl Mlp {
@@ -22,10 +24,16 @@ impl Mlp {
         Self {
             up: linear(init, c, hidden, config.bias, INIT_STD),
             down: linear(init, hidden, c, config.bias, residual_std),
+            activation: config.activation,
         }
     }
 
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        fused::linear(&self.down, gelu(fused::linear(&self.up, x)))
+        let hidden = fused::linear(&self.up, x);
+        let hidden = match self.activation {
+            Activation::Gelu => gelu(hidden),
+            Activation::GeluTanh => gelu_tanh(hidden),
+        };
+        fused::linear(&self.down, hidden)
     }
 }

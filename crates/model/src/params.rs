@@ -123,6 +123,8 @@ mod tests {
             dropout: 0.0,
             bias: true,
             tie_embeddings: false,
+            activation: Default::default(),
+            layer_norm_eps: 1e-5,
         }
     }
 
@@ -171,6 +173,8 @@ mod tests {
             dropout: 0.0,
             bias: false,
             tie_embeddings: true,
+            activation: Default::default(),
+            layer_norm_eps: 1e-5,
         };
         // matmul weights: 4·2² + 2·2·8 + 10·2 = 16 + 32 + 20 = 68; attention 12·1·2·4 = 96
         assert_eq!(

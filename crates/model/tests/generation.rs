@@ -15,6 +15,8 @@ fn model(seed: u64) -> Gpt {
         dropout: 0.0,
         bias: true,
         tie_embeddings: true,
+        activation: Default::default(),
+        layer_norm_eps: 1e-5,
     };
     Gpt::new(&config, seed, &Device::flex()).unwrap()
 }

@@ -14,6 +14,8 @@ fn config() -> GptConfig {
         dropout: 0.0,
         bias: true,
         tie_embeddings: true,
+        activation: Default::default(),
+        layer_norm_eps: 1e-5,
     }
 }
 

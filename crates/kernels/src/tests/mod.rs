@@ -104,7 +104,8 @@ fn fused_ops_take_the_plain_path_off_flex_autodiff() {
         assert!(attention::causal_attention(&packed, 2).is_none());
         assert!(!super::applies(&packed));
         let x = split_heads(Tensor::from_data(random([1, 4, 8], 1), &device), 2);
-        assert!(gelu::gelu(&x).is_none());
+        assert!(gelu::gelu(&x, false).is_none());
+        assert!(gelu::gelu(&x, true).is_none());
         assert!(dropout::dropout(&x, 0.5).is_none());
         let gamma = Tensor::<1>::ones([4], &device);
         assert!(layer_norm::layer_norm(&x, &gamma, &gamma, 1e-5).is_none());
@@ -115,27 +116,33 @@ fn fused_ops_take_the_plain_path_off_flex_autodiff() {
 
 #[test]
 fn fused_gelu_matches_plain_gelu_and_its_gradient() {
-    let device = training_device();
-    // -8..8 in steps of 1/64: the tails, zero, and everything between.
-    let values: Vec<f32> = (-512..=512).map(|i| i as f32 / 64.0).collect();
-    let n = values.len();
-    let run = |fused: bool| {
-        let x =
-            Tensor::<1>::from_data(TensorData::new(values.clone(), [n]), &device).require_grad();
-        let y = if fused {
-            gelu::gelu(&x).expect("flex autodiff takes the fused path")
-        } else {
-            activation::gelu(x.clone())
+    // The exact form against burn's erf GELU, the tanh form against burn's approximation.
+    for tanh in [false, true] {
+        let device = training_device();
+        // -8..8 in steps of 1/64: the tails, zero, and everything between.
+        let values: Vec<f32> = (-512..=512).map(|i| i as f32 / 64.0).collect();
+        let n = values.len();
+        let run = |fused: bool| {
+            let x = Tensor::<1>::from_data(TensorData::new(values.clone(), [n]), &device)
+                .require_grad();
+            let y = match (fused, tanh) {
+                (true, _) => gelu::gelu(&x, tanh).expect("flex autodiff takes the fused path"),
+                (false, false) => activation::gelu(x.clone()),
+                (false, true) => activation::gelu_approximate(x.clone()),
+            };
+            let upstream = Tensor::<3>::from_data(random([1, 1, n], 5), &device).reshape([n]);
+            let grads = (y.clone() * upstream).sum().backward();
+            (y, x.grad(&grads).unwrap())
         };
-        let upstream = Tensor::<3>::from_data(random([1, 1, n], 5), &device).reshape([n]);
-        let grads = (y.clone() * upstream).sum().backward();
-        (y, x.grad(&grads).unwrap())
-    };
-    let ((fused_y, fused_dx), (plain_y, plain_dx)) = (run(true), run(false));
-    let diff = max_abs_diff(fused_y, plain_y);
-    assert!(diff < 2e-6, "gelu differs by {diff}");
-    let diff = max_abs_diff(fused_dx, plain_dx);
-    assert!(diff < 2e-6, "gelu gradient differs by {diff}");
+        let ((fused_y, fused_dx), (plain_y, plain_dx)) = (run(true), run(false));
+        let diff = max_abs_diff(fused_y, plain_y);
+        assert!(diff < 2e-6, "gelu (tanh: {tanh}) differs by {diff}");
+        let diff = max_abs_diff(fused_dx, plain_dx);
+        assert!(
+            diff < 2e-6,
+            "gelu (tanh: {tanh}) gradient differs by {diff}"
+        );
+    }
 }
 
 #[test]
