@@ -90,11 +90,15 @@ vectorised! {
     pub fn gelu_tanh_forward(x: &[f32], y: &mut [f32], derivative: &mut [f32]) {
         for ((y, d), &x) in y.iter_mut().zip(derivative).zip(x) {
             let u = SQRT_2_OVER_PI * (x + GELU_TANH_CUBIC * x * x * x);
-            // tanh(u) = 1 − 2/(e^{2u} + 1): exact at both tails with the clamped exp.
-            let t = 1.0 - 2.0 / (exp(2.0 * u) + 1.0);
-            *y = 0.5 * x * (1.0 + t);
-            *d = 0.5 * (1.0 + t)
-                + 0.5 * x * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_TANH_CUBIC * x * x);
+            // With e = e^{2u}: 1 − t = 2/(e + 1) and 1 + t = 2e/(e + 1), each without
+            // cancellation, so 1 − t² = (1 − t)(1 + t) stays accurate in both tails (where
+            // x·(1 − t²) would otherwise magnify t's rounding).
+            let e = exp(2.0 * u);
+            let (one_minus_t, one_plus_t) = (2.0 / (e + 1.0), 2.0 * e / (e + 1.0));
+            *y = 0.5 * x * one_plus_t;
+            *d = 0.5 * one_plus_t
+                + 0.5 * x * one_minus_t * one_plus_t * SQRT_2_OVER_PI
+                    * (1.0 + 3.0 * GELU_TANH_CUBIC * x * x);
         }
     }
 }

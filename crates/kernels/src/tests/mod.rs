@@ -290,3 +290,26 @@ fn fused_linear_matches_plain_linear_and_its_gradients() {
         }
     }
 }
+
+#[test]
+fn tanh_gelu_and_its_derivative_match_the_f64_formulas() {
+    // −10..10 in steps of 1/128, and a length that is not a multiple of the vector width.
+    let x: Vec<f32> = (-1280..=1280).map(|i| i as f32 / 128.0).collect();
+    let (mut y, mut d) = (vec![0.0; x.len()], vec![0.0; x.len()]);
+    math::gelu_tanh_forward(&x, &mut y, &mut d);
+    let c = (2.0 / std::f64::consts::PI).sqrt();
+    for ((&x, &y), &d) in x.iter().zip(&y).zip(&d) {
+        let x = f64::from(x);
+        let t = (c * (x + 0.044715 * x.powi(3))).tanh();
+        let want_y = 0.5 * x * (1.0 + t);
+        let want_d = 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * c * (1.0 + 3.0 * 0.044715 * x * x);
+        assert!(
+            (f64::from(y) - want_y).abs() < 1e-6 * want_y.abs().max(1.0),
+            "y({x})"
+        );
+        assert!(
+            (f64::from(d) - want_d).abs() < 1e-6 * want_d.abs().max(1.0),
+            "d({x}): {d} vs {want_d}"
+        );
+    }
+}
