@@ -10,7 +10,7 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::mpi::*;
 use common::*;
@@ -130,9 +130,8 @@ fn sigterm_to_one_rank_stops_every_rank_at_one_step_with_a_checkpoint_that_resum
     let scratch = Scratch::new("mpi-term");
     let run = scratch.str("run");
     let (mut job, rest) = spawn_ranks(&run, 40);
-    kill(rank_pid(&job, 1), "TERM");
-    let status = exits_within(&mut job, Duration::from_secs(20));
-    let err = rest.join().unwrap();
+    let rank_1 = rank_pid(&job, 1);
+    let (status, _, err) = signal_job(&mut job, rest, rank_1, "TERM");
     assert_eq!(status.code(), Some(143), "{err}");
     let run = Path::new(&run);
     let stopped = *steps_saved(run).last().unwrap();
@@ -172,9 +171,8 @@ fn sigterm_to_mpirun_stops_the_job_with_a_checkpoint() {
     let scratch = Scratch::new("mpi-mpirun-term");
     let run = scratch.str("run");
     let (mut job, rest) = spawn_ranks(&run, 30);
-    kill(job.id(), "TERM");
-    let status = exits_within(&mut job, Duration::from_secs(20));
-    let err = rest.join().unwrap();
+    let mpirun = job.id();
+    let (status, _, err) = signal_job(&mut job, rest, mpirun, "TERM");
     assert!(!status.success(), "{err}");
     let stopped = *steps_saved(Path::new(&run)).last().unwrap();
     assert!(stopped >= 30, "{err}");
@@ -192,11 +190,8 @@ fn a_rank_that_dies_ends_the_others_within_seconds_and_the_last_checkpoint_resum
     let scratch = Scratch::new("mpi-kill");
     let run = scratch.str("run");
     let (mut job, rest) = spawn_ranks(&run, 60);
-    let killed = Instant::now();
-    kill(rank_pid(&job, 1), "KILL");
-    let status = exits_within(&mut job, Duration::from_secs(20));
-    let took = killed.elapsed();
-    let err = rest.join().unwrap();
+    let rank_1 = rank_pid(&job, 1);
+    let (status, took, err) = signal_job(&mut job, rest, rank_1, "KILL");
     assert!(!status.success(), "{err}");
     assert!(
         took < Duration::from_secs(10),

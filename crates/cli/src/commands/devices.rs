@@ -4,9 +4,8 @@
 use anyhow::Result;
 use burn::tensor::wgpu::wgpu;
 
-use tinygpt_train::device::{BACKENDS, adapters, auto_device, device_name};
-
 use tinygpt_train::cpu::vector_isa;
+use tinygpt_train::device::{BACKENDS, adapters, auto_device, device_name};
 
 use crate::ranks::{Job, MPI_COMPILED};
 
@@ -22,6 +21,8 @@ pub struct DevicesArgs {
 
 pub fn devices_command(args: DevicesArgs, job: &Job) -> Result<()> {
     let collective = job.collective();
+    let isa = vector_isa();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let adapters = adapters();
     let auto = auto_choice(&adapters);
     let gpus = gpu_device_names(&adapters);
@@ -47,9 +48,9 @@ pub fn devices_command(args: DevicesArgs, job: &Job) -> Result<()> {
             .collect();
         let json = serde_json::json!({
             "backends": BACKENDS.iter().map(|b| b.name).collect::<Vec<_>>(),
-            "cpu_threads": std::thread::available_parallelism().map_or(1, |n| n.get()),
-            "cpu_vector_isa": vector_isa().name,
-            "cpu_f32_lanes": vector_isa().f32_lanes,
+            "cpu_threads": threads,
+            "cpu_vector_isa": isa.name,
+            "cpu_f32_lanes": isa.f32_lanes,
             "wgpu_adapters": adapters,
             "gpu_devices": gpus,
             "auto": auto,
@@ -67,10 +68,8 @@ pub fn devices_command(args: DevicesArgs, job: &Job) -> Result<()> {
     for backend in BACKENDS {
         println!("  {:<9} {}", backend.name, backend.about);
     }
-    let isa = vector_isa();
     println!(
-        "CPU threads: {} | widest vectors: {} ({} f32 lanes{})",
-        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "CPU threads: {threads} | widest vectors: {} ({} f32 lanes{})",
         isa.name,
         isa.f32_lanes,
         if isa.fma { ", fused multiply-add" } else { "" }

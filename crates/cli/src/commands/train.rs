@@ -83,8 +83,8 @@ pub fn train(args: TrainArgs, job: &Job) -> Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     };
     job.set_in_lockstep();
-    if !leader {
-        return follow(session, &options, collective, interrupt);
+    if leader {
+        announce(&session, collective.ranks());
     }
     // What the loop consumes moves out; the rest is read in place.
     let Session {
@@ -102,51 +102,6 @@ pub fn train(args: TrainArgs, job: &Job) -> Result<ExitCode> {
         &session.device,
         &session.prompt,
     );
-    eprintln!("{}", session.encoded);
-
-    let params = ParamCount::of(&config.model);
-    eprintln!(
-        "tinygpt: {} parameters | {} layers, {} heads, n_embd {}, block {} | vocab {} | {} train / {} val tokens | device {} | run {}",
-        HumanCount(params.total() as u64),
-        config.model.n_layer,
-        config.model.n_head,
-        config.model.n_embd,
-        config.model.block_size,
-        tokenizer.vocab_size(),
-        HumanCount(splits.train.len() as u64),
-        HumanCount(splits.val.len() as u64),
-        session.device_label,
-        run.path.display()
-    );
-    if collective.ranks() > 1 {
-        let per_rank = config.train.batch_size * config.train.grad_accum;
-        eprintln!(
-            "data parallel: {} ranks × {} sequences (batch_size {} × grad_accum {}) = a global batch of {} sequences, {} tokens per step",
-            collective.ranks(),
-            per_rank,
-            config.train.batch_size,
-            config.train.grad_accum,
-            per_rank * collective.ranks(),
-            HumanCount((per_rank * collective.ranks() * config.model.block_size) as u64)
-        );
-    }
-    if let Some(dir) = &session.resumed_from {
-        eprintln!("resuming at step {} from {}", start.step, dir.display());
-    }
-    if prompt.dropped > 0 {
-        eprintln!(
-            "note: train.sample_prompt is {} tokens; keeping its last {} (the model's block_size)",
-            prompt.dropped + prompt.tokens.len(),
-            prompt.tokens.len()
-        );
-    }
-
-    let mut observer = Terminal {
-        progress: Progress::new(config.train.max_steps),
-        run,
-        plot_failed: false,
-        replaced,
-    };
     let trainer = Trainer {
         config,
         splits,
@@ -157,6 +112,20 @@ pub fn train(args: TrainArgs, job: &Job) -> Result<ExitCode> {
         interrupt,
         val_bytes_per_token: tokenizer.bytes_per_token(&splits.val.all()),
         collective,
+    };
+    if !leader {
+        // The same loop, in step with rank 0, writing nothing.
+        let (_, summary) = trainer.run(start, &mut metrics, &mut Quiet)?;
+        return Ok(match summary.stopped {
+            Some(Stopped::Interrupted(signal)) => ExitCode::from(exit_code(signal)),
+            _ => ExitCode::SUCCESS,
+        });
+    }
+    let mut observer = Terminal {
+        progress: Progress::new(config.train.max_steps),
+        run,
+        plot_failed: false,
+        replaced,
     };
     let (model, summary) = trainer.run(start, &mut metrics, &mut observer)?;
     observer.progress.finish();
@@ -199,6 +168,58 @@ pub fn train(args: TrainArgs, job: &Job) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What rank 0 says before training: the encoding, the model and data, the global batch of a
+/// data-parallel run, where a resume starts, a shortened prompt.
+fn announce(session: &Session, ranks: usize) {
+    let Session {
+        config,
+        tokenizer,
+        splits,
+        run,
+        prompt,
+        start,
+        ..
+    } = session;
+    eprintln!("{}", session.encoded);
+
+    let params = ParamCount::of(&config.model);
+    eprintln!(
+        "tinygpt: {} parameters | {} layers, {} heads, n_embd {}, block {} | vocab {} | {} train / {} val tokens | device {} | run {}",
+        HumanCount(params.total() as u64),
+        config.model.n_layer,
+        config.model.n_head,
+        config.model.n_embd,
+        config.model.block_size,
+        tokenizer.vocab_size(),
+        HumanCount(splits.train.len() as u64),
+        HumanCount(splits.val.len() as u64),
+        session.device_label,
+        run.path.display()
+    );
+    if ranks > 1 {
+        let per_rank = config.train.batch_size * config.train.grad_accum;
+        eprintln!(
+            "data parallel: {} ranks × {} sequences (batch_size {} × grad_accum {}) = a global batch of {} sequences, {} tokens per step",
+            ranks,
+            per_rank,
+            config.train.batch_size,
+            config.train.grad_accum,
+            per_rank * ranks,
+            HumanCount((per_rank * ranks * config.model.block_size) as u64)
+        );
+    }
+    if let Some(dir) = &session.resumed_from {
+        eprintln!("resuming at step {} from {}", start.step, dir.display());
+    }
+    if prompt.dropped > 0 {
+        eprintln!(
+            "note: train.sample_prompt is {} tokens; keeping its last {} (the model's block_size)",
+            prompt.dropped + prompt.tokens.len(),
+            prompt.tokens.len()
+        );
+    }
+}
+
 /// Opens this rank's session: rank 0 first (it checks everything and writes the run
 /// directory), then the others, who read what it wrote. Every rank learns whether all
 /// succeeded, so none waits for a rank that gave up: `None` means another rank failed.
@@ -230,37 +251,6 @@ fn open_session(options: &SessionOptions, collective: &dyn Collective) -> Result
         );
     }
     Ok(Some(session))
-}
-
-/// A rank other than 0: the same loop, in step with the others, writing nothing.
-fn follow(
-    session: Session,
-    options: &SessionOptions,
-    collective: &dyn Collective,
-    interrupt: crate::signals::InterruptFlag,
-) -> Result<ExitCode> {
-    let Session {
-        start,
-        mut metrics,
-        hashes,
-        ..
-    } = session;
-    let trainer = Trainer {
-        config: &session.config,
-        splits: &session.splits,
-        device: session.device.clone().autodiff(),
-        checkpoints: session.run.checkpoints(),
-        hashes,
-        stop_at_step: options.stop_at_step,
-        interrupt,
-        val_bytes_per_token: session.tokenizer.bytes_per_token(&session.splits.val.all()),
-        collective,
-    };
-    let (_, summary) = trainer.run(start, &mut metrics, &mut Quiet)?;
-    Ok(match summary.stopped {
-        Some(Stopped::Interrupted(signal)) => ExitCode::from(exit_code(signal)),
-        _ => ExitCode::SUCCESS,
-    })
 }
 
 /// The training loop as a terminal sees it: a progress bar, `loss.png` redrawn after each

@@ -176,6 +176,21 @@ pub fn exits_within(child: &mut Child, limit: Duration) -> std::process::ExitSta
     }
 }
 
+/// Sends `signal` to `pid` (mpirun or one of its ranks) and waits, at most 20 s, for the job
+/// to end: its exit status, the time it took and everything rank 0 wrote on stderr.
+pub fn signal_job(
+    job: &mut Child,
+    rest: std::thread::JoinHandle<String>,
+    pid: u32,
+    signal: &str,
+) -> (std::process::ExitStatus, Duration, String) {
+    let sent = Instant::now();
+    kill(pid, signal);
+    let status = exits_within(job, Duration::from_secs(20));
+    let took = sent.elapsed();
+    (status, took, rest.join().unwrap())
+}
+
 pub fn kill(pid: u32, signal: &str) {
     assert!(
         Command::new("kill")
