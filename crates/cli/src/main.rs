@@ -45,9 +45,9 @@ enum Command {
     Plot(plot::PlotArgs),
     /// Write a run on one self-contained HTML page; --watch keeps it current while it trains.
     Report(report::ReportArgs),
-    /// Write a run's weights as self-contained safetensors.
+    /// Write a run's model as safetensors, a Hugging Face folder or a llama.cpp GGUF file.
     Export(export::ExportArgs),
-    /// Make a run directory from an exported safetensors file.
+    /// Make a run directory from an exported safetensors file or a Hugging Face GPT-2 folder.
     Import(export::ImportArgs),
     /// List the runs in a directory with their results.
     Runs(runs::RunsArgs),

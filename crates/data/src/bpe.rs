@@ -41,6 +41,31 @@ pub fn train_bpe(text: &str, vocab_size: usize) -> Result<Tokenizer, DataError> 
     Ok(Tokenizer::Hf(Box::new(tokenizer)))
 }
 
+/// GPT-2's original tokenizer files (`vocab.json`, `merges.txt`) as the byte-level BPE they
+/// describe, with `<|endoftext|>` special when the vocabulary has it.
+pub fn byte_level_from_files(
+    vocab: &std::path::Path,
+    merges: &std::path::Path,
+) -> Result<Tokenizer, DataError> {
+    let fail = |e: tokenizers::Error| DataError::TokenizerFile {
+        path: vocab.into(),
+        reason: format!("with {}: {e}", merges.display()),
+    };
+    let model = BPE::from_file(&vocab.display().to_string(), &merges.display().to_string())
+        .build()
+        .map_err(fail)?;
+    let byte_level = ByteLevel::default().add_prefix_space(false);
+    let mut tokenizer = HfTokenizer::new(model);
+    tokenizer
+        .with_pre_tokenizer(Some(byte_level))
+        .with_decoder(Some(byte_level))
+        .with_post_processor(Some(byte_level));
+    if tokenizer.token_to_id(END_OF_TEXT).is_some() {
+        tokenizer.add_special_tokens(&[AddedToken::from(END_OF_TEXT, true)]);
+    }
+    Ok(Tokenizer::Hf(Box::new(tokenizer)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,5 +107,46 @@ mod tests {
             loaded.encode(text).unwrap(),
             tokenizer.encode(text).unwrap()
         );
+    }
+
+    #[test]
+    fn gpt2_vocab_and_merges_files_give_the_same_tokenizer() {
+        let trained = train_bpe(&TEXT.repeat(20), 300).unwrap();
+        let Tokenizer::Hf(hf) = &trained else {
+            unreachable!("a BPE is a Hugging Face tokenizer")
+        };
+        let scratch = tempfile::tempdir().unwrap();
+        let json: serde_json::Value = serde_json::from_str(&hf.to_string(false).unwrap()).unwrap();
+        std::fs::write(
+            scratch.path().join("vocab.json"),
+            json["model"]["vocab"].to_string(),
+        )
+        .unwrap();
+        let merges: Vec<String> = json["model"]["merges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| match m {
+                serde_json::Value::String(s) => s.clone(),
+                pair => format!(
+                    "{} {}",
+                    pair[0].as_str().unwrap(),
+                    pair[1].as_str().unwrap()
+                ),
+            })
+            .collect();
+        let merges = format!("#version: 0.2\n{}\n", merges.join("\n"));
+        std::fs::write(scratch.path().join("merges.txt"), merges).unwrap();
+        let loaded = byte_level_from_files(
+            &scratch.path().join("vocab.json"),
+            &scratch.path().join("merges.txt"),
+        )
+        .unwrap();
+        let text = format!("the rat ate{END_OF_TEXT} naïve\n");
+        assert_eq!(
+            loaded.encode(&text).unwrap(),
+            trained.encode(&text).unwrap()
+        );
+        assert_eq!(loaded.end_of_text(), trained.end_of_text());
     }
 }

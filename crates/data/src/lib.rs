@@ -6,6 +6,7 @@ pub mod config;
 pub mod corpus;
 pub mod dataset;
 mod error;
+pub mod hf_tokenizer;
 pub mod pipeline;
 pub mod tokenizer;
 pub mod tokens;

@@ -216,6 +216,11 @@ impl CharTokenizer {
         Ok(Self { vocab, ids })
     }
 
+    /// The characters, in id order.
+    pub fn vocab(&self) -> &[char] {
+        &self.vocab
+    }
+
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, DataError> {
         let mut unknown = BTreeSet::new();
         let ids: Vec<u32> = text

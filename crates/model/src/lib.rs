@@ -6,6 +6,7 @@ pub mod config;
 pub mod cross_attention;
 pub mod generate;
 pub mod gpt;
+pub mod gpt2;
 pub mod init;
 pub mod kv_cache;
 pub mod layers;

@@ -11,6 +11,7 @@
 //! - [`run`]: the run directory: marker, lock, checkpoints, metrics, weights, manifests.
 //! - [`model_config`]: the `[model]` section alone, for `params` and `bench`.
 //! - [`footprint`]: the memory estimate that refuses impossible sizes up front.
+//! - [`interop`]: Hugging Face and GGUF model files, written and read.
 
 pub mod collective;
 pub mod config;
@@ -19,6 +20,7 @@ pub use tinygpt_kernels::cpu;
 pub mod device;
 pub mod eval;
 pub mod footprint;
+pub mod interop;
 pub mod model_config;
 pub mod optim;
 pub mod run;

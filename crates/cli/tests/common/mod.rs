@@ -200,3 +200,32 @@ pub fn isa_from_cpuinfo() -> &'static str {
         _ => "SSE2",
     }
 }
+
+/// A python with every one of `modules` (TINYGPT_PYTHON, ~/.venvs/torch/bin/python, python3),
+/// for the oracle tests; `None` (the test says why it skipped) where there is none, except in
+/// CI, where `.ci/run` installs them and a missing one is a failure.
+pub fn python_with(modules: &[&str]) -> Option<String> {
+    let home_venv = std::env::var("HOME").map(|h| format!("{h}/.venvs/torch/bin/python"));
+    let candidates = [std::env::var("TINYGPT_PYTHON").ok(), home_venv.ok()]
+        .into_iter()
+        .flatten()
+        .chain(["python3".to_string()]);
+    let import = format!("import {}", modules.join(", "));
+    for python in candidates {
+        let ok = std::process::Command::new(&python)
+            .args(["-c", &import])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if ok {
+            return Some(python);
+        }
+    }
+    let install = modules.join(" ");
+    if std::env::var_os("CI").is_some() {
+        panic!("CI must provide python3 with {install} (.ci/run installs them)");
+    }
+    eprintln!(
+        "skipped: no python with {install} (pip install {install}; see .ci/run for versions)"
+    );
+    None
+}

@@ -1,0 +1,326 @@
+//! Models that travel, checked by the other side's own code (`tests/oracles/interop.py`):
+//! `transformers` loads tinygpt's Hugging Face exports and computes its logits, tokens, text and
+//! greedy generations; tinygpt imports what `save_pretrained` wrote, computes its logits and
+//! writes it back byte for byte; ggml's `gguf` reader reads the GGUF export back and llama.cpp
+//! tokenizes and scores text as tinygpt does. Runs where python has the packages (`.ci/run`
+//! installs them: CI runs these); elsewhere each test says why it skipped.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+use tinygpt_train::run::weights::open_trained_run;
+
+fn oracle(python: &str, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(python)
+        .arg(workspace_root().join("crates/cli/tests/oracles/interop.py"))
+        .args(args)
+        .env("TOKENIZERS_PARALLELISM", "false")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "interop.py {args:?}:\n{}",
+        stderr(&out)
+    );
+    let last = stdout(&out).lines().last().unwrap_or_default().to_string();
+    serde_json::from_str(&last).unwrap_or_else(|e| panic!("{e}: {}", stdout(&out)))
+}
+
+/// tinygpt's logits `[sequence][position][token]` for `sequences`, from the run's weights.
+fn logits(run: &Path, sequences: &[Vec<u32>]) -> Vec<Vec<Vec<f32>>> {
+    use burn::tensor::{Int, Tensor, TensorData};
+    let opened = open_trained_run(run, Some("flex"), None).unwrap();
+    sequences
+        .iter()
+        .map(|ids| {
+            let data = TensorData::new(ids.iter().map(|&i| i as i64).collect(), [1, ids.len()]);
+            let tokens = Tensor::<2, Int>::from_data(data, &opened.device);
+            let logits = opened.model.forward(tokens);
+            let [_, t, v] = logits.dims();
+            let values = logits.into_data().try_to_vec::<f32>().unwrap();
+            (0..t)
+                .map(|p| values[p * v..(p + 1) * v].to_vec())
+                .collect()
+        })
+        .collect()
+}
+
+fn tokenizer(run: &Path) -> tinygpt_data::Tokenizer {
+    tinygpt_data::Tokenizer::load(&run.join("tokenizer.json")).unwrap()
+}
+
+fn corpus() -> String {
+    std::fs::read_to_string(workspace_root().join("data/shakespeare.txt")).unwrap()
+}
+
+/// The corpus with its "--" as em dashes: a character vocabulary with a three-byte character,
+/// which llama.cpp can only build from bytes through merges.
+fn em_dash_corpus() -> String {
+    corpus().replace("--", "\u{2014}")
+}
+
+/// A tiny run trained long enough to say something: char or BPE, tied or not, either GELU.
+/// "char": tied, exact GELU, on the em-dash corpus; "bpe": untied, tanh GELU, no biases.
+fn trained(scratch: &Scratch, name: &str) -> std::path::PathBuf {
+    let corpus_path = scratch.str("em-dash.txt");
+    std::fs::write(&corpus_path, em_dash_corpus()).unwrap();
+    let corpus = format!("data.corpus={corpus_path:?}");
+    let settings: &[&str] = match name {
+        "char" => &["model.activation=\"gelu\"", &corpus],
+        "bpe" => &[
+            "data.tokenizer=\"bpe\"",
+            "data.vocab_size=300",
+            "model.tie_embeddings=false",
+            "model.activation=\"gelu_tanh\"",
+            "model.bias=false",
+        ],
+        _ => unreachable!("char or bpe"),
+    };
+    let out = scratch.str(name);
+    let mut extra = vec!["--set", "train.max_steps=150"];
+    for s in settings {
+        extra.extend(["--set", s]);
+    }
+    train_tiny(&out, &extra);
+    scratch.path(name)
+}
+
+fn export(run: &Path, format: &str, out: &str) {
+    let run = run.to_str().unwrap();
+    tinygpt_ok(&["export", "--run", run, "--format", format, "--out", out]);
+}
+
+#[test]
+fn transformers_loads_the_hf_export_and_computes_what_tinygpt_does() {
+    let Some(python) = python_with(&["torch", "transformers"]) else {
+        return;
+    };
+    let scratch = Scratch::new("interop-hf-export");
+    let text = em_dash_corpus();
+    for name in ["char", "bpe"] {
+        let run = trained(&scratch, name);
+        let folder = scratch.str(&format!("{name}-hf"));
+        export(&run, "hf", &folder);
+        let tokenizer = tokenizer(&run);
+        let block_size = 16;
+        // Three slices of the corpus, each as many characters as fit the context.
+        let texts: Vec<String> = [1000, 250_000, 1_000_000]
+            .iter()
+            .map(|&at| {
+                let slice: String = text.chars().skip(at).take(4 * block_size).collect();
+                let ids = tokenizer.encode(&slice).unwrap();
+                tokenizer.decode(&ids[..block_size]).unwrap()
+            })
+            .collect();
+        let ids: Vec<Vec<u32>> = texts.iter().map(|t| tokenizer.encode(t).unwrap()).collect();
+        assert!(ids.iter().all(|i| i.len() == block_size));
+        let prompt = "ROMEO:";
+        let max_new = block_size - tokenizer.encode(prompt).unwrap().len();
+        let sampled = tinygpt_ok(&[
+            "sample",
+            "--run",
+            run.to_str().unwrap(),
+            "--prompt",
+            prompt,
+            "--temperature",
+            "0",
+            "--max-new-tokens",
+            &max_new.to_string(),
+        ]);
+        let case = serde_json::json!({
+            "texts": texts,
+            "ids": ids,
+            "logits": logits(&run, &ids),
+            "prompt": prompt,
+            "max_new_tokens": max_new,
+        });
+        let case_path = scratch.path(&format!("{name}-case.json"));
+        std::fs::write(&case_path, case.to_string()).unwrap();
+        let report = oracle(&python, &["check-hf", &folder, case_path.to_str().unwrap()]);
+        eprintln!("{name}: max |Δlogit| {}", report["max_logit_diff"]);
+        assert_eq!(report["class"], "GPT2LMHeadModel", "{report}");
+        for list in ["missing", "unexpected", "mismatched"] {
+            assert_eq!(
+                report[list],
+                serde_json::json!([]),
+                "{name} {list}: {report}"
+            );
+        }
+        assert!(
+            report["max_logit_diff"].as_f64().unwrap() < 1e-4,
+            "{name}: {report}"
+        );
+        assert_eq!(report["ids"], serde_json::json!(ids), "{name}");
+        assert_eq!(report["decoded"], serde_json::json!(texts), "{name}");
+        let ours = stdout(&sampled);
+        let ours = ours.strip_suffix('\n').unwrap_or(&ours);
+        assert_eq!(
+            report["greedy"], ours,
+            "{name}: generate() vs tinygpt sample"
+        );
+    }
+}
+
+#[test]
+fn a_gpt2_saved_by_transformers_imports_computes_the_same_logits_and_exports_byte_identically() {
+    let Some(python) = python_with(&["torch", "transformers", "tokenizers"]) else {
+        return;
+    };
+    let scratch = Scratch::new("interop-hf-import");
+    for (name, activation, tie) in [
+        ("erf-tied", "gelu", true),
+        ("tanh-untied", "gelu_new", false),
+    ] {
+        let folder = scratch.str(&format!("{name}-hf"));
+        let spec = serde_json::json!({
+            "corpus": workspace_root().join("data/shakespeare.txt"),
+            "vocab_size": 320,
+            "block_size": 24,
+            "n_layer": 2,
+            "n_head": 4,
+            "n_embd": 32,
+            "activation": activation,
+            "layer_norm_eps": 1e-3,
+            "tie": tie,
+            "seed": 5,
+        });
+        let spec_path = scratch.path(&format!("{name}-spec.json"));
+        std::fs::write(&spec_path, spec.to_string()).unwrap();
+        oracle(&python, &["make-hf", &folder, spec_path.to_str().unwrap()]);
+
+        let run = scratch.path(&format!("{name}-run"));
+        tinygpt_ok(&["import", "--hf", &folder, "--out", run.to_str().unwrap()]);
+        let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
+        let gelu = if tie {
+            "activation = \"gelu\""
+        } else {
+            "activation = \"gelu_tanh\""
+        };
+        assert!(config.contains(gelu), "{config}");
+        assert!(config.contains("layer_norm_eps = 0.001"), "{config}");
+        assert!(
+            config.contains(&format!("tie_embeddings = {tie}")),
+            "{config}"
+        );
+
+        let expected: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(format!("{folder}/expected.json")).unwrap(),
+        )
+        .unwrap();
+        let ids: Vec<Vec<u32>> = serde_json::from_value(expected["ids"].clone()).unwrap();
+        let theirs: Vec<Vec<Vec<f32>>> =
+            serde_json::from_value(expected["logits"].clone()).unwrap();
+        let ours = logits(&run, &ids);
+        let diff = ours
+            .iter()
+            .flatten()
+            .flatten()
+            .zip(theirs.iter().flatten().flatten())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        eprintln!("{name}: max |Δlogit| {diff}");
+        assert!(diff < 1e-4, "{name}: {diff}");
+        assert_eq!(
+            ours.iter().flatten().count(),
+            theirs.iter().flatten().count()
+        );
+        // The tokenizer came along: the same ids for the same text.
+        let text = corpus()[..300].to_string();
+        let hf_tokenizer =
+            tinygpt_data::Tokenizer::load(Path::new(&format!("{folder}/tokenizer.json"))).unwrap();
+        assert_eq!(
+            tokenizer(&run).encode(&text).unwrap(),
+            hf_tokenizer.encode(&text).unwrap()
+        );
+
+        let back = scratch.str(&format!("{name}-back"));
+        export(&run, "hf", &back);
+        let original = std::fs::read(format!("{folder}/model.safetensors")).unwrap();
+        let round_trip = std::fs::read(format!("{back}/model.safetensors")).unwrap();
+        assert!(
+            original == round_trip,
+            "{name}: HF → tinygpt → HF changed model.safetensors"
+        );
+        // And the imported run is a run: it samples.
+        tinygpt_ok(&[
+            "sample",
+            "--run",
+            run.to_str().unwrap(),
+            "--max-new-tokens",
+            "8",
+        ]);
+    }
+}
+
+#[test]
+fn llama_cpp_reads_the_gguf_export_tokenizes_like_tinygpt_and_agrees_on_logits() {
+    let Some(python) = python_with(&["gguf", "llama_cpp", "safetensors", "numpy"]) else {
+        return;
+    };
+    let scratch = Scratch::new("interop-gguf");
+    // From the val split (the corpus' last tenth), with em dashes in it.
+    let text: Vec<char> = em_dash_corpus().chars().collect();
+    let val: String = text[text.len() - 3000..text.len() - 1000].iter().collect();
+    assert!(val.contains('\u{2014}'));
+    let val = val.as_str();
+    for name in ["char", "bpe"] {
+        let run = trained(&scratch, name);
+        let (folder, file) = (
+            scratch.str(&format!("{name}-hf")),
+            scratch.str(&format!("{name}.gguf")),
+        );
+        export(&run, "hf", &folder);
+        export(&run, "gguf", &file);
+        let tokenizer = tokenizer(&run);
+        let ids = tokenizer.encode(val).unwrap();
+        let block_size = 16;
+        let windows: Vec<Vec<u32>> = ids
+            .chunks_exact(block_size)
+            .take(12)
+            .map(<[u32]>::to_vec)
+            .collect();
+        let case = serde_json::json!({
+            "text": val,
+            "windows": windows,
+            "logits": logits(&run, &windows),
+        });
+        let case_path = scratch.path(&format!("{name}-case.json"));
+        std::fs::write(&case_path, case.to_string()).unwrap();
+        let report = oracle(
+            &python,
+            &["check-gguf", &file, &folder, case_path.to_str().unwrap()],
+        );
+        eprintln!(
+            "{name}: max |Δlogit| {} over {} positions, argmax agreement {}",
+            report["max_logit_diff"], report["positions"], report["argmax_agreement"]
+        );
+        assert_eq!(
+            report["wrong_keys"],
+            serde_json::json!([]),
+            "{name}: {report}"
+        );
+        assert_eq!(
+            report["wrong_tensors"],
+            serde_json::json!([]),
+            "{name}: {report}"
+        );
+        assert_eq!(
+            report["ids"],
+            serde_json::json!(ids),
+            "{name}: llama.cpp's tokens"
+        );
+        // llama.cpp computes GELU as tanh's approximation through an fp16 table (about 1e-3
+        // relative); the char model was even trained with the exact erf GELU.
+        assert!(
+            report["max_logit_diff"].as_f64().unwrap() < 2e-2,
+            "{name}: {report}"
+        );
+        assert!(
+            report["argmax_agreement"].as_f64().unwrap() >= 0.99,
+            "{name}: {report}"
+        );
+    }
+}

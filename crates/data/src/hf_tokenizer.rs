@@ -1,0 +1,114 @@
+//! Any tinygpt tokenizer as a standard Hugging Face `tokenizer.json`, for exports that
+//! `transformers.AutoTokenizer` (through `PreTrainedTokenizerFast`) and Python's `tokenizers`
+//! load as they are.
+//!
+//! A byte-level BPE already is one. A character vocabulary becomes a `WordLevel` model whose
+//! words are single characters: a `Split` pre-tokenizer isolates every character (the pattern
+//! `[\s\S]` matches any one, newlines included, in both the Rust and the Oniguruma regex
+//! engines), each is looked up in the vocabulary with tinygpt's ids, and a `Fuse` decoder joins
+//! the pieces back without spaces. A character outside the vocabulary is refused there, as it
+//! is here (the unknown token is not in the vocabulary).
+
+use tokenizers::SplitDelimiterBehavior;
+use tokenizers::decoders::fuse::Fuse;
+use tokenizers::models::wordlevel::WordLevel;
+use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
+
+use crate::DataError;
+use crate::tokenizer::{CharTokenizer, END_OF_TEXT, Tokenizer};
+
+/// Matches any single character.
+const ONE_CHARACTER: &str = r"[\s\S]";
+
+/// The unknown token a `WordLevel` model must name; deliberately not in the vocabulary.
+const UNKNOWN: &str = "<unk>";
+
+impl Tokenizer {
+    /// This tokenizer as a Hugging Face one that gives the same ids and decodes them the same.
+    pub fn to_hf(&self) -> Result<tokenizers::Tokenizer, DataError> {
+        match self {
+            Tokenizer::Hf(t) => Ok((**t).clone()),
+            Tokenizer::Char(t) => char_as_word_level(t),
+        }
+    }
+
+    /// The id of `<|endoftext|>`, when the vocabulary has it (a character vocabulary does not).
+    pub fn end_of_text(&self) -> Option<u32> {
+        match self {
+            Tokenizer::Hf(t) => t.token_to_id(END_OF_TEXT),
+            Tokenizer::Char(_) => None,
+        }
+    }
+
+    /// Every token's text, in id order: characters, or a BPE's byte-level strings.
+    pub fn tokens(&self) -> Vec<String> {
+        match self {
+            Tokenizer::Char(t) => t.vocab().iter().map(|c| c.to_string()).collect(),
+            Tokenizer::Hf(t) => (0..t.get_vocab_size(true) as u32)
+                .map(|id| t.id_to_token(id).unwrap_or_default())
+                .collect(),
+        }
+    }
+}
+
+fn char_as_word_level(t: &CharTokenizer) -> Result<tokenizers::Tokenizer, DataError> {
+    let fail = |e: tokenizers::Error| DataError::Tokenizer(e.to_string());
+    let vocab = t
+        .vocab()
+        .iter()
+        .enumerate()
+        .map(|(id, c)| (c.to_string(), id as u32))
+        .collect();
+    let model = WordLevel::builder()
+        .vocab(vocab)
+        .unk_token(UNKNOWN.into())
+        .build()
+        .map_err(fail)?;
+    let split = Split::new(
+        SplitPattern::Regex(ONE_CHARACTER.into()),
+        SplitDelimiterBehavior::Isolated,
+        false,
+    )
+    .map_err(fail)?;
+    let mut hf = tokenizers::Tokenizer::new(model);
+    hf.with_pre_tokenizer(Some(split));
+    hf.with_decoder(Some(Fuse::new()));
+    Ok(hf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = "To be, or not to be:\n\tthat is the question. Æsop's café — ✓ \r\n";
+
+    #[test]
+    fn a_char_vocabulary_as_word_level_gives_the_same_ids_and_text() {
+        let ours = Tokenizer::Char(CharTokenizer::from_corpus(TEXT));
+        let theirs = ours.to_hf().unwrap();
+        let ids = ours.encode(TEXT).unwrap();
+        assert_eq!(theirs.encode(TEXT, false).unwrap().get_ids(), &ids[..]);
+        assert_eq!(theirs.decode(&ids, false).unwrap(), TEXT);
+        assert_eq!(theirs.get_vocab_size(true), ours.vocab_size());
+        // Through its JSON, as a file would carry it.
+        let json = theirs.to_string(false).unwrap();
+        let reloaded: tokenizers::Tokenizer = json.parse().unwrap();
+        assert_eq!(reloaded.encode(TEXT, false).unwrap().get_ids(), &ids[..]);
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(value["model"]["type"], "WordLevel");
+        assert_eq!(value["decoder"]["type"], "Fuse");
+    }
+
+    #[test]
+    fn an_unknown_character_is_refused_there_too() {
+        let ours = Tokenizer::Char(CharTokenizer::from_corpus("abc"));
+        assert!(ours.to_hf().unwrap().encode("abz", false).is_err());
+    }
+
+    #[test]
+    fn tokens_and_end_of_text() {
+        let ours = Tokenizer::Char(CharTokenizer::from_corpus("ba\n"));
+        assert_eq!(ours.tokens(), ["\n", "a", "b"]);
+        assert_eq!(ours.end_of_text(), None);
+    }
+}

@@ -1,0 +1,446 @@
+//! GPT-2's tensor names and layouts (Hugging Face `GPT2LMHeadModel`, OpenAI's checkpoints) ↔
+//! tinygpt's.
+//!
+//! The architectures are the same; only the bookkeeping differs:
+//! - GPT-2's `Conv1D` stores `[d_in, d_out]`, as tinygpt's linear maps do, so those weights
+//!   move unchanged; `lm_head` is a PyTorch `nn.Linear` (`[d_out, d_in]`): transposed.
+//! - `attn.c_attn` holds the query, key and value maps side by side (`[C, 3C]`, bias `[3C]`);
+//!   tinygpt keeps three maps.
+//! - GPT-2 always has biases: a model trained without them exports zeros (the same function).
+//! - LayerNorm's scale and shift are `weight`/`bias` there, `gamma`/`beta` here.
+
+use std::collections::HashMap;
+
+use crate::config::GptConfig;
+use crate::weights::{NamedTensor, WeightsError};
+
+/// The prefix `GPT2LMHeadModel` puts before the transformer's tensors (`GPT2Model`, and OpenAI's
+/// original checkpoints on the Hub, have none).
+const PREFIX: &str = "transformer.";
+
+/// tinygpt's tensors (as [`crate::weights::module_tensors`] lists them) under GPT-2's names
+/// and layouts, sorted by name, as `GPT2LMHeadModel.save_pretrained` writes them.
+pub fn to_gpt2(
+    tensors: Vec<NamedTensor>,
+    config: &GptConfig,
+) -> Result<Vec<NamedTensor>, WeightsError> {
+    let mut ours = Tensors::new(tensors);
+    let c = config.n_embd;
+    let mut out = vec![
+        ours.take("token_embedding.weight")?
+            .renamed("transformer.wte.weight"),
+        ours.take("position_embedding.weight")?
+            .renamed("transformer.wpe.weight"),
+    ];
+    let mut norm = |ours: &mut Tensors, from: &str, to: &str| -> Result<(), WeightsError> {
+        let scale = ours.take(&format!("{from}.gamma"))?;
+        let shift = ours.take_or_zeros(&format!("{from}.beta"), &[c]);
+        out.push(scale.renamed(&format!("{to}.weight")));
+        out.push(shift.renamed(&format!("{to}.bias")));
+        Ok(())
+    };
+    for i in 0..config.n_layer {
+        let (ours_at, theirs_at) = (format!("blocks.{i}"), format!("transformer.h.{i}"));
+        norm(
+            &mut ours,
+            &format!("{ours_at}.ln_1"),
+            &format!("{theirs_at}.ln_1"),
+        )?;
+        norm(
+            &mut ours,
+            &format!("{ours_at}.ln_2"),
+            &format!("{theirs_at}.ln_2"),
+        )?;
+    }
+    norm(&mut ours, "ln_f", "transformer.ln_f")?;
+    for i in 0..config.n_layer {
+        let (ours_at, theirs_at) = (format!("blocks.{i}"), format!("transformer.h.{i}"));
+        let [query, key, value] =
+            ["query", "key", "value"].map(|m| ours.take_linear(&format!("{ours_at}.attn.{m}"), c));
+        let (query, key, value) = (query?, key?, value?);
+        out.push(side_by_side(
+            [&query.0, &key.0, &value.0],
+            &format!("{theirs_at}.attn.c_attn.weight"),
+        ));
+        out.push(side_by_side(
+            [&query.1, &key.1, &value.1],
+            &format!("{theirs_at}.attn.c_attn.bias"),
+        ));
+        for (from, to) in [
+            ("attn.output", "attn.c_proj"),
+            ("mlp.up", "mlp.c_fc"),
+            ("mlp.down", "mlp.c_proj"),
+        ] {
+            let d_out = ours.width(&format!("{ours_at}.{from}.weight"))?;
+            let (weight, bias) = ours.take_linear(&format!("{ours_at}.{from}"), d_out)?;
+            out.push(weight.renamed(&format!("{theirs_at}.{to}.weight")));
+            out.push(bias.renamed(&format!("{theirs_at}.{to}.bias")));
+        }
+    }
+    if !config.tie_embeddings {
+        out.push(transpose(&ours.take("unembedding.weight")?).renamed("lm_head.weight"));
+    }
+    ours.finish()?;
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// GPT-2's tensors (with or without the `transformer.` prefix) under tinygpt's names and
+/// layouts, for a model of `config` (which must have `bias = true`: GPT-2 always has biases).
+/// The causal-mask buffers old checkpoints carry (`attn.bias`, `attn.masked_bias`) are dropped;
+/// any other tensor left over is an error, as is a missing one.
+pub fn from_gpt2(
+    tensors: Vec<NamedTensor>,
+    config: &GptConfig,
+) -> Result<Vec<NamedTensor>, WeightsError> {
+    let mut theirs = Tensors::new(tensors.into_iter().filter_map(|t| {
+        let name = t.name.strip_prefix(PREFIX).unwrap_or(&t.name).to_string();
+        let mask_buffer = name.ends_with(".attn.bias") || name.ends_with(".attn.masked_bias");
+        (!mask_buffer).then(|| t.renamed(&name))
+    }));
+    let c = config.n_embd;
+    let mut out = vec![
+        theirs.take("wte.weight")?.renamed("token_embedding.weight"),
+        theirs
+            .take("wpe.weight")?
+            .renamed("position_embedding.weight"),
+    ];
+    let mut norm = |theirs: &mut Tensors, from: &str, to: &str| -> Result<(), WeightsError> {
+        out.push(
+            theirs
+                .take(&format!("{from}.weight"))?
+                .renamed(&format!("{to}.gamma")),
+        );
+        out.push(
+            theirs
+                .take(&format!("{from}.bias"))?
+                .renamed(&format!("{to}.beta")),
+        );
+        Ok(())
+    };
+    for i in 0..config.n_layer {
+        norm(
+            &mut theirs,
+            &format!("h.{i}.ln_1"),
+            &format!("blocks.{i}.ln_1"),
+        )?;
+        norm(
+            &mut theirs,
+            &format!("h.{i}.ln_2"),
+            &format!("blocks.{i}.ln_2"),
+        )?;
+    }
+    norm(&mut theirs, "ln_f", "ln_f")?;
+    for i in 0..config.n_layer {
+        let (theirs_at, ours_at) = (format!("h.{i}"), format!("blocks.{i}"));
+        let weight = theirs.take_shaped(&format!("{theirs_at}.attn.c_attn.weight"), &[c, 3 * c])?;
+        let bias = theirs.take_shaped(&format!("{theirs_at}.attn.c_attn.bias"), &[3 * c])?;
+        let weights = split_side_by_side(&weight, 3);
+        let biases = split_side_by_side(&bias, 3);
+        for ((map, w), b) in ["query", "key", "value"].iter().zip(weights).zip(biases) {
+            out.push(w.renamed(&format!("{ours_at}.attn.{map}.weight")));
+            out.push(b.renamed(&format!("{ours_at}.attn.{map}.bias")));
+        }
+        for (from, to) in [
+            ("attn.c_proj", "attn.output"),
+            ("mlp.c_fc", "mlp.up"),
+            ("mlp.c_proj", "mlp.down"),
+        ] {
+            for part in ["weight", "bias"] {
+                let t = theirs.take(&format!("{theirs_at}.{from}.{part}"))?;
+                out.push(t.renamed(&format!("{ours_at}.{to}.{part}")));
+            }
+        }
+    }
+    match (
+        config.tie_embeddings,
+        theirs.tensors.remove("lm_head.weight"),
+    ) {
+        (false, Some(head)) => out.push(transpose(&head).renamed("unembedding.weight")),
+        (false, None) => {
+            return Err(WeightsError::Missing {
+                name: "lm_head.weight".into(),
+            });
+        }
+        // A tied model may still carry its head: it must then be the embedding itself.
+        (true, Some(head)) => {
+            let embedding = &out[0];
+            if head.shape != embedding.shape || head.values != embedding.values {
+                return Err(WeightsError::Unexpected {
+                    name: "lm_head.weight (differs from wte.weight, yet the config ties them)"
+                        .into(),
+                });
+            }
+        }
+        (true, None) => {}
+    }
+    theirs.finish()?;
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// Tensors by name, taken out one by one; whatever is left at the end was not expected.
+struct Tensors {
+    tensors: HashMap<String, NamedTensor>,
+}
+
+impl Tensors {
+    fn new(tensors: impl IntoIterator<Item = NamedTensor>) -> Self {
+        Self {
+            tensors: tensors.into_iter().map(|t| (t.name.clone(), t)).collect(),
+        }
+    }
+
+    fn take(&mut self, name: &str) -> Result<NamedTensor, WeightsError> {
+        self.tensors
+            .remove(name)
+            .ok_or_else(|| WeightsError::Missing { name: name.into() })
+    }
+
+    fn take_shaped(&mut self, name: &str, shape: &[usize]) -> Result<NamedTensor, WeightsError> {
+        let t = self.take(name)?;
+        if t.shape != shape {
+            return Err(WeightsError::Shape {
+                name: name.into(),
+                found: t.shape,
+                expected: shape.to_vec(),
+            });
+        }
+        Ok(t)
+    }
+
+    fn take_or_zeros(&mut self, name: &str, shape: &[usize]) -> NamedTensor {
+        self.tensors.remove(name).unwrap_or_else(|| NamedTensor {
+            name: name.into(),
+            shape: shape.to_vec(),
+            values: vec![0.0; shape.iter().product()],
+        })
+    }
+
+    /// A linear map's weight `[d_in, d_out]` and its bias (zeros when it has none).
+    fn take_linear(
+        &mut self,
+        at: &str,
+        d_out: usize,
+    ) -> Result<(NamedTensor, NamedTensor), WeightsError> {
+        let weight = self.take(&format!("{at}.weight"))?;
+        let bias = self.take_or_zeros(&format!("{at}.bias"), &[d_out]);
+        Ok((weight, bias))
+    }
+
+    /// The output width of the matrix `name`.
+    fn width(&self, name: &str) -> Result<usize, WeightsError> {
+        self.tensors
+            .get(name)
+            .and_then(|t| t.shape.last().copied())
+            .ok_or_else(|| WeightsError::Missing { name: name.into() })
+    }
+
+    fn finish(self) -> Result<(), WeightsError> {
+        let mut left: Vec<String> = self.tensors.into_keys().collect();
+        left.sort();
+        match left.into_iter().next() {
+            Some(name) => Err(WeightsError::Unexpected { name }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl NamedTensor {
+    fn renamed(self, name: &str) -> Self {
+        Self {
+            name: name.into(),
+            ..self
+        }
+    }
+}
+
+/// Matrices (or vectors) with equal leading dimensions joined along their last dimension.
+fn side_by_side(parts: [&NamedTensor; 3], name: &str) -> NamedTensor {
+    let width = |t: &NamedTensor| *t.shape.last().expect("a tensor has a dimension");
+    let rows = parts[0].values.len() / width(parts[0]);
+    let mut values = Vec::with_capacity(parts.iter().map(|t| t.values.len()).sum());
+    for r in 0..rows {
+        for part in parts {
+            let w = width(part);
+            values.extend_from_slice(&part.values[r * w..(r + 1) * w]);
+        }
+    }
+    let mut shape = parts[0].shape.clone();
+    *shape.last_mut().expect("a tensor has a dimension") = parts.iter().map(|t| width(t)).sum();
+    NamedTensor {
+        name: name.into(),
+        shape,
+        values,
+    }
+}
+
+/// The inverse of [`side_by_side`] for `n` equal parts.
+fn split_side_by_side(t: &NamedTensor, n: usize) -> Vec<NamedTensor> {
+    let total = *t.shape.last().expect("a tensor has a dimension");
+    let w = total / n;
+    (0..n)
+        .map(|k| {
+            let values = t
+                .values
+                .chunks_exact(total)
+                .flat_map(|row| &row[k * w..(k + 1) * w])
+                .copied()
+                .collect();
+            let mut shape = t.shape.clone();
+            *shape.last_mut().expect("a tensor has a dimension") = w;
+            NamedTensor {
+                name: t.name.clone(),
+                shape,
+                values,
+            }
+        })
+        .collect()
+}
+
+/// A matrix's transpose.
+fn transpose(t: &NamedTensor) -> NamedTensor {
+    let (rows, cols) = (t.shape[0], t.shape[1]);
+    let mut values = vec![0.0; t.values.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            values[c * rows + r] = t.values[r * cols + c];
+        }
+    }
+    NamedTensor {
+        name: t.name.clone(),
+        shape: vec![cols, rows],
+        values,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Gpt;
+    use crate::weights::module_tensors;
+    use burn::tensor::Device;
+
+    fn config(bias: bool, tie_embeddings: bool) -> GptConfig {
+        GptConfig {
+            vocab_size: 11,
+            block_size: 8,
+            n_layer: 2,
+            n_head: 2,
+            n_embd: 8,
+            dropout: 0.0,
+            bias,
+            tie_embeddings,
+            activation: Default::default(),
+            layer_norm_eps: 1e-5,
+        }
+    }
+
+    fn tensors(config: &GptConfig) -> Vec<NamedTensor> {
+        module_tensors(&Gpt::new(config, 7, &Device::flex()).expect("valid config"))
+    }
+
+    fn find<'a>(tensors: &'a [NamedTensor], name: &str) -> &'a NamedTensor {
+        tensors.iter().find(|t| t.name == name).expect(name)
+    }
+
+    #[test]
+    fn gpt2_names_round_trip_exactly() {
+        for tie in [true, false] {
+            let config = config(true, tie);
+            let ours = tensors(&config);
+            let theirs = to_gpt2(ours.clone(), &config).expect("export");
+            // 2 embeddings + 12 per block + 2 for ln_f (+ lm_head when untied).
+            assert_eq!(theirs.len(), 2 + 12 * 2 + 2 + usize::from(!tie));
+            let mut back = from_gpt2(theirs, &config).expect("import");
+            let mut ours = ours;
+            ours.sort_by(|a, b| a.name.cmp(&b.name));
+            back.sort_by(|a, b| a.name.cmp(&b.name));
+            assert_eq!(back, ours);
+        }
+    }
+
+    #[test]
+    fn c_attn_holds_query_key_value_side_by_side_and_lm_head_is_transposed() {
+        let config = config(true, false);
+        let ours = tensors(&config);
+        let theirs = to_gpt2(ours.clone(), &config).expect("export");
+        let c_attn = find(&theirs, "transformer.h.1.attn.c_attn.weight");
+        assert_eq!(c_attn.shape, vec![8, 24]);
+        let key = find(&ours, "blocks.1.attn.key.weight");
+        // Row 3, column 5 of the key map sits at column 8 + 5 of c_attn's row 3.
+        assert_eq!(c_attn.values[3 * 24 + 8 + 5], key.values[3 * 8 + 5]);
+        let value_bias = find(&ours, "blocks.1.attn.value.bias");
+        let c_attn_bias = find(&theirs, "transformer.h.1.attn.c_attn.bias");
+        assert_eq!(&c_attn_bias.values[16..], &value_bias.values[..]);
+        let head = find(&theirs, "lm_head.weight");
+        let unembedding = find(&ours, "unembedding.weight");
+        assert_eq!(head.shape, vec![11, 8]);
+        assert_eq!(head.values[4 * 8 + 2], unembedding.values[2 * 11 + 4]);
+    }
+
+    #[test]
+    fn a_model_without_biases_exports_zero_biases() {
+        let config = config(false, true);
+        let theirs = to_gpt2(tensors(&config), &config).expect("export");
+        for name in [
+            "transformer.h.0.attn.c_attn.bias",
+            "transformer.h.1.mlp.c_proj.bias",
+            "transformer.ln_f.bias",
+        ] {
+            assert!(find(&theirs, name).values.iter().all(|&v| v == 0.0));
+        }
+    }
+
+    #[test]
+    fn unprefixed_names_and_mask_buffers_are_accepted() {
+        let config = config(true, true);
+        let mut theirs = to_gpt2(tensors(&config), &config).expect("export");
+        for t in &mut theirs {
+            t.name = t.name.trim_start_matches(PREFIX).to_string();
+        }
+        theirs.push(NamedTensor {
+            name: "h.0.attn.bias".into(),
+            shape: vec![1, 1, 8, 8],
+            values: vec![1.0; 64],
+        });
+        assert!(from_gpt2(theirs, &config).is_ok());
+    }
+
+    #[test]
+    fn missing_extra_and_misshapen_tensors_are_named() {
+        let config = config(true, true);
+        let theirs = to_gpt2(tensors(&config), &config).expect("export");
+        let without: Vec<_> = theirs
+            .iter()
+            .filter(|t| t.name != "transformer.h.1.mlp.c_fc.bias")
+            .cloned()
+            .collect();
+        assert_eq!(
+            from_gpt2(without, &config),
+            Err(WeightsError::Missing {
+                name: "h.1.mlp.c_fc.bias".into()
+            })
+        );
+        let mut extra = theirs.clone();
+        extra.push(NamedTensor {
+            name: "transformer.h.0.crossattention.c_attn.weight".into(),
+            shape: vec![1],
+            values: vec![0.0],
+        });
+        assert!(matches!(
+            from_gpt2(extra, &config),
+            Err(WeightsError::Unexpected { name }) if name == "h.0.crossattention.c_attn.weight"
+        ));
+        let mut untied_head = theirs;
+        untied_head.push(NamedTensor {
+            name: "lm_head.weight".into(),
+            shape: vec![11, 8],
+            values: vec![0.5; 88],
+        });
+        assert!(matches!(
+            from_gpt2(untied_head, &config),
+            Err(WeightsError::Unexpected { .. })
+        ));
+    }
+}
