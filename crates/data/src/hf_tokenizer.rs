@@ -51,6 +51,48 @@ impl Tokenizer {
     }
 }
 
+impl Tokenizer {
+    /// A Hugging Face tokenizer that is exactly a character vocabulary in the form
+    /// [`Tokenizer::to_hf`] writes (as tinygpt's Hugging Face exports carry it) becomes a char
+    /// tokenizer again; anything else is returned as it is.
+    pub fn into_char_when_possible(self) -> Self {
+        let Tokenizer::Hf(hf) = &self else {
+            return self;
+        };
+        let Ok(json) = hf.to_string(false) else {
+            return self;
+        };
+        let Ok(json) = serde_json::from_str::<serde_json::Value>(&json) else {
+            return self;
+        };
+        let shape_matches = json["model"]["type"] == "WordLevel"
+            && json["pre_tokenizer"]["type"] == "Split"
+            && json["pre_tokenizer"]["pattern"]["Regex"] == ONE_CHARACTER
+            && json["pre_tokenizer"]["behavior"] == "Isolated"
+            && json["pre_tokenizer"]["invert"] == false
+            && json["decoder"]["type"] == "Fuse"
+            && json["normalizer"].is_null()
+            && json["post_processor"].is_null()
+            && json["added_tokens"].as_array().is_some_and(Vec::is_empty);
+        let size = hf.get_vocab_size(true) as u32;
+        let chars: Option<Vec<char>> = (0..size)
+            .map(|id| {
+                let token = hf.id_to_token(id)?;
+                let mut chars = token.chars();
+                let c = chars.next()?;
+                chars.next().is_none().then_some(c)
+            })
+            .collect();
+        match chars
+            .filter(|_| shape_matches)
+            .map(CharTokenizer::from_vocab)
+        {
+            Some(Ok(t)) => Tokenizer::Char(t),
+            _ => self,
+        }
+    }
+}
+
 fn char_as_word_level(t: &CharTokenizer) -> Result<tokenizers::Tokenizer, DataError> {
     let fail = |e: tokenizers::Error| DataError::Tokenizer(e.to_string());
     let vocab = t
@@ -97,6 +139,19 @@ mod tests {
         let value: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(value["model"]["type"], "WordLevel");
         assert_eq!(value["decoder"]["type"], "Fuse");
+    }
+
+    #[test]
+    fn the_word_level_form_turns_back_into_the_char_tokenizer() {
+        let ours = Tokenizer::Char(CharTokenizer::from_corpus(TEXT));
+        let back = Tokenizer::Hf(Box::new(ours.to_hf().unwrap())).into_char_when_possible();
+        assert!(matches!(&back, Tokenizer::Char(t) if t == match &ours {
+            Tokenizer::Char(c) => c,
+            Tokenizer::Hf(_) => unreachable!(),
+        }));
+        // A BPE stays what it is.
+        let bpe = crate::bpe::train_bpe(&TEXT.repeat(30), 260).unwrap();
+        assert!(matches!(bpe.into_char_when_possible(), Tokenizer::Hf(_)));
     }
 
     #[test]

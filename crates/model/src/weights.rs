@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData, bf16, f16};
 use safetensors::tensor::{Dtype, TensorView};
 
 /// A float tensor on the host, with its name.
@@ -21,7 +21,7 @@ pub struct NamedTensor {
 pub enum WeightsError {
     #[error("not a valid safetensors file ({0})")]
     Format(String),
-    #[error("tensor {name} is {found}, only f32 is supported")]
+    #[error("tensor {name} is {found}: tinygpt reads f32, f16 and bf16 weights")]
     Dtype { name: String, found: String },
     #[error("tensor {name} missing")]
     Missing { name: String },
@@ -64,17 +64,30 @@ pub fn from_safetensors(
         .map_err(|e| WeightsError::Format(e.to_string()))?;
     let mut tensors = Vec::new();
     for (name, view) in file.tensors() {
-        if view.dtype() != Dtype::F32 {
-            return Err(WeightsError::Dtype {
-                name,
-                found: format!("{:?}", view.dtype()),
-            });
-        }
-        let values = view
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
+        // Half precision widens to f32 exactly (checkpoints on model hubs are often f16/bf16).
+        let values = match view.dtype() {
+            Dtype::F32 => view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+            Dtype::F16 => view
+                .data()
+                .chunks_exact(2)
+                .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            Dtype::BF16 => view
+                .data()
+                .chunks_exact(2)
+                .map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            other => {
+                return Err(WeightsError::Dtype {
+                    name,
+                    found: format!("{other:?}"),
+                });
+            }
+        };
         tensors.push(NamedTensor {
             name,
             shape: view.shape().to_vec(),
@@ -175,4 +188,42 @@ pub fn load_module_tensors<M: Module>(
         return Err(WeightsError::Unexpected { name });
     }
     Ok(module)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A one-tensor safetensors file of `dtype` with the little-endian `bytes`.
+    fn file(dtype: Dtype, shape: Vec<usize>, bytes: &[u8]) -> Vec<u8> {
+        let view = TensorView::new(dtype, shape, bytes).unwrap();
+        safetensors::serialize([("w", view)], None).unwrap()
+    }
+
+    #[test]
+    fn half_precision_widens_exactly_and_other_dtypes_are_named() {
+        let values = [1.5f32, -0.099975586, 65504.0, 6.1035156e-5];
+        let halves: Vec<u8> = values
+            .iter()
+            .flat_map(|&v| f16::from_f32(v).to_le_bytes())
+            .collect();
+        let (tensors, _) = from_safetensors(&file(Dtype::F16, vec![4], &halves)).unwrap();
+        assert_eq!(tensors[0].values, values);
+
+        let brains: Vec<u8> = [1.5f32, -3.0e38, 0.0078125]
+            .iter()
+            .flat_map(|&v| bf16::from_f32(v).to_le_bytes())
+            .collect();
+        let (tensors, _) = from_safetensors(&file(Dtype::BF16, vec![3], &brains)).unwrap();
+        assert_eq!(
+            tensors[0].values,
+            [1.5, bf16::from_f32(-3.0e38).to_f32(), 0.0078125]
+        );
+
+        let err = from_safetensors(&file(Dtype::I64, vec![1], &[0; 8])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "tensor w is I64: tinygpt reads f32, f16 and bf16 weights"
+        );
+    }
 }

@@ -100,7 +100,11 @@ impl RunConfig {
         Self::from_table(table, Path::new("the run's config"), overrides)
     }
 
-    fn from_table(mut table: toml::Table, path: &Path, overrides: &[String]) -> Result<Self> {
+    pub(crate) fn from_table(
+        mut table: toml::Table,
+        path: &Path,
+        overrides: &[String],
+    ) -> Result<Self> {
         for assignment in overrides {
             apply_override(&mut table, assignment)?;
         }

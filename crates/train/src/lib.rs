@@ -11,6 +11,7 @@
 //! - [`run`]: the run directory: marker, lock, checkpoints, metrics, weights, manifests.
 //! - [`model_config`]: the `[model]` section alone, for `params` and `bench`.
 //! - [`footprint`]: the memory estimate that refuses impossible sizes up front.
+//! - [`init_from`]: fine-tuning's starting point (`train --init-from`).
 //! - [`interop`]: Hugging Face and GGUF model files, written and read.
 
 pub mod collective;
@@ -20,6 +21,7 @@ pub use tinygpt_kernels::cpu;
 pub mod device;
 pub mod eval;
 pub mod footprint;
+pub mod init_from;
 pub mod interop;
 pub mod model_config;
 pub mod optim;

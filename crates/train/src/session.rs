@@ -12,6 +12,7 @@ use tinygpt_model::Gpt;
 use crate::config::{RunConfig, check_resumable};
 use crate::device::open_device;
 use crate::footprint::Footprint;
+use crate::init_from::InitSource;
 use crate::run::checkpoint;
 use crate::run::files::write_atomic;
 use crate::run::hash::sha256_hex;
@@ -37,6 +38,9 @@ pub struct SessionOptions {
     pub force: bool,
     /// Continue the run in this directory.
     pub resume: Option<PathBuf>,
+    /// Start a new run from this model's weights and tokenizer (a run or a Hugging Face
+    /// folder): fine-tuning.
+    pub init_from: Option<PathBuf>,
     /// Which checkpoint to resume from: latest, best or step-N.
     pub checkpoint: String,
     /// Stop after this step with a checkpoint.
@@ -69,6 +73,8 @@ pub struct Session {
     pub start: Start,
     pub metrics: MetricsWriter,
     pub resumed_from: Option<PathBuf>,
+    /// The model a new run's weights came from (`--init-from`).
+    pub initialised_from: Option<PathBuf>,
     /// How the corpus became tokens, in one line for the user.
     pub encoded: String,
     /// The run `--overwrite` moved aside, until the new run's first checkpoint.
@@ -89,7 +95,15 @@ impl Session {
 /// A new run: build the tokenizer from the corpus and a freshly initialised model. Every
 /// check runs, and the model is built, before the run directory is touched.
 fn start(args: &SessionOptions, progress: &mut dyn FnMut(usize, usize)) -> Result<Session> {
-    let mut config = RunConfig::load(&args.config, &args.overrides)?;
+    let source = args
+        .init_from
+        .as_deref()
+        .map(InitSource::open)
+        .transpose()?;
+    let mut config = match &source {
+        Some(source) => source.run_config(&args.config, &args.overrides)?,
+        None => RunConfig::load(&args.config, &args.overrides)?,
+    };
     if let Some(device) = &args.device {
         config.train.device = device.clone();
     }
@@ -118,9 +132,15 @@ fn start(args: &SessionOptions, progress: &mut dyn FnMut(usize, usize)) -> Resul
     };
     let (device, device_label) = open_device(&config.train.device)?;
     let text = read_corpus(&config.data.corpus)?;
-    let tokenizer = match &written {
-        None => build_tokenizer(&config.data, &text)?,
-        Some(run) => Tokenizer::load(&run.tokenizer())?,
+    if let Some(source) = &source {
+        source.check_corpus(&text, &config.data.corpus)?;
+        // The tokenizer is the model's: the config records the run's copy of it.
+        config.data.tokenizer = out.join(crate::run::TOKENIZER).display().to_string();
+    }
+    let tokenizer = match (&written, &source) {
+        (Some(run), _) => Tokenizer::load(&run.tokenizer())?,
+        (None, Some(source)) => source.tokenizer.clone(),
+        (None, None) => build_tokenizer(&config.data, &text)?,
     };
     if config.model.vocab_size == 0 {
         config.model.vocab_size = tokenizer.vocab_size();
@@ -131,7 +151,12 @@ fn start(args: &SessionOptions, progress: &mut dyn FnMut(usize, usize)) -> Resul
     let (splits, prompt, encoded) = prepare(&config, &tokenizer, &text, progress)?;
     // The same seed on every rank gives the same weights (the trainer checks they agree).
     device.seed(config.train.seed);
-    let model = Gpt::new(&config.model, config.train.seed, &device.clone().autodiff())?;
+    let model = match &source {
+        Some(source) => {
+            source.model(&config.model, config.train.seed, &device.clone().autodiff())?
+        }
+        None => Gpt::new(&config.model, config.train.seed, &device.clone().autodiff())?,
+    };
 
     let (run, replaced, metrics) = match written {
         None => {
@@ -159,6 +184,7 @@ fn start(args: &SessionOptions, progress: &mut dyn FnMut(usize, usize)) -> Resul
         prompt,
         metrics,
         resumed_from: None,
+        initialised_from: source.map(|s| s.path),
         encoded,
         replaced,
     })
@@ -271,6 +297,7 @@ fn resume(
         prompt,
         metrics,
         resumed_from: Some(checkpoint_dir),
+        initialised_from: None,
         encoded,
         replaced: None,
     })

@@ -56,6 +56,12 @@ pub struct TrainArgs {
     /// Stop after this step with a checkpoint, leaving the LR schedule as configured.
     #[arg(long, value_name = "STEP")]
     pub stop_at_step: Option<usize>,
+    /// Fine-tune: start from this model's weights and tokenizer (a tinygpt run, or a Hugging
+    /// Face GPT-2 folder), with a fresh optimizer and schedule. The config's [model] section
+    /// may be left out: the weights fix it (only model.dropout and a smaller block_size may
+    /// be chosen).
+    #[arg(long, value_name = "RUN_OR_HF_DIR", conflicts_with = "resume")]
+    pub init_from: Option<PathBuf>,
 }
 
 /// Trains; the exit code is 0 when the run finished or stopped at `--stop-at-step`, and
@@ -73,6 +79,7 @@ pub fn train(args: TrainArgs, job: &Job) -> Result<ExitCode> {
         overwrite: args.overwrite,
         force: args.force,
         resume: args.resume,
+        init_from: args.init_from,
         checkpoint: args.checkpoint,
         stop_at_step: args.stop_at_step,
         ranks: collective.ranks(),
@@ -206,6 +213,12 @@ fn announce(session: &Session, ranks: usize) {
             config.train.grad_accum,
             per_rank * ranks,
             HumanCount((per_rank * ranks * config.model.block_size) as u64)
+        );
+    }
+    if let Some(source) = &session.initialised_from {
+        eprintln!(
+            "fine-tuning: weights and tokenizer from {}, a fresh optimizer and schedule",
+            source.display()
         );
     }
     if let Some(dir) = &session.resumed_from {

@@ -310,7 +310,8 @@ fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
 fn read_tokenizer(dir: &Path) -> Result<Tokenizer> {
     let path = dir.join("tokenizer.json");
     if path.is_file() {
-        return Ok(Tokenizer::load(&path)?);
+        // A character vocabulary (as tinygpt exports one) comes back as tinygpt's own.
+        return Ok(Tokenizer::load(&path)?.into_char_when_possible());
     }
     let (vocab, merges) = (dir.join("vocab.json"), dir.join("merges.txt"));
     if vocab.is_file() && merges.is_file() {

@@ -59,6 +59,9 @@ struct Marker {
     created_by: String,
 }
 
+/// The run's tokenizer file.
+pub const TOKENIZER: &str = "tokenizer.json";
+
 pub struct RunDir {
     pub path: PathBuf,
     /// Held while this process may write the run.
@@ -195,7 +198,7 @@ impl RunDir {
     }
 
     pub fn tokenizer(&self) -> PathBuf {
-        self.path.join("tokenizer.json")
+        self.path.join(TOKENIZER)
     }
 
     pub fn metrics(&self) -> PathBuf {
