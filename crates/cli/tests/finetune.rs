@@ -161,7 +161,8 @@ fn hf_folder(scratch: &Scratch, name: &str, edit: impl Fn(&mut serde_json::Value
 #[test]
 fn import_refuses_in_one_line_what_tinygpt_cannot_compute() {
     let scratch = Scratch::new("import-errors");
-    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>, &str)> = vec![
+    type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: Vec<(&str, Edit, &str)> = vec![
         (
             "llama",
             Box::new(|c| c["model_type"] = "llama".into()),
