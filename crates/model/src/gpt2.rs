@@ -58,11 +58,11 @@ pub fn to_gpt2(
         let [query, key, value] =
             ["query", "key", "value"].map(|m| ours.take_linear(&format!("{ours_at}.attn.{m}"), c));
         let (query, key, value) = (query?, key?, value?);
-        out.push(side_by_side(
+        out.push(NamedTensor::side_by_side(
             [&query.0, &key.0, &value.0],
             &format!("{theirs_at}.attn.c_attn.weight"),
         ));
-        out.push(side_by_side(
+        out.push(NamedTensor::side_by_side(
             [&query.1, &key.1, &value.1],
             &format!("{theirs_at}.attn.c_attn.bias"),
         ));
@@ -78,7 +78,11 @@ pub fn to_gpt2(
         }
     }
     if !config.tie_embeddings {
-        out.push(transpose(&ours.take("unembedding.weight")?).renamed("lm_head.weight"));
+        out.push(
+            ours.take("unembedding.weight")?
+                .transposed()
+                .renamed("lm_head.weight"),
+        );
     }
     ours.finish()?;
     out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -135,8 +139,8 @@ pub fn from_gpt2(
         let (theirs_at, ours_at) = (format!("h.{i}"), format!("blocks.{i}"));
         let weight = theirs.take_shaped(&format!("{theirs_at}.attn.c_attn.weight"), &[c, 3 * c])?;
         let bias = theirs.take_shaped(&format!("{theirs_at}.attn.c_attn.bias"), &[3 * c])?;
-        let weights = split_side_by_side(&weight, 3);
-        let biases = split_side_by_side(&bias, 3);
+        let weights = weight.split_side_by_side(3);
+        let biases = bias.split_side_by_side(3);
         for ((map, w), b) in ["query", "key", "value"].iter().zip(weights).zip(biases) {
             out.push(w.renamed(&format!("{ours_at}.attn.{map}.weight")));
             out.push(b.renamed(&format!("{ours_at}.attn.{map}.bias")));
@@ -156,7 +160,7 @@ pub fn from_gpt2(
         config.tie_embeddings,
         theirs.tensors.remove("lm_head.weight"),
     ) {
-        (false, Some(head)) => out.push(transpose(&head).renamed("unembedding.weight")),
+        (false, Some(head)) => out.push(head.transposed().renamed("unembedding.weight")),
         (false, None) => {
             return Err(WeightsError::Missing {
                 name: "lm_head.weight".into(),
@@ -243,74 +247,6 @@ impl Tensors {
             Some(name) => Err(WeightsError::Unexpected { name }),
             None => Ok(()),
         }
-    }
-}
-
-impl NamedTensor {
-    fn renamed(self, name: &str) -> Self {
-        Self {
-            name: name.into(),
-            ..self
-        }
-    }
-}
-
-/// Matrices (or vectors) with equal leading dimensions joined along their last dimension.
-fn side_by_side(parts: [&NamedTensor; 3], name: &str) -> NamedTensor {
-    let width = |t: &NamedTensor| *t.shape.last().expect("a tensor has a dimension");
-    let rows = parts[0].values.len() / width(parts[0]);
-    let mut values = Vec::with_capacity(parts.iter().map(|t| t.values.len()).sum());
-    for r in 0..rows {
-        for part in parts {
-            let w = width(part);
-            values.extend_from_slice(&part.values[r * w..(r + 1) * w]);
-        }
-    }
-    let mut shape = parts[0].shape.clone();
-    *shape.last_mut().expect("a tensor has a dimension") = parts.iter().map(|t| width(t)).sum();
-    NamedTensor {
-        name: name.into(),
-        shape,
-        values,
-    }
-}
-
-/// The inverse of [`side_by_side`] for `n` equal parts.
-fn split_side_by_side(t: &NamedTensor, n: usize) -> Vec<NamedTensor> {
-    let total = *t.shape.last().expect("a tensor has a dimension");
-    let w = total / n;
-    (0..n)
-        .map(|k| {
-            let values = t
-                .values
-                .chunks_exact(total)
-                .flat_map(|row| &row[k * w..(k + 1) * w])
-                .copied()
-                .collect();
-            let mut shape = t.shape.clone();
-            *shape.last_mut().expect("a tensor has a dimension") = w;
-            NamedTensor {
-                name: t.name.clone(),
-                shape,
-                values,
-            }
-        })
-        .collect()
-}
-
-/// A matrix's transpose.
-fn transpose(t: &NamedTensor) -> NamedTensor {
-    let (rows, cols) = (t.shape[0], t.shape[1]);
-    let mut values = vec![0.0; t.values.len()];
-    for r in 0..rows {
-        for c in 0..cols {
-            values[c * rows + r] = t.values[r * cols + c];
-        }
-    }
-    NamedTensor {
-        name: t.name.clone(),
-        shape: vec![cols, rows],
-        values,
     }
 }
 

@@ -16,6 +16,75 @@ pub struct NamedTensor {
     pub values: Vec<f32>,
 }
 
+impl NamedTensor {
+    /// The same tensor under another name.
+    pub fn renamed(self, name: &str) -> Self {
+        Self {
+            name: name.into(),
+            ..self
+        }
+    }
+
+    /// A matrix's transpose.
+    pub fn transposed(&self) -> Self {
+        let (rows, cols) = (self.shape[0], self.shape[1]);
+        let mut values = vec![0.0; self.values.len()];
+        for (r, row) in self.values.chunks_exact(cols).enumerate() {
+            for (c, &v) in row.iter().enumerate() {
+                values[c * rows + r] = v;
+            }
+        }
+        Self {
+            name: self.name.clone(),
+            shape: vec![cols, rows],
+            values,
+        }
+    }
+
+    /// Tensors with equal leading dimensions joined along their last dimension.
+    pub fn side_by_side(parts: [&Self; 3], name: &str) -> Self {
+        let width = |t: &Self| *t.shape.last().expect("a tensor has a dimension");
+        let rows = parts[0].values.len() / width(parts[0]);
+        let mut values = Vec::with_capacity(parts.iter().map(|t| t.values.len()).sum());
+        for r in 0..rows {
+            for part in parts {
+                let w = width(part);
+                values.extend_from_slice(&part.values[r * w..(r + 1) * w]);
+            }
+        }
+        let mut shape = parts[0].shape.clone();
+        *shape.last_mut().expect("a tensor has a dimension") = parts.iter().map(|t| width(t)).sum();
+        Self {
+            name: name.into(),
+            shape,
+            values,
+        }
+    }
+
+    /// The inverse of [`Self::side_by_side`]: `n` equal parts of the last dimension.
+    pub fn split_side_by_side(&self, n: usize) -> Vec<Self> {
+        let total = *self.shape.last().expect("a tensor has a dimension");
+        let w = total / n;
+        (0..n)
+            .map(|k| {
+                let values = self
+                    .values
+                    .chunks_exact(total)
+                    .flat_map(|row| &row[k * w..(k + 1) * w])
+                    .copied()
+                    .collect();
+                let mut shape = self.shape.clone();
+                *shape.last_mut().expect("a tensor has a dimension") = w;
+                Self {
+                    name: self.name.clone(),
+                    shape,
+                    values,
+                }
+            })
+            .collect()
+    }
+}
+
 /// Why a weights file could not be read into a module.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum WeightsError {

@@ -1,8 +1,8 @@
 //! llama.cpp's GGUF (version 3), `gpt2` architecture, all tensors f32: the metadata, tensor
 //! names and layouts llama.cpp's own `convert_hf_to_gguf.py` writes for a GPT-2.
 //!
-//! Written by hand: the format is a header, typed key–value pairs and aligned raw tensors (the
-//! writer below is about a hundred lines), while the Rust GGUF crates are either part of a
+//! Written by hand: the format is a header, typed key–value pairs and aligned raw tensors (its
+//! writer, `gguf_file.rs`, is about a hundred lines), while the Rust GGUF crates are either part of a
 //! whole inference framework (candle-core) or young single-author crates that would still need
 //! every gpt2 key and layout spelled out here. The tests read the file back with ggml's own
 //! Python `gguf` package and run it in llama.cpp.
@@ -12,8 +12,7 @@ use tinygpt_data::Tokenizer;
 use tinygpt_model::gpt2::to_gpt2;
 use tinygpt_model::{GptConfig, NamedTensor};
 
-/// GGUF's data alignment when the file names none.
-const ALIGNMENT: usize = 32;
+use super::gguf_file::{Gguf, Value};
 
 /// The end-of-text token's text, which llama.cpp also recognises as end of generation.
 const END_OF_TEXT: &str = tinygpt_data::tokenizer::END_OF_TEXT;
@@ -77,7 +76,7 @@ pub fn gguf_bytes(
     for t in to_gpt2(tensors, config).context("the model's tensors")? {
         let name = t.name.strip_prefix("transformer.").unwrap_or(&t.name);
         let (gguf_name, transpose) = tensor_name(name)?;
-        let mut t = if transpose { transposed(&t) } else { t };
+        let mut t = if transpose { t.transposed() } else { t };
         if appended_end && matches!(gguf_name.as_str(), "token_embd.weight" | "output.weight") {
             t.values.extend(std::iter::repeat_n(0.0, config.n_embd));
             t.shape[0] += 1;
@@ -119,21 +118,6 @@ fn tensor_name(gpt2: &str) -> Result<(String, bool)> {
     };
     let transpose = param == "weight" && !module.ends_with("norm");
     Ok((format!("blk.{layer}.{module}.{param}"), transpose))
-}
-
-fn transposed(t: &NamedTensor) -> NamedTensor {
-    let (rows, cols) = (t.shape[0], t.shape[1]);
-    let mut values = vec![0.0; t.values.len()];
-    for (r, row) in t.values.chunks_exact(cols).enumerate() {
-        for (c, &v) in row.iter().enumerate() {
-            values[c * rows + r] = v;
-        }
-    }
-    NamedTensor {
-        name: t.name.clone(),
-        shape: vec![cols, rows],
-        values,
-    }
 }
 
 /// The vocabulary in llama.cpp's `gpt2` form: byte-level token strings, types and merges.
@@ -238,117 +222,6 @@ fn byte_char(b: u8) -> char {
     char::from_u32(256 + rank).expect("U+0100..U+0143 are characters")
 }
 
-/// A GGUF metadata value (the kinds this exporter writes).
-enum Value {
-    U32(u32),
-    F32(f32),
-    Bool(bool),
-    Str(String),
-    Strs(Vec<String>),
-    I32s(Vec<i32>),
-}
-
-/// GGUF's type tags.
-const TYPE_U32: u32 = 4;
-const TYPE_I32: u32 = 5;
-const TYPE_F32: u32 = 6;
-const TYPE_BOOL: u32 = 7;
-const TYPE_STRING: u32 = 8;
-const TYPE_ARRAY: u32 = 9;
-const GGML_F32: u32 = 0;
-
-#[derive(Default)]
-struct Gguf {
-    metadata: Vec<(String, Value)>,
-    /// Name, shape (outermost first, as numpy and safetensors give it), f32 values.
-    tensors: Vec<(String, Vec<usize>, Vec<f32>)>,
-}
-
-impl Gguf {
-    fn put(&mut self, key: &str, value: Value) {
-        self.metadata.push((key.into(), value));
-    }
-
-    fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        out.extend_from_slice(b"GGUF");
-        out.extend_from_slice(&3u32.to_le_bytes());
-        out.extend_from_slice(&(self.tensors.len() as u64).to_le_bytes());
-        out.extend_from_slice(&(self.metadata.len() as u64).to_le_bytes());
-        for (key, value) in &self.metadata {
-            put_str(&mut out, key);
-            put_value(&mut out, value);
-        }
-        let mut offset = 0;
-        for (name, shape, values) in &self.tensors {
-            put_str(&mut out, name);
-            out.extend_from_slice(&(shape.len() as u32).to_le_bytes());
-            // GGUF lists dimensions fastest-varying first: the reverse of numpy's order.
-            for &d in shape.iter().rev() {
-                out.extend_from_slice(&(d as u64).to_le_bytes());
-            }
-            out.extend_from_slice(&GGML_F32.to_le_bytes());
-            out.extend_from_slice(&(offset as u64).to_le_bytes());
-            offset += padded(4 * values.len());
-        }
-        out.resize(padded(out.len()), 0);
-        for (_, _, values) in &self.tensors {
-            for v in values {
-                out.extend_from_slice(&v.to_le_bytes());
-            }
-            out.resize(padded(out.len()), 0);
-        }
-        out
-    }
-}
-
-fn padded(n: usize) -> usize {
-    n.div_ceil(ALIGNMENT) * ALIGNMENT
-}
-
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(&(s.len() as u64).to_le_bytes());
-    out.extend_from_slice(s.as_bytes());
-}
-
-fn put_value(out: &mut Vec<u8>, value: &Value) {
-    let mut tag = |t: u32| out.extend_from_slice(&t.to_le_bytes());
-    match value {
-        Value::U32(v) => {
-            tag(TYPE_U32);
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-        Value::F32(v) => {
-            tag(TYPE_F32);
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-        Value::Bool(v) => {
-            tag(TYPE_BOOL);
-            out.push(u8::from(*v));
-        }
-        Value::Str(s) => {
-            tag(TYPE_STRING);
-            put_str(out, s);
-        }
-        Value::Strs(items) => {
-            tag(TYPE_ARRAY);
-            out.extend_from_slice(&TYPE_STRING.to_le_bytes());
-            out.extend_from_slice(&(items.len() as u64).to_le_bytes());
-            for s in items {
-                put_str(out, s);
-            }
-        }
-        Value::I32s(items) => {
-            tag(TYPE_ARRAY);
-            out.extend_from_slice(&TYPE_I32.to_le_bytes());
-            out.extend_from_slice(&(items.len() as u64).to_le_bytes());
-            for v in items {
-                out.extend_from_slice(&v.to_le_bytes());
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,25 +267,5 @@ mod tests {
             ("output.weight".into(), false)
         );
         assert!(tensor_name("h.0.crossattention.q_attn.weight").is_err());
-    }
-
-    #[test]
-    fn layout_is_aligned_and_offsets_cumulative() {
-        let mut file = Gguf::default();
-        file.put("k", Value::U32(7));
-        file.tensors
-            .push(("a".into(), vec![3], vec![1.0, 2.0, 3.0]));
-        file.tensors.push(("b".into(), vec![2, 1], vec![4.0, 5.0]));
-        let bytes = file.to_bytes();
-        assert_eq!(&bytes[..4], b"GGUF");
-        assert_eq!(bytes.len() % ALIGNMENT, 0);
-        // Header 24 + kv (8+1 + 4 + 4) + info a (8+1 + 4 + 8 + 4 + 8) + info b (8+1 + 4 + 16 + 4 + 8)
-        // = 24 + 17 + 33 + 41 = 115 → data at 128; a at 128..140, b at 160..168.
-        let f32_at = |i: usize| f32::from_le_bytes(bytes[i..i + 4].try_into().unwrap());
-        assert_eq!(f32_at(128), 1.0);
-        assert_eq!(f32_at(136), 3.0);
-        assert_eq!(f32_at(160), 4.0);
-        assert_eq!(f32_at(164), 5.0);
-        assert_eq!(bytes.len(), 192);
     }
 }

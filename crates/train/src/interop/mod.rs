@@ -3,4 +3,5 @@
 //! ([`tinygpt_model::gpt2`]): tinygpt's architecture is GPT-2's.
 
 pub mod gguf;
+mod gguf_file;
 pub mod hf;
