@@ -70,19 +70,18 @@ impl InitSource {
         let mut model =
             toml::Table::try_from(&self.config).context("a model config always serialises")?;
         for (key, value) in ours {
+            // 0 means "as many as the tokenizer has": the weights' count stands.
+            if key == "vocab_size" && value.as_integer() == Some(0) {
+                continue;
+            }
             let theirs = model.get(&key).cloned();
             let free = match key.as_str() {
                 "dropout" => true,
                 "block_size" => value
                     .as_integer()
                     .is_some_and(|b| b > 0 && (b as usize) <= self.config.block_size),
-                // 0 means "as many as the tokenizer has": the weights' count.
-                "vocab_size" => value.as_integer() == Some(0),
                 _ => false,
             };
-            if key == "vocab_size" && free {
-                continue;
-            }
             if !free && theirs.as_ref() != Some(&value) {
                 let theirs = theirs.map_or_else(|| "no such key".into(), |v| v.to_string());
                 bail!(
@@ -120,9 +119,10 @@ impl InitSource {
     }
 
     /// The model of `config` (the architecture from [`Self::run_config`]) holding these
-    /// weights on `device`, the position embeddings cropped to `config.block_size`.
-    pub fn model(&self, config: &GptConfig, seed: u64, device: &Device) -> Result<Gpt> {
-        let mut tensors = self.tensors.clone();
+    /// weights on `device`, the position embeddings cropped to `config.block_size`. The
+    /// weights move into the model: call it once.
+    pub fn model(&mut self, config: &GptConfig, seed: u64, device: &Device) -> Result<Gpt> {
+        let mut tensors = std::mem::take(&mut self.tensors);
         for t in &mut tensors {
             if t.name == "position_embedding.weight" {
                 t.values.truncate(config.block_size * config.n_embd);

@@ -95,7 +95,7 @@ impl Session {
 /// A new run: build the tokenizer from the corpus and a freshly initialised model. Every
 /// check runs, and the model is built, before the run directory is touched.
 fn start(args: &SessionOptions, progress: &mut dyn FnMut(usize, usize)) -> Result<Session> {
-    let source = args
+    let mut source = args
         .init_from
         .as_deref()
         .map(InitSource::open)
@@ -151,7 +151,7 @@ fn start(args: &SessionOptions, progress: &mut dyn FnMut(usize, usize)) -> Resul
     let (splits, prompt, encoded) = prepare(&config, &tokenizer, &text, progress)?;
     // The same seed on every rank gives the same weights (the trainer checks they agree).
     device.seed(config.train.seed);
-    let model = match &source {
+    let model = match &mut source {
         Some(source) => {
             source.model(&config.model, config.train.seed, &device.clone().autodiff())?
         }

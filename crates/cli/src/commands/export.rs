@@ -152,7 +152,7 @@ fn model_card(name: &str, config: &RunConfig, tokenizer: &Tokenizer) -> String {
     };
     format!(
         "---\nlibrary_name: transformers\ntags:\n- tinygpt\n- gpt2\n---\n\n# {name}\n\n\
-         A GPT-2-architecture model trained with [tinygpt](https://github.com/tinygpt) on `{corpus}`.\n\n\
+         A GPT-2-architecture model trained with tinygpt on `{corpus}`.\n\n\
          | | |\n| --- | --- |\n| parameters | {params} |\n| layers × heads × width | {l} × {h} × {c} |\n\
          | context | {t} tokens |\n| vocabulary | {v} tokens: {kind} |\n| activation | {act} |\n\n\
          ```python\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n\

@@ -71,7 +71,7 @@ pub fn write_dir(
     let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
     let end = tokenizer
         .end_of_text()
-        .map(|id| tokenizer.tokens()[id as usize].clone());
+        .map(|_| tinygpt_data::tokenizer::END_OF_TEXT);
     let hf_tokenizer = tokenizer.to_hf()?;
     let files: Vec<(&str, Vec<u8>)> = vec![
         ("config.json", pretty(&config_json(config, tokenizer))?),
