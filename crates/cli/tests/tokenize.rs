@@ -255,3 +255,72 @@ fn tokenizer_errors_are_one_clear_line() {
     ]);
     assert_clean_error(&out, "broken.json");
 }
+
+#[test]
+fn a_tokenizer_killed_halfway_leaves_no_cache_a_later_run_would_use() {
+    let scratch = Scratch::new("tokenize-kill");
+    // A saved BPE (no training to wait for) and a corpus that takes seconds to encode.
+    let small = write_corpus(&scratch.path("small.txt"), &PANGRAMS.repeat(200));
+    let tokenizer = scratch.str("bpe.json");
+    tokenize(&[
+        "--set",
+        &small,
+        "--set",
+        "data.tokenizer=\"bpe\"",
+        "--set",
+        "data.vocab_size=300",
+        "--save-tokenizer",
+        &tokenizer,
+    ]);
+    let shakespeare =
+        std::fs::read_to_string(workspace_root().join("data/shakespeare.txt")).unwrap();
+    let big = write_corpus(&scratch.path("big.txt"), &shakespeare.repeat(2));
+    let use_bpe = format!("data.tokenizer={tokenizer:?}");
+    let args = ["tokenize", "--set", &big, "--set", &use_bpe];
+    let mut child = tinygpt_command(&args).spawn().unwrap();
+    let cache = scratch.path(".tinygpt-cache");
+    let started = std::time::Instant::now();
+    let temporary = loop {
+        let partial = std::fs::read_dir(&cache).ok().and_then(|entries| {
+            entries.flatten().map(|e| e.path()).find(|p| {
+                p.to_string_lossy().ends_with(".tmp")
+                    && p.metadata().is_ok_and(|m| m.len() > 1 << 20)
+            })
+        });
+        if let Some(path) = partial {
+            break path;
+        }
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "no partial cache appeared"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "tokenize finished before it could be killed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let finished = |dir: &Path| {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with("big.txt-") && name.ends_with(".tokens"))
+            .count()
+    };
+    assert_eq!(finished(&cache), 0, "a killed tokenizer left a cache");
+    assert!(temporary.exists());
+
+    let again = tokenize(&["--set", &big, "--set", &use_bpe]);
+    assert_eq!(again["reused"], false);
+    assert!(
+        !temporary.exists(),
+        "the dead writer's temporary was not removed"
+    );
+    assert_eq!(finished(&cache), 1);
+    let third = tokenize(&["--set", &big, "--set", &use_bpe]);
+    assert_eq!(third["reused"], true);
+    assert_eq!(third["train_tokens"], again["train_tokens"]);
+}

@@ -14,12 +14,12 @@
 //!     64     …  train ids, then val ids, little-endian
 //! ```
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 use sha2::{Digest, Sha256};
 
+use crate::cache_writer::{CacheWriter, Failure, encode_in_batches};
 use crate::dataset::split_text;
 use crate::tokens::Tokens;
 use crate::{DataError, Tokenizer};
@@ -27,8 +27,8 @@ use crate::{DataError, Tokenizer};
 const MAGIC: &[u8; 8] = b"TGTOKENS";
 const VERSION: u32 = 1;
 const HEADER: usize = 64;
-/// Text is encoded in pieces of about this many bytes, cut after a newline.
-const CHUNK: usize = 1 << 18;
+/// Where the train and val token counts sit in the header.
+const COUNTS_AT: u64 = 16;
 
 /// How the tokens were obtained.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,35 +59,81 @@ pub fn load_or_encode(
         return Ok((train, val, info));
     }
     let (train_text, val_text) = split_text(text, val_fraction)?;
+    let parts = [train_text, val_text];
     let total = text.len();
-    let train = encode_chunked(tokenizer, train_text, &mut |done| progress(done, total))?;
-    let val = encode_chunked(tokenizer, val_text, &mut |done| {
-        progress(train_text.len() + done, total)
-    })?;
-    let width = if tokenizer.vocab_size() <= 1 << 16 {
-        2
-    } else {
-        4
-    };
-    match write(&path, &key, width, &train, &val).and_then(|()| open(&path, &key, vocab)) {
-        Ok((train, val)) => Ok((
-            train,
-            val,
-            CacheInfo {
+    let width = if vocab <= 1 << 16 { 2 } else { 4 };
+    match encode_to_file(&path, &key, width, tokenizer, parts, total, progress) {
+        Ok(()) => {
+            let (train, val) = open(&path, &key, vocab)?;
+            let info = CacheInfo {
                 path: Some(path),
                 reused: false,
-            },
-        )),
-        // A read-only corpus directory still trains, from memory.
-        Err(_) => Ok((
-            Tokens::from(train),
-            Tokens::from(val),
-            CacheInfo {
+            };
+            Ok((train, val, info))
+        }
+        Err(Failure::Data(e)) => Err(e),
+        // A read-only corpus directory (or a full disk) still trains, from memory.
+        Err(Failure::Io(_)) => {
+            let mut ids = [Vec::new(), Vec::new()];
+            let mut before = 0;
+            for (part, text) in parts.into_iter().enumerate() {
+                let mut done = |d| progress(before + d, total);
+                let mut keep = |batch: &[u32]| {
+                    ids[part].extend_from_slice(batch);
+                    Ok(())
+                };
+                encode_in_batches(tokenizer, text, &mut done, &mut keep).map_err(|e| match e {
+                    Failure::Data(e) => e,
+                    Failure::Io(e) => DataError::Tokenizer(e.to_string()),
+                })?;
+                before += text.len();
+            }
+            let [train, val] = ids;
+            let info = CacheInfo {
                 path: None,
                 reused: false,
-            },
-        )),
+            };
+            Ok((Tokens::from(train), Tokens::from(val), info))
+        }
     }
+}
+
+/// Encodes the train and val texts into the cache file `path`, streaming (see
+/// [`crate::cache_writer`]).
+fn encode_to_file(
+    path: &Path,
+    key: &[u8; 32],
+    width: usize,
+    tokenizer: &Tokenizer,
+    parts: [&str; 2],
+    total: usize,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<(), Failure> {
+    let dir = path.parent().expect("cache path has a directory");
+    std::fs::create_dir_all(dir)?;
+    // The cache sits beside the corpus, often inside the user's repository: keep it out of git.
+    let ignore = dir.join(".gitignore");
+    if !ignore.exists() {
+        std::fs::write(&ignore, "*\n")?;
+    }
+    let mut header = Vec::with_capacity(HEADER);
+    header.extend_from_slice(MAGIC);
+    header.extend(VERSION.to_le_bytes());
+    header.extend((width as u32).to_le_bytes());
+    header.extend([0u8; 16]); // token counts, written last
+    header.extend_from_slice(key);
+    let mut writer = CacheWriter::create(path, &header, width)?;
+    let mut before = 0;
+    for (part, text) in parts.into_iter().enumerate() {
+        let mut done = |d| progress(before + d, total);
+        let mut append = |batch: &[u32]| Ok(writer.append(part, batch)?);
+        if let Err(e) = encode_in_batches(tokenizer, text, &mut done, &mut append) {
+            writer.abandon();
+            return Err(e);
+        }
+        before += text.len();
+    }
+    Ok(writer.finish(COUNTS_AT)?)
 }
 
 fn cache_key(text: &str, tokenizer: &Tokenizer, val_fraction: f64) -> Result<[u8; 32], DataError> {
@@ -111,78 +157,6 @@ pub fn cache_path(corpus: &Path, key: &[u8; 32]) -> PathBuf {
         .map_or("corpus".into(), |n| n.to_string_lossy().into_owned());
     let hex: String = key[..8].iter().map(|b| format!("{b:02x}")).collect();
     dir.join(format!("{name}-{hex}.tokens"))
-}
-
-/// Encodes in newline-cut pieces, a batch of pieces at a time (in parallel for BPE).
-fn encode_chunked(
-    tokenizer: &Tokenizer,
-    text: &str,
-    progress: &mut dyn FnMut(usize),
-) -> Result<Vec<u32>, DataError> {
-    let mut pieces = Vec::new();
-    let mut rest = text;
-    while !rest.is_empty() {
-        let mut end = rest.len().min(CHUNK);
-        while !rest.is_char_boundary(end) {
-            end += 1;
-        }
-        if let Some(newline) = rest[end..].find('\n') {
-            end += newline + 1;
-        } else {
-            end = rest.len();
-        }
-        let (piece, tail) = rest.split_at(end);
-        pieces.push(piece);
-        rest = tail;
-    }
-    let mut ids = Vec::with_capacity(text.len() / 2);
-    let mut done = 0;
-    for batch in pieces.chunks(16) {
-        ids.extend(tokenizer.encode_many(batch)?);
-        done += batch.iter().map(|p| p.len()).sum::<usize>();
-        progress(done);
-    }
-    Ok(ids)
-}
-
-fn write(
-    path: &Path,
-    key: &[u8; 32],
-    width: usize,
-    train: &[u32],
-    val: &[u32],
-) -> Result<(), DataError> {
-    let fail = |e: std::io::Error| DataError::Cache {
-        path: path.into(),
-        reason: e.to_string(),
-    };
-    let dir = path.parent().expect("cache path has a directory");
-    std::fs::create_dir_all(dir).map_err(fail)?;
-    // The cache sits beside the corpus, often inside the user's repository: keep it out of git.
-    let ignore = dir.join(".gitignore");
-    if !ignore.exists() {
-        std::fs::write(&ignore, "*\n").map_err(fail)?;
-    }
-    let mut bytes = Vec::with_capacity(HEADER + width * (train.len() + val.len()));
-    bytes.extend_from_slice(MAGIC);
-    bytes.extend(VERSION.to_le_bytes());
-    bytes.extend((width as u32).to_le_bytes());
-    bytes.extend((train.len() as u64).to_le_bytes());
-    bytes.extend((val.len() as u64).to_le_bytes());
-    bytes.extend_from_slice(key);
-    for &id in train.iter().chain(val) {
-        if width == 2 {
-            bytes.extend((id as u16).to_le_bytes());
-        } else {
-            bytes.extend(id.to_le_bytes());
-        }
-    }
-    let tmp = path.with_extension("tokens.tmp");
-    let mut file = std::fs::File::create(&tmp).map_err(fail)?;
-    file.write_all(&bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(fail)?;
-    std::fs::rename(&tmp, path).map_err(fail)
 }
 
 /// Maps a cache file, checking its header against `key` and every id against the

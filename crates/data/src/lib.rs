@@ -2,6 +2,7 @@
 
 pub mod bpe;
 pub mod cache;
+mod cache_writer;
 pub mod config;
 pub mod corpus;
 pub mod dataset;
