@@ -15,6 +15,41 @@ pub const MIN_BPE_VOCAB: usize = 257;
 
 /// Trains on `text` (give it the training split only) a byte-level BPE of `vocab_size` tokens.
 pub fn train_bpe(text: &str, vocab_size: usize) -> Result<Tokenizer, DataError> {
+    train_bpe_on(&[text], vocab_size)
+}
+
+/// Size of the windows [`bpe_sample`] takes.
+const SAMPLE_WINDOW: usize = 1 << 20;
+
+/// The text a BPE learns from: all of `train` when it is at most `cap` bytes, else `cap`
+/// bytes of it in evenly spaced windows of about 1 MB, each cut after a newline, so the sample
+/// spans the whole split (and the same split always gives the same sample).
+pub fn bpe_sample(train: &str, cap: usize) -> Vec<&str> {
+    if train.len() <= cap {
+        return vec![train];
+    }
+    let windows = (cap / SAMPLE_WINDOW).max(1);
+    let stride = train.len() / windows;
+    let after_newline = |at: usize| {
+        let mut at = at.min(train.len());
+        while !train.is_char_boundary(at) {
+            at += 1;
+        }
+        train[at..].find('\n').map_or(train.len(), |i| at + i + 1)
+    };
+    (0..windows)
+        .map(|w| {
+            let start = if w == 0 { 0 } else { after_newline(w * stride) };
+            let end = after_newline(start + SAMPLE_WINDOW).max(start);
+            &train[start..end]
+        })
+        .filter(|window| !window.is_empty())
+        .collect()
+}
+
+/// Trains a byte-level BPE of `vocab_size` tokens on the lines of `texts`, streamed to the
+/// trainer (which keeps word counts, not text).
+pub fn train_bpe_on(texts: &[&str], vocab_size: usize) -> Result<Tokenizer, DataError> {
     if vocab_size < MIN_BPE_VOCAB {
         return Err(DataError::BpeVocabTooSmall(vocab_size));
     }
@@ -35,9 +70,8 @@ pub fn train_bpe(text: &str, vocab_size: usize) -> Result<Tokenizer, DataError> 
             .build(),
     );
     // Lines keep their newline, so newlines are counted as bytes like any other.
-    tokenizer
-        .train(&mut trainer, text.split_inclusive('\n'))
-        .map_err(fail)?;
+    let lines = texts.iter().flat_map(|text| text.split_inclusive('\n'));
+    tokenizer.train(&mut trainer, lines).map_err(fail)?;
     Ok(Tokenizer::Hf(Box::new(tokenizer)))
 }
 
@@ -148,5 +182,26 @@ mod tests {
             trained.encode(&text).unwrap()
         );
         assert_eq!(loaded.end_of_text(), trained.end_of_text());
+    }
+
+    #[test]
+    fn a_large_train_split_is_sampled_in_evenly_spaced_whole_lines() {
+        let line = "twenty-four bytes line.\n";
+        let train = line.repeat(500_000); // 12 MB
+        assert_eq!(bpe_sample(&train, train.len()), vec![train.as_str()]);
+        let sample = bpe_sample(&train, 4 << 20);
+        assert_eq!(sample.len(), 4);
+        let total: usize = sample.iter().map(|w| w.len()).sum();
+        assert!(
+            total >= 4 << 20 && total < (4 << 20) + 4 * line.len(),
+            "{total}"
+        );
+        for window in &sample {
+            assert!(window.ends_with('\n') && window.lines().all(|l| l == line.trim_end()));
+        }
+        // Spread over the split, not its head: the last window starts past the middle.
+        let last = sample[3].as_ptr() as usize - train.as_ptr() as usize;
+        assert!(last > train.len() / 2, "{last}");
+        assert_eq!(bpe_sample(&train, 4 << 20), sample, "deterministic");
     }
 }

@@ -26,6 +26,10 @@ pub struct DataConfig {
     /// The last `val_fraction` of the tokens are held out for validation.
     #[serde(default = "default_val_fraction")]
     pub val_fraction: f64,
+    /// A trained BPE learns from at most this many bytes of the train split (evenly spaced
+    /// windows of it when the split is larger): its merges settle long before gigabytes.
+    #[serde(default = "default_bpe_sample_bytes")]
+    pub bpe_sample_bytes: usize,
 }
 
 fn default_tokenizer() -> String {
@@ -40,6 +44,10 @@ fn default_val_fraction() -> f64 {
     0.1
 }
 
+fn default_bpe_sample_bytes() -> usize {
+    256_000_000
+}
+
 impl DataConfig {
     /// Range checks the types alone do not express.
     pub fn validate(&self) -> Result<(), DataError> {
@@ -51,6 +59,12 @@ impl DataConfig {
         }
         if self.tokenizer == "bpe" && self.vocab_size < MIN_BPE_VOCAB {
             return Err(DataError::BpeVocabTooSmall(self.vocab_size));
+        }
+        if self.bpe_sample_bytes < 1 << 20 {
+            return Err(DataError::Config(format!(
+                "data.bpe_sample_bytes = {}: give a BPE at least 1 MB (1048576 bytes) to learn from",
+                self.bpe_sample_bytes
+            )));
         }
         Ok(())
     }

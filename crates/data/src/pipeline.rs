@@ -4,8 +4,9 @@
 use std::path::Path;
 use std::time::Instant;
 
+use crate::bpe::{bpe_sample, train_bpe_on};
 use crate::cache::{CacheInfo, load_or_encode};
-use crate::{CharTokenizer, DataConfig, DataError, Splits, Tokenizer, split_text, train_bpe};
+use crate::{CharTokenizer, DataConfig, DataError, Splits, Tokenizer, split_text};
 
 /// The tokenizer a new run uses, per `data.tokenizer`: `char`, `bpe` (trained here on the
 /// train split only, never on val) or a path to a `tokenizer.json`.
@@ -14,7 +15,7 @@ pub fn build_tokenizer(config: &DataConfig, text: &str) -> Result<Tokenizer, Dat
         "char" => Ok(Tokenizer::Char(CharTokenizer::from_corpus(text))),
         "bpe" => {
             let (train, _) = split_text(text, config.val_fraction)?;
-            train_bpe(train, config.vocab_size)
+            train_bpe_on(&bpe_sample(train, config.bpe_sample_bytes), config.vocab_size)
         }
         path => Tokenizer::load(Path::new(path)).map_err(|e| {
             DataError::Config(format!(
@@ -94,6 +95,7 @@ mod tests {
             tokenizer: "bpe".into(),
             vocab_size: 320,
             val_fraction: 0.1,
+            bpe_sample_bytes: 256_000_000,
         };
         build_tokenizer(&config, text).unwrap()
     }

@@ -198,6 +198,7 @@ pub fn import_command(args: ImportArgs) -> Result<()> {
             tokenizer: run.tokenizer().display().to_string(),
             vocab_size: tokenizer.vocab_size(),
             val_fraction: 0.1,
+            bpe_sample_bytes: 256_000_000,
         },
         train: TrainConfig::default(),
     };

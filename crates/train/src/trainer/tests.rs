@@ -107,6 +107,7 @@ fn validation_loss_falls_when_training_on_structured_data() {
             tokenizer: "char".into(),
             vocab_size: 1024,
             val_fraction: 0.1,
+            bpe_sample_bytes: 256_000_000,
         },
         train: TrainConfig {
             batch_size: 8,
