@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """BPE encoding throughput, side by side: `tinygpt tokenize` (into its token cache) against
 Python's `tokenizers` `encode_batch` with the same tokenizer.json on the same text cut the same
-way (newline-cut pieces of about 64 KB, 16 per batch), alternating for N rounds on this
+way (newline-cut pieces of about 256 KB, one per core per batch, at least four), alternating for N rounds on this
 machine. Prints MB/s and peak resident memory per contender, medians, and the ratio, with the
 CPU named. Needs python3 with `tokenizers`.
 
@@ -23,12 +23,12 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 PYTHON_SIDE = r"""
-import mmap, sys, time
+import mmap, os, sys, time
 from tokenizers import Tokenizer
 tokenizer = Tokenizer.from_file(sys.argv[2])
 with open(sys.argv[1], "rb") as f:
     text = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)[:].decode("utf-8")
-CHUNK, BATCH = 1 << 16, 16
+CHUNK, BATCH = 1 << 18, max(4, os.cpu_count() or 1)
 pieces, start = [], 0
 while start < len(text):
     end = min(len(text), start + CHUNK)

@@ -60,8 +60,13 @@ enum Command {
 fn main() -> ExitCode {
     quiet_panics();
     tinygpt_train::device::quiet_headless_vulkan();
-    memory::keep_freed_memory();
     let cli = Cli::parse();
+    // Training needs malloc to keep its memory in one arena; encoding a corpus on every core
+    // needs the opposite (one arena serialises the tokenizers crate's allocations: half the
+    // speed on two cores). `tokenize` trains nothing, so it keeps glibc's defaults.
+    if !matches!(cli.command, Command::Tokenize(_)) {
+        memory::keep_freed_memory();
+    }
     // Dropped when main returns: an MPI job is finalised after the command.
     let job = match ranks::Job::join() {
         Ok(job) => job,

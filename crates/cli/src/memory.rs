@@ -3,7 +3,8 @@
 //! (and zeroes it) again on the next step: a tenth of a step on the default config, a fifth at
 //! nanoGPT's batch of 64 (docs/performance.md). Keeping it removes that cost.
 
-/// Tells glibc's malloc to keep freed memory for reuse. Call once, at the start of `main`.
+/// Tells glibc's malloc to keep freed memory for reuse. Call once, in `main`, before any
+/// thread starts.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub fn keep_freed_memory() {
     // SAFETY: mallopt only changes malloc's tuning parameters, and runs before any thread exists.

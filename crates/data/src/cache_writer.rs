@@ -11,12 +11,10 @@ use std::path::{Path, PathBuf};
 
 use crate::{DataError, Tokenizer};
 
-/// Text is encoded in pieces of about this many bytes, cut after a newline.
-pub const CHUNK: usize = 1 << 16;
-/// Pieces encoded together (in parallel for a BPE): about 1 MB of text per batch. The
-/// `tokenizers` crate's encodings carry offsets and token strings, about 40 bytes per byte of
-/// text, so a batch's size bounds memory.
-const BATCH: usize = 16;
+/// Text is encoded in pieces of about this many bytes, cut after a newline. A BPE's tokens
+/// can differ at a cut (a run of whitespace after it is split differently), so this size is
+/// part of what a cache holds: changing it changes BPE token streams.
+pub const CHUNK: usize = 1 << 18;
 
 /// Why the cache could not be written: the disk (then tokens stay in memory) or the text.
 pub enum Failure {
@@ -60,8 +58,12 @@ pub fn encode_in_batches(
         pieces.push(piece);
         rest = tail;
     }
+    // Pieces encoded together, in parallel for a BPE: one per core, at least four. The
+    // `tokenizers` crate's encodings carry offsets and token strings, about 40 bytes per byte
+    // of text, so the batch (about 10 MB of memory per piece) bounds memory.
+    let batch = std::thread::available_parallelism().map_or(4, |n| n.get().max(4));
     let mut done = 0;
-    for batch in pieces.chunks(BATCH) {
+    for batch in pieces.chunks(batch) {
         emit(&tokenizer.encode_many(batch)?)?;
         done += batch.iter().map(|p| p.len()).sum::<usize>();
         progress(done);
