@@ -86,6 +86,8 @@ impl CacheWriter {
     pub fn create(path: &Path, header: &[u8], width: usize) -> std::io::Result<Self> {
         remove_abandoned_temporaries(path);
         let tmp = temporary(path, std::process::id());
+        // One with this pid can only be a dead process's whose pid was reused.
+        let _ = std::fs::remove_file(&tmp);
         let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
