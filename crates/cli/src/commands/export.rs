@@ -167,7 +167,7 @@ fn model_card(name: &str, config: &RunConfig, tokenizer: &Tokenizer) -> String {
         c = m.n_embd,
         t = m.block_size,
         v = m.vocab_size,
-        act = hf::config_json(m, tokenizer)["activation_function"],
+        act = hf::activation_name(m.activation),
     )
 }
 

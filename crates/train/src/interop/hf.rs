@@ -20,7 +20,7 @@ use tinygpt_model::{Activation, GptConfig, NamedTensor};
 use crate::run::files::write_atomic;
 
 /// What `transformers` calls each of tinygpt's activations.
-fn activation_name(activation: Activation) -> &'static str {
+pub fn activation_name(activation: Activation) -> &'static str {
     match activation {
         Activation::Gelu => "gelu",
         Activation::GeluTanh => "gelu_new",
