@@ -1,9 +1,15 @@
 #!/usr/bin/env python3
 """BPE encoding throughput, side by side: `tinygpt tokenize` (into its token cache) against
 Python's `tokenizers` `encode_batch` with the same tokenizer.json on the same text cut the same
-way (newline-cut pieces of about 256 KB, one per core per batch, at least four), alternating for N rounds on this
-machine. Prints MB/s and peak resident memory per contender, medians, and the ratio, with the
-CPU named. Needs python3 with `tokenizers`.
+way (newline-cut pieces of about 256 KB, one per core per batch, at least four), alternating for
+N rounds on this machine. Prints MB/s (of the input file) and peak resident memory per
+contender, medians, and the ratio, with the CPU named; then how long tinygpt takes to get its
+tokens back from the cache (what a training run waits for before its first step). Needs python3
+with `tokenizers` (and `pyarrow` for a Parquet corpus).
+
+A `.txt` corpus is one file (split by position); `.jsonl` and `.parquet` are documents (the
+`text` field or column). For those the Python side's time includes reading the documents
+(`json.loads` per line, pyarrow's record batches), as tinygpt's does.
 
     python3 data/make_big_corpus.py --mb 50 --out /tmp/corpus.txt
     tinygpt tokenize --set data.corpus='"/tmp/corpus.txt"' --set data.tokenizer='"bpe"' \
@@ -43,6 +49,44 @@ for i in range(0, len(pieces), BATCH):
 print(tokens, time.perf_counter() - began)
 """
 
+# Documents: each cut into pieces as above, pieces encoded in batches of BATCH × CHUNK bytes.
+PYTHON_DOCUMENTS = r"""
+import json, os, sys, time
+from tokenizers import Tokenizer
+tokenizer = Tokenizer.from_file(sys.argv[2])
+CHUNK, BATCH = 1 << 18, max(4, os.cpu_count() or 1)
+def documents(path):
+    if path.endswith(".parquet"):
+        import pyarrow.parquet as pq
+        for batch in pq.ParquetFile(path).iter_batches(columns=["text"], batch_size=1000):
+            yield from batch.column(0).to_pylist()
+    else:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    yield json.loads(line)["text"]
+def pieces(text):
+    start = 0
+    while start < len(text):
+        end = min(len(text), start + CHUNK)
+        newline = text.find("\n", end)
+        end = len(text) if newline < 0 else newline + 1
+        yield text[start:end]
+        start = end
+began = time.perf_counter()
+tokens, batch, held = 0, [], 0
+for doc in documents(sys.argv[1]):
+    for piece in pieces(doc):
+        batch.append(piece)
+        held += len(piece)
+    tokens += 1
+    if held >= BATCH * CHUNK:
+        tokens += sum(len(e.ids) for e in tokenizer.encode_batch(batch, add_special_tokens=False))
+        batch, held = [], 0
+tokens += sum(len(e.ids) for e in tokenizer.encode_batch(batch, add_special_tokens=False))
+print(tokens, time.perf_counter() - began)
+"""
+
 
 def run_measured(command):
     """(stdout, peak RSS MB) through /usr/bin/time when present, else without memory."""
@@ -77,27 +121,35 @@ def main():
     corpus, tokenizer = args.corpus.resolve(), args.tokenizer.resolve()
     size_mb = corpus.stat().st_size / 1e6
     cache = corpus.parent / ".tinygpt-cache"
+    documents = corpus.suffix in (".jsonl", ".parquet")
     results = {"tinygpt": [], "python tokenizers": []}
     tokens = {}
+    tokenize = [
+        args.tinygpt, "tokenize", "--config", str(ROOT / "configs/shakespeare-char.toml"),
+        "--set", f"data.corpus={json.dumps(str(corpus))}",
+        "--set", f"data.tokenizer={json.dumps(str(tokenizer))}", "--json",
+    ]
     for round_ in range(args.rounds):
         # A fresh cache each round: tinygpt must encode, not reuse.
-        for stale in cache.glob(f"{corpus.name}-*.tokens"):
-            stale.unlink()
-        out, rss = run_measured([
-            args.tinygpt, "tokenize", "--config", str(ROOT / "configs/shakespeare-char.toml"),
-            "--set", f"data.corpus={json.dumps(str(corpus))}",
-            "--set", f"data.tokenizer={json.dumps(str(tokenizer))}", "--json",
-        ])
+        for pattern in (f"{corpus.name}-*.tokens", f"{corpus.parent.name}-documents-*.tokens"):
+            for stale in cache.glob(pattern):
+                stale.unlink()
+        out, rss = run_measured(tokenize)
         report = json.loads(out)
-        results["tinygpt"].append((report["encode_mb_per_s"], rss))
+        # MB/s of text: a Parquet file is compressed and a JSONL one escaped, so both contenders
+        # are timed against the documents' own bytes (tinygpt counts them as it reads).
+        if report.get("text_bytes"):
+            size_mb = report["text_bytes"] / 1e6
+        results["tinygpt"].append((size_mb / report["encode_seconds"], rss))
         tokens["tinygpt"] = report["train_tokens"] + report["val_tokens"]
-        out, rss = run_measured([sys.executable, "-c", PYTHON_SIDE, str(corpus), str(tokenizer)])
+        side = PYTHON_DOCUMENTS if documents else PYTHON_SIDE
+        out, rss = run_measured([sys.executable, "-c", side, str(corpus), str(tokenizer)])
         count, seconds = out.split()
         results["python tokenizers"].append((size_mb / float(seconds), rss))
         tokens["python tokenizers"] = int(count)
         print(f"round {round_ + 1}: " + ", ".join(
             f"{name} {r[-1][0]:.2f} MB/s" for name, r in results.items()), flush=True)
-    print(f"\n{cpu_name()}, {os.cpu_count()} threads; {size_mb:.1f} MB; tokens {tokens}")
+    print(f"\n{cpu_name()}, {os.cpu_count()} threads; {corpus.name}: {size_mb:.1f} MB of text; tokens {tokens}")
     medians = {}
     for name, rows in results.items():
         speeds = [s for s, _ in rows]
@@ -106,6 +158,13 @@ def main():
         print(f"{name:>18}: median {medians[name]:.2f} MB/s (min {min(speeds):.2f}, max "
               f"{max(speeds):.2f}), peak RSS {max(rss):.0f} MB" if rss else "")
     print(f"tinygpt / python tokenizers: {medians['tinygpt'] / medians['python tokenizers']:.2f}×")
+    # Tokens back from the cache, as a training run gets them: hash every input file, map the
+    # cache, check its ids.
+    began = time.perf_counter()
+    out, rss = run_measured(tokenize)
+    seconds = time.perf_counter() - began
+    assert json.loads(out)["reused"], "the cache was not reused"
+    print(f"tokens from the cache: {seconds:.2f} s wall (tinygpt tokenize, reused), peak RSS {rss:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -116,18 +116,17 @@ impl EncodingBar {
     }
 }
 
-/// Train and val tokens of `text` for `config`, with an encoding bar.
+/// Train and val tokens of `input` for `config`, with an encoding bar.
 pub fn encode_with_bar(
     config: &tinygpt_train::config::RunConfig,
     tokenizer: &tinygpt_data::Tokenizer,
-    text: &str,
+    input: &tinygpt_data::pipeline::Input,
 ) -> Result<tinygpt_data::pipeline::Encoded, tinygpt_data::DataError> {
     let mut bar = encoding_bar();
-    let encoded = tinygpt_data::pipeline::encode_corpus(
+    let encoded = input.encode(
         &config.data,
         config.model.block_size,
         tokenizer,
-        text,
         &mut |done, total| bar.update(done, total),
     );
     bar.finish();

@@ -10,7 +10,9 @@
 //!     12     4  bytes per token id (2 or 4)
 //!     16     8  train tokens
 //!     24     8  val tokens
-//!     32    32  key: sha256 of (corpus sha256, tokenizer JSON, val_fraction)
+//!     32    32  key: sha256 of (corpus sha256, tokenizer JSON, val_fraction), or for
+//!                 documents of (every file's path, size, count and sha256, the validation
+//!                 choice, the tokenizer JSON)
 //!     64     …  train ids, then val ids, little-endian
 //! ```
 
@@ -19,7 +21,8 @@ use std::path::{Path, PathBuf};
 use memmap2::Mmap;
 use sha2::{Digest, Sha256};
 
-use crate::cache_writer::{CacheWriter, Failure, encode_in_batches};
+use crate::cache_writer::{CHUNK, CacheWriter, Emit, Failure, encode_documents, encode_in_batches};
+use crate::collection::{Counts, Documents};
 use crate::dataset::split_text;
 use crate::tokens::Tokens;
 use crate::{DataError, Tokenizer};
@@ -50,6 +53,52 @@ pub fn load_or_encode(
 ) -> Result<(Tokens, Tokens, CacheInfo), DataError> {
     let key = cache_key(text, tokenizer, val_fraction)?;
     let path = cache_path(corpus, &key);
+    let (train_text, val_text) = split_text(text, val_fraction)?;
+    let total = text.len();
+    let (train, val, info) = load_or_write(path, key, tokenizer, &mut |emit| {
+        let mut before = 0;
+        for (part, text) in [train_text, val_text].into_iter().enumerate() {
+            let mut done = |d| progress(before + d, total);
+            encode_in_batches(tokenizer, text, &mut done, &mut |ids| emit(part, ids))?;
+            before += text.len();
+        }
+        Ok(())
+    })?;
+    Ok((train, val, info))
+}
+
+/// Train and val tokens of a corpus of documents, each followed by `end` (the end-of-text
+/// id), from the cache or encoded into it; the counts when they were encoded.
+pub fn load_or_encode_documents(
+    docs: &Documents,
+    tokenizer: &Tokenizer,
+    end: u32,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<(Tokens, Tokens, CacheInfo, Option<Counts>), DataError> {
+    let tokenizer_json =
+        serde_json::to_string(tokenizer).map_err(|e| DataError::Tokenizer(e.to_string()))?;
+    let mut hasher = Sha256::new();
+    hasher.update(docs.key_material());
+    hasher.update(format!("chunk {CHUNK} end {end}\n"));
+    hasher.update(tokenizer_json.as_bytes());
+    let key: [u8; 32] = hasher.finalize().into();
+    let path = cache_path(&docs.cache_stem(), &key);
+    let mut counts = None;
+    let (train, val, info) = load_or_write(path, key, tokenizer, &mut |emit| {
+        counts = Some(encode_documents(docs, tokenizer, end, progress, emit)?);
+        Ok(())
+    })?;
+    Ok((train, val, info, counts))
+}
+
+/// The cache file `path` when it holds `key`, else what `encode` emits, written there (or
+/// kept in memory when the directory is not writable).
+fn load_or_write(
+    path: PathBuf,
+    key: [u8; 32],
+    tokenizer: &Tokenizer,
+    encode: &mut dyn FnMut(&mut Emit) -> Result<(), Failure>,
+) -> Result<(Tokens, Tokens, CacheInfo), DataError> {
     let vocab = tokenizer.vocab_size();
     if let Ok((train, val)) = open(&path, &key, vocab) {
         let info = CacheInfo {
@@ -58,11 +107,8 @@ pub fn load_or_encode(
         };
         return Ok((train, val, info));
     }
-    let (train_text, val_text) = split_text(text, val_fraction)?;
-    let parts = [train_text, val_text];
-    let total = text.len();
     let width = if vocab <= 1 << 16 { 2 } else { 4 };
-    match encode_to_file(&path, &key, width, tokenizer, parts, total, progress) {
+    match encode_to_file(&path, &key, width, encode) {
         Ok(()) => {
             let (train, val) = open(&path, &key, vocab)?;
             let info = CacheInfo {
@@ -75,19 +121,11 @@ pub fn load_or_encode(
         // A read-only corpus directory (or a full disk) still trains, from memory.
         Err(Failure::Io(_)) => {
             let mut ids = [Vec::new(), Vec::new()];
-            let mut before = 0;
-            for (part, text) in parts.into_iter().enumerate() {
-                let mut done = |d| progress(before + d, total);
-                let mut keep = |batch: &[u32]| {
-                    ids[part].extend_from_slice(batch);
-                    Ok(())
-                };
-                encode_in_batches(tokenizer, text, &mut done, &mut keep).map_err(|e| match e {
-                    Failure::Data(e) => e,
-                    Failure::Io(e) => DataError::Tokenizer(e.to_string()),
-                })?;
-                before += text.len();
-            }
+            encode(&mut |part, batch| {
+                ids[part].extend_from_slice(batch);
+                Ok(())
+            })
+            .map_err(Failure::into_data)?;
             let [train, val] = ids;
             let info = CacheInfo {
                 path: None,
@@ -98,16 +136,13 @@ pub fn load_or_encode(
     }
 }
 
-/// Encodes the train and val texts into the cache file `path`, streaming (see
+/// Writes what `encode` emits into the cache file `path`, streaming (see
 /// [`crate::cache_writer`]).
 fn encode_to_file(
     path: &Path,
     key: &[u8; 32],
     width: usize,
-    tokenizer: &Tokenizer,
-    parts: [&str; 2],
-    total: usize,
-    progress: &mut dyn FnMut(usize, usize),
+    encode: &mut dyn FnMut(&mut Emit) -> Result<(), Failure>,
 ) -> Result<(), Failure> {
     let dir = path.parent().expect("cache path has a directory");
     std::fs::create_dir_all(dir)?;
@@ -123,15 +158,9 @@ fn encode_to_file(
     header.extend([0u8; 16]); // token counts, written last
     header.extend_from_slice(key);
     let mut writer = CacheWriter::create(path, &header, width)?;
-    let mut before = 0;
-    for (part, text) in parts.into_iter().enumerate() {
-        let mut done = |d| progress(before + d, total);
-        let mut append = |batch: &[u32]| Ok(writer.append(part, batch)?);
-        if let Err(e) = encode_in_batches(tokenizer, text, &mut done, &mut append) {
-            writer.abandon();
-            return Err(e);
-        }
-        before += text.len();
+    if let Err(e) = encode(&mut |part, ids| Ok(writer.append(part, ids)?)) {
+        writer.abandon();
+        return Err(e);
     }
     Ok(writer.finish(COUNTS_AT)?)
 }

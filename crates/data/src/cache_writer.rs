@@ -9,6 +9,7 @@
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use crate::collection::{Counts, Documents, Part};
 use crate::{DataError, Tokenizer};
 
 /// Text is encoded in pieces of about this many bytes, cut after a newline. A BPE's tokens
@@ -16,10 +17,24 @@ use crate::{DataError, Tokenizer};
 /// part of what a cache holds: changing it changes BPE token streams.
 pub const CHUNK: usize = 1 << 18;
 
+/// Where encoded ids go: `emit(part, ids)`, part 0 train, 1 val.
+pub type Emit<'a> = dyn FnMut(Part, &[u32]) -> Result<(), Failure> + 'a;
+
 /// Why the cache could not be written: the disk (then tokens stay in memory) or the text.
+#[derive(Debug)]
 pub enum Failure {
     Io(std::io::Error),
     Data(DataError),
+}
+
+impl Failure {
+    /// As a data error, for callers with no disk to fall back from.
+    pub fn into_data(self) -> DataError {
+        match self {
+            Failure::Data(e) => e,
+            Failure::Io(e) => DataError::Tokenizer(e.to_string()),
+        }
+    }
 }
 
 impl From<std::io::Error> for Failure {
@@ -34,14 +49,8 @@ impl From<DataError> for Failure {
     }
 }
 
-/// Encodes `text` in newline-cut pieces, a batch at a time, handing each batch's ids to
-/// `emit` and the bytes done so far to `progress`.
-pub fn encode_in_batches(
-    tokenizer: &Tokenizer,
-    text: &str,
-    progress: &mut dyn FnMut(usize),
-    emit: &mut dyn FnMut(&[u32]) -> Result<(), Failure>,
-) -> Result<(), Failure> {
+/// `text` in pieces of about [`CHUNK`] bytes, each cut after a newline.
+fn pieces(text: &str) -> Vec<&str> {
     let mut pieces = Vec::new();
     let mut rest = text;
     while !rest.is_empty() {
@@ -58,15 +67,103 @@ pub fn encode_in_batches(
         pieces.push(piece);
         rest = tail;
     }
-    // Pieces encoded together, in parallel for a BPE: one per core, at least four. The
-    // `tokenizers` crate's encodings carry offsets and token strings, about 40 bytes per byte
-    // of text, so the batch (about 10 MB of memory per piece) bounds memory.
-    let batch = std::thread::available_parallelism().map_or(4, |n| n.get().max(4));
+    pieces
+}
+
+/// Pieces encoded together, in parallel for a BPE: one per core, at least four. The
+/// `tokenizers` crate's encodings carry offsets and token strings, about 40 bytes per byte of
+/// text, so the batch (about 10 MB of memory per piece) bounds memory.
+fn pieces_per_batch() -> usize {
+    std::thread::available_parallelism().map_or(4, |n| n.get().max(4))
+}
+
+/// Encodes `text` in newline-cut pieces, a batch at a time, handing each batch's ids to
+/// `emit` and the bytes done so far to `progress`.
+pub fn encode_in_batches(
+    tokenizer: &Tokenizer,
+    text: &str,
+    progress: &mut dyn FnMut(usize),
+    emit: &mut dyn FnMut(&[u32]) -> Result<(), Failure>,
+) -> Result<(), Failure> {
+    let pieces = pieces(text);
     let mut done = 0;
-    for batch in pieces.chunks(batch) {
+    for batch in pieces.chunks(pieces_per_batch()) {
         emit(&tokenizer.encode_many(batch)?)?;
         done += batch.iter().map(|p| p.len()).sum::<usize>();
         progress(done);
+    }
+    Ok(())
+}
+
+/// Encodes every document of `docs` (each cut into pieces like a text), the documents of a
+/// batch together, and emits each document's ids followed by `end` to its part, in order.
+/// A document larger than a batch is encoded on its own, straight from its text.
+pub fn encode_documents(
+    docs: &Documents,
+    tokenizer: &Tokenizer,
+    end: u32,
+    progress: &mut dyn FnMut(usize, usize),
+    emit: &mut Emit,
+) -> Result<Counts, Failure> {
+    let total = docs.bytes() as usize;
+    let batch_bytes = pieces_per_batch() * CHUNK;
+    let mut batch: Vec<(Part, String)> = Vec::new();
+    let mut held = 0;
+    let counts = docs.for_each(false, &mut |part, text, read| {
+        if text.len() >= batch_bytes {
+            encode_batch(&mut batch, tokenizer, end, emit)?;
+            held = 0;
+            encode_in_batches(tokenizer, text, &mut |_| {}, &mut |ids| emit(part, ids))?;
+            emit(part, &[end])?;
+        } else {
+            batch.push((part, text.to_string()));
+            held += text.len();
+            if held < batch_bytes {
+                return Ok(());
+            }
+            encode_batch(&mut batch, tokenizer, end, emit)?;
+            held = 0;
+        }
+        progress(read as usize, total);
+        Ok(())
+    })?;
+    encode_batch(&mut batch, tokenizer, end, emit)?;
+    progress(total, total);
+    Ok(counts)
+}
+
+/// Encodes and emits a batch of documents, and empties it.
+fn encode_batch(
+    batch: &mut Vec<(Part, String)>,
+    tokenizer: &Tokenizer,
+    end: u32,
+    emit: &mut Emit,
+) -> Result<(), Failure> {
+    let mut all = Vec::new();
+    let mut owners = Vec::new();
+    for (doc, (_, text)) in batch.iter().enumerate() {
+        for piece in pieces(text) {
+            all.push(piece);
+            owners.push(doc);
+        }
+    }
+    let mut encoded = tokenizer
+        .encode_each(&all)?
+        .into_iter()
+        .zip(owners)
+        .peekable();
+    let mut out = [Vec::new(), Vec::new()];
+    for (doc, (part, _)) in batch.iter().enumerate() {
+        while let Some((ids, _)) = encoded.next_if(|(_, owner)| *owner == doc) {
+            out[*part].extend(ids);
+        }
+        out[*part].push(end);
+    }
+    batch.clear();
+    for (part, ids) in out.iter().enumerate() {
+        if !ids.is_empty() {
+            emit(part, ids)?;
+        }
     }
     Ok(())
 }
@@ -76,6 +173,10 @@ pub struct CacheWriter {
     path: PathBuf,
     tmp: PathBuf,
     file: BufWriter<std::fs::File>,
+    /// Val ids, which may arrive between train ids, wait in a file of their own until the
+    /// train ids are all written.
+    val_tmp: PathBuf,
+    val: BufWriter<std::fs::File>,
     width: usize,
     counts: [u64; 2],
 }
@@ -86,18 +187,28 @@ impl CacheWriter {
     pub fn create(path: &Path, header: &[u8], width: usize) -> std::io::Result<Self> {
         remove_abandoned_temporaries(path);
         let tmp = temporary(path, std::process::id());
-        // One with this pid can only be a dead process's whose pid was reused.
-        let _ = std::fs::remove_file(&tmp);
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        let mut file = BufWriter::with_capacity(1 << 20, file);
+        let val_tmp = tmp.with_extension("val.tmp");
+        let create = |path: &Path| {
+            // One with this pid can only be a dead process's whose pid was reused.
+            let _ = std::fs::remove_file(path);
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(path)?;
+            Ok::<_, std::io::Error>(BufWriter::with_capacity(1 << 20, file))
+        };
+        let mut file = create(&tmp)?;
         file.write_all(header)?;
+        let val = create(&val_tmp).inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })?;
         Ok(Self {
             path: path.into(),
             tmp,
             file,
+            val_tmp,
+            val,
             width,
             counts: [0; 2],
         })
@@ -114,11 +225,20 @@ impl CacheWriter {
             }
         }
         self.counts[part] += ids.len() as u64;
-        self.file.write_all(&bytes)
+        if part == 0 {
+            self.file.write_all(&bytes)
+        } else {
+            self.val.write_all(&bytes)
+        }
     }
 
     /// Writes the counts at `counts_at`, syncs, and renames the file into place.
-    pub fn finish(self, counts_at: u64) -> std::io::Result<()> {
+    pub fn finish(mut self, counts_at: u64) -> std::io::Result<()> {
+        let mut val = self.val.into_inner().map_err(|e| e.into_error())?;
+        val.seek(SeekFrom::Start(0))?;
+        std::io::copy(&mut val, &mut self.file)?;
+        drop(val);
+        let _ = std::fs::remove_file(&self.val_tmp);
         let mut file = self.file.into_inner().map_err(|e| e.into_error())?;
         file.seek(SeekFrom::Start(counts_at))?;
         file.write_all(&self.counts[0].to_le_bytes())?;
@@ -130,7 +250,9 @@ impl CacheWriter {
     /// Removes the temporary (after a failure).
     pub fn abandon(self) {
         drop(self.file);
+        drop(self.val);
         let _ = std::fs::remove_file(&self.tmp);
+        let _ = std::fs::remove_file(&self.val_tmp);
     }
 }
 
@@ -162,6 +284,7 @@ fn remove_abandoned_temporaries(path: &Path) {
         let pid = file
             .strip_prefix(&prefix)
             .and_then(|rest| rest.strip_suffix(".tmp"))
+            .map(|rest| rest.strip_suffix(".val").unwrap_or(rest))
             .and_then(|pid| pid.parse::<u32>().ok());
         if let Some(pid) = pid
             && !Path::new(&format!("/proc/{pid}")).exists()
@@ -181,13 +304,15 @@ mod tests {
         let path = scratch.path().join("corpus.txt-0123.tokens");
         // No process has the largest pid; this one is alive.
         let dead = temporary(&path, u32::MAX);
+        let dead_val = dead.with_extension("val.tmp");
         let alive = temporary(&path, std::process::id());
         let other = scratch.path().join("other.txt-0123.tokens.7.tmp");
-        for file in [&dead, &alive, &other] {
+        for file in [&dead, &dead_val, &alive, &other] {
             std::fs::write(file, b"partial").unwrap();
         }
         remove_abandoned_temporaries(&path);
         assert!(!dead.exists());
+        assert!(!dead_val.exists());
         assert!(alive.exists());
         assert!(
             other.exists(),

@@ -10,7 +10,7 @@ use memmap2::Mmap;
 use crate::DataError;
 
 /// Files at least this large are mapped instead of read.
-const MAP_FROM_BYTES: u64 = 256 << 20;
+pub(crate) const MAP_FROM_BYTES: u64 = 256 << 20;
 
 /// A corpus's text, validated as UTF-8.
 pub struct Corpus(Bytes);
@@ -32,6 +32,12 @@ impl Deref for Corpus {
     }
 }
 
+impl From<String> for Corpus {
+    fn from(text: String) -> Self {
+        Corpus(Bytes::Read(text))
+    }
+}
+
 impl std::fmt::Debug for Corpus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Corpus({} bytes)", self.len())
@@ -41,6 +47,14 @@ impl std::fmt::Debug for Corpus {
 /// Reads the whole corpus, refusing missing, empty and non-UTF-8 files with a clear error.
 pub fn read_corpus(path: &Path) -> Result<Corpus, DataError> {
     read(path, MAP_FROM_BYTES)
+}
+
+/// [`read_corpus`], mapping files of at least `map_from_bytes`.
+pub(crate) fn read_corpus_mapping_from(
+    path: &Path,
+    map_from_bytes: u64,
+) -> Result<Corpus, DataError> {
+    read(path, map_from_bytes)
 }
 
 fn read(path: &Path, map_from_bytes: u64) -> Result<Corpus, DataError> {

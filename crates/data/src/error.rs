@@ -17,6 +17,13 @@ pub enum DataError {
         "corpus {path} is not UTF-8 text (invalid byte at offset {offset}): convert it to UTF-8 first"
     )]
     CorpusNotUtf8 { path: PathBuf, offset: usize },
+    #[error("corpus {path}{location} {problem}, or pass --skip-bad-documents to skip it")]
+    BadDocument {
+        path: PathBuf,
+        /// ` line 17`, ` row 3`, or empty for the whole file.
+        location: String,
+        problem: String,
+    },
     #[error("text has {} character(s) the tokenizer does not know: {}", .chars.len(), format_chars(.chars))]
     UnknownChars { chars: Vec<char> },
     #[error("token id {id} is outside the vocabulary of {vocab_size} tokens")]

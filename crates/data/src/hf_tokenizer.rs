@@ -36,14 +36,19 @@ impl Tokenizer {
     pub fn end_of_text(&self) -> Option<u32> {
         match self {
             Tokenizer::Hf(t) => t.token_to_id(END_OF_TEXT),
-            Tokenizer::Char(_) => None,
+            Tokenizer::Char(t) => t.end_of_text(),
         }
     }
 
     /// Every token's text, in id order: characters, or a BPE's byte-level strings.
     pub fn tokens(&self) -> Vec<String> {
         match self {
-            Tokenizer::Char(t) => t.vocab().iter().map(|c| c.to_string()).collect(),
+            Tokenizer::Char(t) => t
+                .vocab()
+                .iter()
+                .map(|c| c.to_string())
+                .chain(t.end_of_text().map(|_| END_OF_TEXT.to_string()))
+                .collect(),
             Tokenizer::Hf(t) => (0..t.get_vocab_size(true) as u32)
                 .map(|id| t.id_to_token(id).unwrap_or_default())
                 .collect(),
@@ -73,9 +78,17 @@ impl Tokenizer {
             && json["decoder"]["type"] == "Fuse"
             && json["normalizer"].is_null()
             && json["post_processor"].is_null()
-            && json["added_tokens"].as_array().is_some_and(Vec::is_empty);
+            && json["added_tokens"]
+                .as_array()
+                .is_some_and(|added| added.len() <= 1);
         let size = hf.get_vocab_size(true) as u32;
-        let chars: Option<Vec<char>> = (0..size)
+        // The one added token a char export may carry: `<|endoftext|>`, last.
+        let end_of_text = match json["added_tokens"].as_array().map(Vec::as_slice) {
+            Some([added]) if added["content"] == END_OF_TEXT && added["id"] == size - 1 => true,
+            Some([]) => false,
+            _ => return self,
+        };
+        let chars: Option<Vec<char>> = (0..size - u32::from(end_of_text))
             .map(|id| {
                 let token = hf.id_to_token(id)?;
                 let mut chars = token.chars();
@@ -87,6 +100,7 @@ impl Tokenizer {
             .filter(|_| shape_matches)
             .map(CharTokenizer::from_vocab)
         {
+            Some(Ok(t)) if end_of_text => Tokenizer::Char(t.with_end_of_text()),
             Some(Ok(t)) => Tokenizer::Char(t),
             _ => self,
         }
@@ -95,11 +109,11 @@ impl Tokenizer {
 
 fn char_as_word_level(t: &CharTokenizer) -> Result<tokenizers::Tokenizer, DataError> {
     let fail = |e: tokenizers::Error| DataError::Tokenizer(e.to_string());
-    let vocab = t
-        .vocab()
-        .iter()
+    let vocab = Tokenizer::Char(t.clone())
+        .tokens()
+        .into_iter()
         .enumerate()
-        .map(|(id, c)| (c.to_string(), id as u32))
+        .map(|(id, token)| (token, id as u32))
         .collect();
     let model = WordLevel::builder()
         .vocab(vocab)
@@ -115,6 +129,9 @@ fn char_as_word_level(t: &CharTokenizer) -> Result<tokenizers::Tokenizer, DataEr
     let mut hf = tokenizers::Tokenizer::new(model);
     hf.with_pre_tokenizer(Some(split));
     hf.with_decoder(Some(Fuse::new()));
+    if t.end_of_text().is_some() {
+        hf.add_special_tokens(&[tokenizers::AddedToken::from(END_OF_TEXT, true)]);
+    }
     Ok(hf)
 }
 
@@ -165,5 +182,30 @@ mod tests {
         let ours = Tokenizer::Char(CharTokenizer::from_corpus("ba\n"));
         assert_eq!(ours.tokens(), ["\n", "a", "b"]);
         assert_eq!(ours.end_of_text(), None);
+    }
+
+    #[test]
+    fn a_char_vocabulary_with_end_of_text_exports_it_as_a_special_token_and_comes_back() {
+        let ours = Tokenizer::Char(CharTokenizer::from_corpus(TEXT).with_end_of_text());
+        let end = ours.end_of_text().unwrap();
+        let theirs = ours.to_hf().unwrap();
+        assert_eq!(theirs.token_to_id(END_OF_TEXT), Some(end));
+        assert_eq!(theirs.get_vocab_size(true), ours.vocab_size());
+        // The special token is matched whole in text, as a BPE's is.
+        let text = format!("{TEXT}{END_OF_TEXT}ab");
+        let ids = theirs
+            .encode(text.as_str(), false)
+            .unwrap()
+            .get_ids()
+            .to_vec();
+        let mut expected = ours.encode(TEXT).unwrap();
+        expected.push(end);
+        expected.extend(ours.encode("ab").unwrap());
+        assert_eq!(ids, expected);
+        assert_eq!(theirs.decode(&ids, false).unwrap(), text);
+        let json = theirs.to_string(false).unwrap();
+        let back = Tokenizer::Hf(Box::new(json.parse().unwrap())).into_char_when_possible();
+        assert!(matches!(&back, Tokenizer::Char(t) if t.end_of_text() == Some(end)));
+        assert_eq!(back.encode(TEXT).unwrap(), ours.encode(TEXT).unwrap());
     }
 }

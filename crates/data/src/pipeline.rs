@@ -1,28 +1,214 @@
-//! From a corpus to token splits: choosing or training the tokenizer, then encoding through
-//! the token cache (reporting progress through a callback, so a terminal can draw a bar).
+//! From a corpus to token splits: reading the input (one text file, or many documents),
+//! choosing or training the tokenizer, then encoding through the token cache (reporting
+//! progress through a callback, so a terminal can draw a bar).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::bpe::{bpe_sample, train_bpe_on};
-use crate::cache::{CacheInfo, load_or_encode};
-use crate::{CharTokenizer, DataConfig, DataError, Splits, Tokenizer, split_text};
+use sha2::{Digest, Sha256};
 
-/// The tokenizer a new run uses, per `data.tokenizer`: `char`, `bpe` (trained here on the
-/// train split only, never on val) or a path to a `tokenizer.json`.
-pub fn build_tokenizer(config: &DataConfig, text: &str) -> Result<Tokenizer, DataError> {
-    match config.tokenizer.as_str() {
-        "char" => Ok(Tokenizer::Char(CharTokenizer::from_corpus(text))),
-        "bpe" => {
-            let (train, _) = split_text(text, config.val_fraction)?;
-            train_bpe_on(&bpe_sample(train, config.bpe_sample_bytes), config.vocab_size)
+use crate::bpe::{bpe_sample, train_bpe_on};
+use crate::cache::{CacheInfo, load_or_encode, load_or_encode_documents};
+use crate::collection::{Counts, Documents, VAL};
+use crate::config::Format;
+use crate::sources::{self, Source};
+use crate::{
+    CharTokenizer, Corpus, DataConfig, DataError, Splits, Tokenizer, read_corpus, split_text,
+};
+
+/// A corpus as a run reads it.
+pub enum Input {
+    /// One text file: split by position (its last `val_fraction` is val), no document marks.
+    OneFile { path: PathBuf, text: Corpus },
+    /// Many documents, each followed by the end-of-text token, val by whole documents.
+    Documents(Documents),
+}
+
+impl Input {
+    /// The corpus of `config`; `seed` chooses the validation documents.
+    pub fn open(config: &DataConfig, seed: u64) -> Result<Self, DataError> {
+        let corpus = sources::resolve(&config.corpus, config.format, "data.corpus")?;
+        if let (
+            [
+                Source {
+                    path,
+                    format: Format::Text,
+                },
+            ],
+            None,
+        ) = (&corpus[..], &config.val_corpus)
+        {
+            let text = read_corpus(path)?;
+            return Ok(Input::OneFile {
+                path: path.clone(),
+                text,
+            });
         }
-        path => Tokenizer::load(Path::new(path)).map_err(|e| {
-            DataError::Config(format!(
-                "data.tokenizer = {path:?} is neither \"char\", \"bpe\" nor a readable tokenizer.json: {e}"
-            ))
-        }),
+        let val = match &config.val_corpus {
+            Some(spec) => sources::resolve(spec, config.format, "data.val_corpus")?,
+            None => Vec::new(),
+        };
+        Ok(Input::Documents(Documents::of(corpus, val, config, seed)?))
     }
+
+    /// The hex sha256 runs record to notice a changed corpus: of the text for one file, of
+    /// every file's hash (and the validation choice) for documents.
+    pub fn fingerprint(&self) -> String {
+        match self {
+            Input::OneFile { text, .. } => hex(&Sha256::digest(text.as_bytes())),
+            Input::Documents(docs) => docs.fingerprint(),
+        }
+    }
+
+    /// Bytes of input.
+    pub fn bytes(&self) -> u64 {
+        match self {
+            Input::OneFile { text, .. } => text.len() as u64,
+            Input::Documents(docs) => docs.bytes(),
+        }
+    }
+
+    /// The distinct characters of the whole corpus (train and val).
+    pub fn chars(&self) -> Result<std::collections::BTreeSet<char>, DataError> {
+        match self {
+            Input::OneFile { text, .. } => Ok(text.chars().collect()),
+            Input::Documents(docs) => {
+                let mut chars = std::collections::BTreeSet::new();
+                let mut ascii = [false; 128];
+                docs.for_each(false, &mut |_, text, _| {
+                    for c in text.chars() {
+                        if c.is_ascii() {
+                            ascii[c as usize] = true;
+                        } else {
+                            chars.insert(c);
+                        }
+                    }
+                    Ok(())
+                })
+                .map_err(crate::cache_writer::Failure::into_data)?;
+                chars.extend((0u8..128).filter(|&b| ascii[b as usize]).map(char::from));
+                Ok(chars)
+            }
+        }
+    }
+
+    /// The tokenizer a new run uses, per `data.tokenizer`: `char`, `bpe` (trained here on
+    /// train text only, never on val) or a path to a `tokenizer.json`.
+    pub fn build_tokenizer(&self, config: &DataConfig) -> Result<Tokenizer, DataError> {
+        let tokenizer = match (config.tokenizer.as_str(), self) {
+            ("char", Input::OneFile { text, .. }) => {
+                Tokenizer::Char(CharTokenizer::from_corpus(text))
+            }
+            ("char", Input::Documents(_)) => {
+                let chars = self.chars()?.into_iter().collect();
+                let chars = CharTokenizer::from_vocab(chars).map_err(DataError::Config)?;
+                Tokenizer::Char(chars.with_end_of_text())
+            }
+            ("bpe", Input::OneFile { text, .. }) => {
+                let (train, _) = split_text(text, config.val_fraction)?;
+                train_bpe_on(&bpe_sample(train, config.bpe_sample_bytes), config.vocab_size)?
+            }
+            ("bpe", Input::Documents(docs)) => {
+                let sample = sample_documents(docs, config.bpe_sample_bytes)?;
+                let sample: Vec<&str> = sample.iter().map(String::as_str).collect();
+                train_bpe_on(&sample, config.vocab_size)?
+            }
+            (path, _) => Tokenizer::load(Path::new(path)).map_err(|e| {
+                DataError::Config(format!(
+                    "data.tokenizer = {path:?} is neither \"char\", \"bpe\" nor a readable tokenizer.json: {e}"
+                ))
+            })?,
+        };
+        Ok(tokenizer)
+    }
+
+    /// Train and val tokens, from the cache or freshly encoded, for a model of context
+    /// `block_size`; `progress(done_bytes, total_bytes)` is called while encoding.
+    pub fn encode(
+        &self,
+        config: &DataConfig,
+        block_size: usize,
+        tokenizer: &Tokenizer,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Encoded, DataError> {
+        let started = Instant::now();
+        let (train, val, cache, counts) = match self {
+            Input::OneFile { path, text } => {
+                let (train, val, cache) =
+                    load_or_encode(path, text, tokenizer, config.val_fraction, progress)?;
+                (train, val, cache, None)
+            }
+            Input::Documents(docs) => {
+                let end = tokenizer.end_of_text().ok_or_else(|| {
+                    DataError::Config(format!(
+                        "the tokenizer has no {:?} token to end each document with: a corpus of many documents needs data.tokenizer = \"char\", \"bpe\" or a tokenizer.json that has it",
+                        crate::tokenizer::END_OF_TEXT
+                    ))
+                })?;
+                let (train, val, cache, counts) =
+                    load_or_encode_documents(docs, tokenizer, end, progress)?;
+                (train, val, cache, counts)
+            }
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        let splits = Splits::from_parts(train, val, block_size)?;
+        Ok(Encoded {
+            splits,
+            cache,
+            seconds,
+            bytes: self.bytes() as usize,
+            documents: match self {
+                Input::OneFile { .. } => None,
+                Input::Documents(docs) => Some(DocumentsSeen {
+                    files: docs.files(),
+                    counts,
+                }),
+            },
+        })
+    }
+
+    /// One line naming the corpus: its path, or its files and size.
+    pub fn describe(&self) -> String {
+        match self {
+            Input::OneFile { path, text } => {
+                format!("{} ({:.2} MB)", path.display(), text.len() as f64 / 1e6)
+            }
+            Input::Documents(docs) => format!(
+                "{} file(s), {} document ids, {:.2} MB",
+                docs.files(),
+                docs.corpus_documents(),
+                docs.bytes() as f64 / 1e6
+            ),
+        }
+    }
+}
+
+/// A BPE's sample of a document corpus: every k-th train document (val never), k chosen so
+/// that about `cap` bytes are taken from across the whole corpus, and never more than `cap`.
+fn sample_documents(docs: &Documents, cap: usize) -> Result<Vec<String>, DataError> {
+    let stride = docs.bytes().div_ceil(cap as u64).max(1);
+    let (mut sample, mut taken, mut index) = (Vec::new(), 0usize, 0u64);
+    docs.for_each(true, &mut |_, text, _| {
+        if index % stride == 0 && taken + text.len() <= cap {
+            taken += text.len();
+            sample.push(text.to_string());
+        }
+        index += 1;
+        Ok(())
+    })
+    .map_err(crate::cache_writer::Failure::into_data)?;
+    Ok(sample)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Documents an encoding went through (a many-document corpus only).
+pub struct DocumentsSeen {
+    pub files: usize,
+    /// `None` when the tokens came from the cache.
+    pub counts: Option<Counts>,
 }
 
 /// What encoding the corpus took.
@@ -31,6 +217,7 @@ pub struct Encoded {
     pub cache: CacheInfo,
     pub seconds: f64,
     pub bytes: usize,
+    pub documents: Option<DocumentsSeen>,
 }
 
 impl Encoded {
@@ -44,7 +231,7 @@ impl Encoded {
             .map_or("memory (cache directory not writable)".to_string(), |p| {
                 p.display().to_string()
             });
-        if self.cache.reused {
+        let mut line = if self.cache.reused {
             format!("tokens: {tokens} from the cache {place}")
         } else {
             format!(
@@ -53,35 +240,26 @@ impl Encoded {
                 self.seconds,
                 self.bytes as f64 / 1e6 / self.seconds.max(1e-9)
             )
+        };
+        if let Some(DocumentsSeen {
+            counts: Some(counts),
+            files,
+        }) = &self.documents
+        {
+            line += &format!(
+                "\ndocuments: {} train + {} val from {files} file(s)",
+                counts.documents[0], counts.documents[VAL]
+            );
+            if counts.skipped > 0 {
+                line += &format!(
+                    ", {} skipped as unreadable (first: {})",
+                    counts.skipped,
+                    counts.first_skipped.as_deref().unwrap_or("?")
+                );
+            }
         }
+        line
     }
-}
-
-/// Train and val tokens of the corpus `text`, from the cache or freshly encoded, for a model
-/// of context `block_size`; `progress(done_bytes, total_bytes)` is called while encoding.
-pub fn encode_corpus(
-    config: &DataConfig,
-    block_size: usize,
-    tokenizer: &Tokenizer,
-    text: &str,
-    progress: &mut dyn FnMut(usize, usize),
-) -> Result<Encoded, DataError> {
-    let started = Instant::now();
-    let (train, val, cache) = load_or_encode(
-        &config.corpus,
-        text,
-        tokenizer,
-        config.val_fraction,
-        progress,
-    )?;
-    let seconds = started.elapsed().as_secs_f64();
-    let splits = Splits::from_parts(train, val, block_size)?;
-    Ok(Encoded {
-        splits,
-        cache,
-        seconds,
-        bytes: text.len(),
-    })
 }
 
 #[cfg(test)]
@@ -90,14 +268,14 @@ mod tests {
 
     /// A BPE of 320 tokens trained for `text` with the default 10% val tail.
     fn bpe_for(text: &str) -> Tokenizer {
-        let config = DataConfig {
-            corpus: "unused.txt".into(),
-            tokenizer: "bpe".into(),
-            vocab_size: 320,
-            val_fraction: 0.1,
-            bpe_sample_bytes: 256_000_000,
+        let mut config = DataConfig::of("unused.txt");
+        config.tokenizer = "bpe".into();
+        config.vocab_size = 320;
+        let input = Input::OneFile {
+            path: "unused.txt".into(),
+            text: Corpus::from(text.to_string()),
         };
-        build_tokenizer(&config, text).unwrap()
+        input.build_tokenizer(&config).unwrap()
     }
 
     #[test]

@@ -55,6 +55,19 @@ impl Tokenizer {
         }
     }
 
+    /// Encodes many texts (in parallel for a Hugging Face tokenizer), the ids of each apart.
+    pub fn encode_each(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>, DataError> {
+        match self {
+            Tokenizer::Char(t) => texts.iter().map(|x| t.encode(x)).collect(),
+            Tokenizer::Hf(t) => Ok(t
+                .encode_batch(texts.to_vec(), false)
+                .map_err(|e| DataError::Tokenizer(e.to_string()))?
+                .iter()
+                .map(|e| e.get_ids().to_vec())
+                .collect()),
+        }
+    }
+
     pub fn decode(&self, ids: &[u32]) -> Result<String, DataError> {
         match self {
             Tokenizer::Char(t) => t.decode(ids),
@@ -71,7 +84,7 @@ impl Tokenizer {
 
     pub fn vocab_size(&self) -> usize {
         match self {
-            Tokenizer::Char(t) => t.vocab.len(),
+            Tokenizer::Char(t) => t.vocab_size(),
             Tokenizer::Hf(t) => t.get_vocab_size(true),
         }
     }
@@ -150,6 +163,7 @@ impl Serialize for Tokenizer {
             Tokenizer::Char(t) => CharFile {
                 kind: "char".into(),
                 vocab: t.vocab.clone(),
+                end_of_text: t.end_of_text,
             }
             .serialize(serializer),
             Tokenizer::Hf(t) => t.serialize(serializer),
@@ -170,6 +184,13 @@ impl<'de> Deserialize<'de> for Tokenizer {
                 )));
             }
             CharTokenizer::from_vocab(file.vocab)
+                .map(|t| {
+                    if file.end_of_text {
+                        t.with_end_of_text()
+                    } else {
+                        t
+                    }
+                })
                 .map(Tokenizer::Char)
                 .map_err(D::Error::custom)
         } else {
@@ -185,13 +206,18 @@ impl<'de> Deserialize<'de> for Tokenizer {
 struct CharFile {
     kind: String,
     vocab: Vec<char>,
+    /// The vocabulary ends with `<|endoftext|>` (after the characters).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    end_of_text: bool,
 }
 
-/// One token per distinct character of the corpus, ids in sorted character order.
+/// One token per distinct character of the corpus, ids in sorted character order; a corpus of
+/// many documents adds `<|endoftext|>` after the characters, to mark where each one ends.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CharTokenizer {
     vocab: Vec<char>,
     ids: HashMap<char, u32>,
+    end_of_text: bool,
 }
 
 impl CharTokenizer {
@@ -213,7 +239,27 @@ impl CharTokenizer {
         if vocab.is_empty() {
             return Err("vocabulary is empty".into());
         }
-        Ok(Self { vocab, ids })
+        Ok(Self {
+            vocab,
+            ids,
+            end_of_text: false,
+        })
+    }
+
+    /// This vocabulary with `<|endoftext|>` after its characters (id = number of characters).
+    pub fn with_end_of_text(mut self) -> Self {
+        self.end_of_text = true;
+        self
+    }
+
+    /// The id of `<|endoftext|>`, when the vocabulary has it.
+    pub fn end_of_text(&self) -> Option<u32> {
+        self.end_of_text.then_some(self.vocab.len() as u32)
+    }
+
+    /// Characters, plus the end-of-text token when there is one.
+    pub fn vocab_size(&self) -> usize {
+        self.vocab.len() + usize::from(self.end_of_text)
     }
 
     /// The characters, in id order.
@@ -242,18 +288,22 @@ impl CharTokenizer {
         }
     }
 
+    /// The text of `ids`; the end-of-text token reads as `<|endoftext|>`.
     pub fn decode(&self, ids: &[u32]) -> Result<String, DataError> {
-        ids.iter()
-            .map(|&id| {
-                self.vocab
-                    .get(id as usize)
-                    .copied()
-                    .ok_or(DataError::UnknownToken {
+        let mut text = String::with_capacity(ids.len());
+        for &id in ids {
+            match self.vocab.get(id as usize) {
+                Some(&c) => text.push(c),
+                None if Some(id) == self.end_of_text() => text.push_str(END_OF_TEXT),
+                None => {
+                    return Err(DataError::UnknownToken {
                         id,
-                        vocab_size: self.vocab.len(),
-                    })
-            })
-            .collect()
+                        vocab_size: self.vocab_size(),
+                    });
+                }
+            }
+        }
+        Ok(text)
     }
 }
 
@@ -282,6 +332,31 @@ mod tests {
         let loaded = Tokenizer::load(&path).unwrap();
         assert_eq!(loaded.encode(text).unwrap(), ids);
         assert_eq!(loaded.vocab_size(), tokenizer.vocab_size());
+    }
+
+    #[test]
+    fn an_end_of_text_token_follows_the_characters_and_survives_saving() {
+        let chars = CharTokenizer::from_corpus("ab").with_end_of_text();
+        assert_eq!((chars.end_of_text(), chars.vocab_size()), (Some(2), 3));
+        let tokenizer = Tokenizer::Char(chars);
+        assert_eq!(tokenizer.end_of_text(), Some(2));
+        assert_eq!(tokenizer.encode("ba").unwrap(), [1, 0]);
+        assert_eq!(tokenizer.decode(&[0, 2, 1]).unwrap(), "a<|endoftext|>b");
+        assert!(tokenizer.decode(&[3]).is_err());
+        let scratch = tempfile::tempdir().unwrap();
+        let path = scratch.path().join("tokenizer.json");
+        tokenizer.save(&path).unwrap();
+        let loaded = Tokenizer::load(&path).unwrap();
+        assert_eq!(loaded.end_of_text(), Some(2));
+        assert_eq!(loaded.vocab_size(), 3);
+        // Without one, the file is exactly what it always was.
+        let plain = Tokenizer::Char(CharTokenizer::from_corpus("ab"));
+        plain.save(&path).unwrap();
+        assert!(
+            !std::fs::read_to_string(&path)
+                .unwrap()
+                .contains("end_of_text")
+        );
     }
 
     #[test]

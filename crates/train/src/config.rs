@@ -267,7 +267,6 @@ fn one_line(e: &toml::de::Error) -> anyhow::Error {
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
 
     use super::*;
 
@@ -314,7 +313,10 @@ corpus = "data/shakespeare.txt"
         assert_eq!(config.train.max_steps, 500);
         assert_eq!(config.train.lr, 3e-4);
         assert!(!config.model.bias);
-        assert_eq!(config.data.corpus, PathBuf::from("other.txt"));
+        assert_eq!(
+            config.data.corpus,
+            tinygpt_data::CorpusSpec::from("other.txt")
+        );
         assert_eq!(config.train.device, "ndarray");
     }
 

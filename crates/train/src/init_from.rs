@@ -7,12 +7,12 @@
 //! choice) and a smaller `model.block_size` (the position embeddings are cropped, as nanoGPT's
 //! `crop_block_size` does).
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
-use tinygpt_data::Tokenizer;
+use tinygpt_data::pipeline::Input;
+use tinygpt_data::{CorpusSpec, Tokenizer};
 use tinygpt_model::weights::{load_module_tensors, module_tensors};
 use tinygpt_model::{Gpt, GptConfig, NamedTensor};
 
@@ -99,9 +99,9 @@ impl InitSource {
     }
 
     /// Refuses a corpus with characters the tokenizer cannot encode, naming them.
-    pub fn check_corpus(&self, text: &str, corpus: &Path) -> Result<()> {
-        let distinct: BTreeSet<char> = text.chars().collect();
-        let unknown: Vec<String> = distinct
+    pub fn check_corpus(&self, input: &Input, corpus: &CorpusSpec) -> Result<()> {
+        let unknown: Vec<String> = input
+            .chars()?
             .into_iter()
             .filter(|c| self.tokenizer.encode(&c.to_string()).is_err())
             .map(|c| format!("{c:?}"))
@@ -109,7 +109,7 @@ impl InitSource {
         if !unknown.is_empty() {
             bail!(
                 "{} has {} character(s) the tokenizer of {} cannot encode: {}; fine-tuning keeps the model's tokenizer, so remove them from the corpus or start from a model whose vocabulary has them",
-                corpus.display(),
+                corpus,
                 unknown.len(),
                 self.path.display(),
                 unknown.join(" ")

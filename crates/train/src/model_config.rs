@@ -47,17 +47,21 @@ fn tokenizer_vocab(table: &toml::Table, path: &Path) -> Result<usize> {
             })
         }
         "char" => {
-            let corpus = key("corpus").and_then(|c| c.as_str()).with_context(|| {
+            let data = data.filter(|d| d.contains_key("corpus")).with_context(|| {
                 format!(
                     "{}: model.vocab_size is not set and no data.corpus to take it from",
                     path.display()
                 )
             })?;
-            let text = tinygpt_data::read_corpus(Path::new(corpus))?;
-            Ok(
-                tinygpt_data::Tokenizer::Char(tinygpt_data::CharTokenizer::from_corpus(&text))
-                    .vocab_size(),
-            )
+            let data: tinygpt_data::DataConfig =
+                serde_path_to_error::deserialize(toml::Value::Table(data.clone()))
+                    .map_err(|e| {
+                        anyhow::anyhow!("data.{}: {}", e.path(), e.inner().message().trim())
+                    })
+                    .with_context(|| format!("bad config {}", path.display()))?;
+            // The seed only chooses validation documents; the characters are the same.
+            let input = tinygpt_data::pipeline::Input::open(&data, 0)?;
+            Ok(input.build_tokenizer(&data)?.vocab_size())
         }
         file => Ok(tinygpt_data::Tokenizer::load(Path::new(file))?.vocab_size()),
     }

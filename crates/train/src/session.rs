@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use tinygpt_data::pipeline::{build_tokenizer, encode_corpus};
-use tinygpt_data::{Prompt, Splits, Tokenizer, prompt_tokens, read_corpus};
+use tinygpt_data::pipeline::Input;
+use tinygpt_data::{Prompt, Splits, Tokenizer, prompt_tokens};
 use tinygpt_model::Gpt;
 
 use crate::config::{RunConfig, check_resumable};
@@ -15,7 +15,6 @@ use crate::footprint::Footprint;
 use crate::init_from::InitSource;
 use crate::run::checkpoint;
 use crate::run::files::write_atomic;
-use crate::run::hash::sha256_hex;
 use crate::run::metrics::MetricsWriter;
 use crate::run::{Replaced, RunDir, RunKind};
 use crate::trainer::{Hashes, Start};
@@ -131,16 +130,16 @@ fn start(args: &SessionOptions, progress: &mut dyn FnMut(usize, usize)) -> Resul
         Some(run)
     };
     let (device, device_label) = open_device(&config.train.device)?;
-    let text = read_corpus(&config.data.corpus)?;
+    let input = Input::open(&config.data, config.train.seed)?;
     if let Some(source) = &source {
-        source.check_corpus(&text, &config.data.corpus)?;
+        source.check_corpus(&input, &config.data.corpus)?;
         // The tokenizer is the model's: the config records the run's copy of it.
         config.data.tokenizer = out.join(crate::run::TOKENIZER).display().to_string();
     }
     let tokenizer = match (&written, &source) {
         (Some(run), _) => Tokenizer::load(&run.tokenizer())?,
         (None, Some(source)) => source.tokenizer.clone(),
-        (None, None) => build_tokenizer(&config.data, &text)?,
+        (None, None) => input.build_tokenizer(&config.data)?,
     };
     if config.model.vocab_size == 0 {
         config.model.vocab_size = tokenizer.vocab_size();
@@ -148,7 +147,7 @@ fn start(args: &SessionOptions, progress: &mut dyn FnMut(usize, usize)) -> Resul
     if leader {
         check_memory(&config, args.force)?;
     }
-    let (splits, prompt, encoded) = prepare(&config, &tokenizer, &text, progress)?;
+    let (splits, prompt, encoded) = prepare(&config, &tokenizer, &input, progress)?;
     // The same seed on every rank gives the same weights (the trainer checks they agree).
     device.seed(config.train.seed);
     let model = match &mut source {
@@ -169,7 +168,7 @@ fn start(args: &SessionOptions, progress: &mut dyn FnMut(usize, usize)) -> Resul
         Some(run) => (run, None, MetricsWriter::discard()),
     };
     let hashes = Hashes {
-        corpus_sha256: sha256_hex(text.as_bytes()),
+        corpus_sha256: input.fingerprint(),
         tokenizer_sha256: crate::run::hash::sha256_file(&run.tokenizer())?,
     };
     Ok(Session {
@@ -247,11 +246,11 @@ fn resume(
     check_memory(&config, args.force)?;
     let (device, device_label) = open_device(&config.train.device)?;
 
-    let text = read_corpus(&config.data.corpus)?;
-    if sha256_hex(text.as_bytes()) != state.corpus_sha256 {
+    let input = Input::open(&config.data, config.train.seed)?;
+    if input.fingerprint() != state.corpus_sha256 {
         bail!(
-            "corpus {} changed since the run started (sha256 differs from the checkpoint's): restore the original file or start a new run",
-            config.data.corpus.display()
+            "corpus {} changed since the run started (sha256 differs from the checkpoint's): restore the original files or start a new run",
+            config.data.corpus
         );
     }
     let tokenizer_hash = crate::run::hash::sha256_file(&run.tokenizer())?;
@@ -262,7 +261,7 @@ fn resume(
         );
     }
     let tokenizer = Tokenizer::load(&run.tokenizer())?;
-    let (splits, prompt, encoded) = prepare(&config, &tokenizer, &text, progress)?;
+    let (splits, prompt, encoded) = prepare(&config, &tokenizer, &input, progress)?;
 
     let model = Gpt::new(&config.model, config.train.seed, &device.clone().autodiff())?;
     let model = checkpoint::load_model(&checkpoint_dir, model)?;
@@ -326,7 +325,7 @@ fn keep_global_batch(config: &mut RunConfig, saved: usize, ranks: usize) -> Resu
 fn prepare(
     config: &RunConfig,
     tokenizer: &Tokenizer,
-    text: &str,
+    input: &Input,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<(Splits, Prompt, String)> {
     let vocab = tokenizer.vocab_size();
@@ -338,13 +337,7 @@ fn prepare(
     }
     // The corpus first: a corpus too short to train on is the problem to report, not a
     // prompt its few characters cannot spell.
-    let encoded = encode_corpus(
-        &config.data,
-        config.model.block_size,
-        tokenizer,
-        text,
-        progress,
-    )?;
+    let encoded = input.encode(&config.data, config.model.block_size, tokenizer, progress)?;
     let prompt = sample_prompt(config, tokenizer, &encoded.splits)?;
     let description = encoded.describe();
     Ok((encoded.splits, prompt, description))

@@ -58,8 +58,8 @@ pub fn eval_command(args: EvalArgs) -> Result<()> {
             (path.display().to_string(), tokens)
         }
         None => {
-            let text = read_corpus(&config.data.corpus)?;
-            let encoded = encode_with_bar(&config, &tokenizer, &text)?;
+            let input = tinygpt_data::pipeline::Input::open(&config.data, config.train.seed)?;
+            let encoded = encode_with_bar(&config, &tokenizer, &input)?;
             ("val split".to_string(), encoded.splits.val.all())
         }
     };

@@ -160,7 +160,7 @@ fn model_card(name: &str, config: &RunConfig, tokenizer: &Tokenizer) -> String {
          tokenizer = AutoTokenizer.from_pretrained(\"PATH\")\n\
          ids = tokenizer(\"ROMEO:\", return_tensors=\"pt\").input_ids\n\
          print(tokenizer.decode(model.generate(ids, max_new_tokens=100)[0]))\n```\n",
-        corpus = config.data.corpus.display(),
+        corpus = config.data.corpus,
         params = ParamCount::of(m).total(),
         l = m.n_layer,
         h = m.n_head,
@@ -194,11 +194,9 @@ pub fn import_command(args: ImportArgs) -> Result<()> {
     let run_config = RunConfig {
         model: config.clone(),
         data: DataConfig {
-            corpus: args.corpus.clone(),
             tokenizer: run.tokenizer().display().to_string(),
             vocab_size: tokenizer.vocab_size(),
-            val_fraction: 0.1,
-            bpe_sample_bytes: 256_000_000,
+            ..DataConfig::of(args.corpus.clone())
         },
         train: TrainConfig::default(),
     };

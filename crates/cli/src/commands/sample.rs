@@ -47,6 +47,10 @@ pub struct SampleArgs {
     /// Recompute the whole context for every token instead of using the KV cache.
     #[arg(long)]
     pub no_kv_cache: bool,
+    /// Keep generating past the end-of-text token (a model trained on documents emits it
+    /// where a document ends; by default the sample stops there).
+    #[arg(long)]
+    pub ignore_end_of_text: bool,
 }
 
 pub const SAMPLE_SEPARATOR: &str = "\n---------------\n";
@@ -112,8 +116,12 @@ fn generate(
     let mut stream = StopStream::new(out, &args.stops);
     let mut generated = Vec::new();
     let mut shown = String::new();
+    let end = tokenizer.end_of_text().filter(|_| !args.ignore_end_of_text);
     for _ in 0..args.max_new_tokens {
         let next = sample(&generator.next_logits(), params, rng);
+        if Some(next) == end {
+            break;
+        }
         generator.push(next);
         generated.push(next);
         let text = tokenizer.decode(&generated)?;

@@ -7,9 +7,7 @@ use std::time::Instant;
 use anyhow::Result;
 use indicatif::HumanCount;
 use serde::Serialize;
-use tinygpt_data::read_corpus;
-
-use tinygpt_data::pipeline::build_tokenizer;
+use tinygpt_data::pipeline::Input;
 use tinygpt_train::config::RunConfig;
 
 use crate::progress::encode_with_bar;
@@ -31,11 +29,22 @@ pub struct TokenizeArgs {
     /// Replace an existing --save-tokenizer file.
     #[arg(long)]
     pub force: bool,
+    /// Count and skip documents that cannot be read (bad JSON, no text field, not UTF-8)
+    /// instead of stopping at the first (sets data.skip_bad_documents).
+    #[arg(long)]
+    pub skip_bad_documents: bool,
 }
 
 #[derive(Debug, Serialize)]
 struct TokenizeReport {
-    corpus: PathBuf,
+    corpus: String,
+    files: usize,
+    /// Documents read into train and val (a many-document corpus, freshly encoded).
+    train_documents: Option<u64>,
+    val_documents: Option<u64>,
+    skipped_documents: Option<u64>,
+    /// Bytes of document text read (JSON and Parquet encoding aside).
+    text_bytes: Option<u64>,
     tokenizer: String,
     vocab_size: usize,
     bytes: usize,
@@ -50,31 +59,43 @@ struct TokenizeReport {
 }
 
 pub fn tokenize_command(args: TokenizeArgs) -> Result<()> {
-    let config = RunConfig::load(&args.config, &args.overrides)?;
+    let mut overrides = args.overrides.clone();
+    if args.skip_bad_documents {
+        overrides.push("data.skip_bad_documents=true".into());
+    }
+    let config = RunConfig::load(&args.config, &overrides)?;
     if let Some(path) = &args.save_tokenizer {
         tinygpt_train::run::files::refuse_existing(path, "--save-tokenizer", args.force)?;
     }
-    let text = read_corpus(&config.data.corpus)?;
+    let input = Input::open(&config.data, config.train.seed)?;
+    let bytes = input.bytes() as usize;
     let started = Instant::now();
-    let tokenizer = build_tokenizer(&config.data, &text)?;
+    let tokenizer = input.build_tokenizer(&config.data)?;
     let tokenizer_seconds = started.elapsed().as_secs_f64();
-    let encoded = encode_with_bar(&config, &tokenizer, &text)?;
+    let encoded = encode_with_bar(&config, &tokenizer, &input)?;
+    let documents = encoded.documents.as_ref();
+    let counts = documents.and_then(|d| d.counts.as_ref());
     if let Some(path) = &args.save_tokenizer {
         tokenizer.save(path)?;
     }
     let (train, val) = (&encoded.splits.train, &encoded.splits.val);
     let report = TokenizeReport {
-        corpus: config.data.corpus.clone(),
+        corpus: config.data.corpus.to_string(),
+        files: documents.map_or(1, |d| d.files),
+        train_documents: counts.map(|c| c.documents[0]),
+        val_documents: counts.map(|c| c.documents[1]),
+        skipped_documents: counts.map(|c| c.skipped),
+        text_bytes: counts.map(|c| c.text_bytes.iter().sum()),
         tokenizer: config.data.tokenizer.clone(),
         vocab_size: tokenizer.vocab_size(),
-        bytes: text.len(),
+        bytes,
         train_tokens: train.len(),
         val_tokens: val.len(),
-        bytes_per_token: text.len() as f64 / (train.len() + val.len()) as f64,
+        bytes_per_token: bytes as f64 / (train.len() + val.len()) as f64,
         tokenizer_seconds,
         encode_seconds: encoded.seconds,
         encode_mb_per_s: (!encoded.cache.reused)
-            .then(|| text.len() as f64 / 1e6 / encoded.seconds.max(1e-9)),
+            .then(|| bytes as f64 / 1e6 / encoded.seconds.max(1e-9)),
         cache: encoded.cache.path.clone(),
         reused: encoded.cache.reused,
     };
@@ -82,11 +103,7 @@ pub fn tokenize_command(args: TokenizeArgs) -> Result<()> {
         println!("{}", serde_json::to_string(&report)?);
         return Ok(());
     }
-    println!(
-        "corpus: {} ({:.2} MB)",
-        report.corpus.display(),
-        report.bytes as f64 / 1e6
-    );
+    println!("corpus: {}", input.describe());
     let built = if config.data.tokenizer == "bpe" {
         format!(
             ", trained on the train split in {:.2}s",

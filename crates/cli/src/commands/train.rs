@@ -62,6 +62,11 @@ pub struct TrainArgs {
     /// be chosen).
     #[arg(long, value_name = "RUN_OR_HF_DIR", conflicts_with = "resume")]
     pub init_from: Option<PathBuf>,
+    /// Count and skip documents that cannot be read (bad JSON, no text field, not UTF-8)
+    /// instead of stopping at the first (sets data.skip_bad_documents; a resumed run keeps
+    /// its own setting).
+    #[arg(long, conflicts_with = "resume")]
+    pub skip_bad_documents: bool,
 }
 
 /// Trains; the exit code is 0 when the run finished or stopped at `--stop-at-step`, and
@@ -71,11 +76,15 @@ pub fn train(args: TrainArgs, job: &Job) -> Result<ExitCode> {
     let collective = job.collective();
     let leader = collective.is_leader();
     let interrupt = interrupt_flag(leader, collective.ranks())?;
+    let mut overrides = args.overrides;
+    if args.skip_bad_documents {
+        overrides.push("data.skip_bad_documents=true".into());
+    }
     let options = SessionOptions {
         config: args.config,
         device: args.device,
         out: args.out,
-        overrides: args.overrides,
+        overrides,
         overwrite: args.overwrite,
         force: args.force,
         resume: args.resume,

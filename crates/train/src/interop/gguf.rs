@@ -145,8 +145,12 @@ impl Vocabulary {
             .collect();
         let (mut tokens, merges) = if byte_level {
             (texts, bpe_merges(&json["model"]["merges"])?)
-        } else if texts.iter().all(|t| t.chars().count() == 1) {
-            characters(&texts)
+        } else if texts
+            .iter()
+            .zip(&special)
+            .all(|(t, &s)| s || t.chars().count() == 1)
+        {
+            characters(&texts, &special)
         } else {
             bail!(
                 "GGUF export handles byte-level BPE and character vocabularies; this tokenizer is neither"
@@ -187,11 +191,22 @@ fn bpe_merges(merges: &serde_json::Value) -> Result<Vec<String>> {
 
 /// A character vocabulary in byte-level form, with the merges that build each multi-byte
 /// character from its bytes (llama.cpp starts every word from single bytes).
-fn characters(chars: &[String]) -> (Vec<String>, Vec<String>) {
-    let tokens = chars.iter().map(|c| byte_level(c.as_bytes())).collect();
+fn characters(chars: &[String], special: &[bool]) -> (Vec<String>, Vec<String>) {
+    // Special tokens (a char vocabulary's `<|endoftext|>`) are matched whole, as they are.
+    let tokens = chars
+        .iter()
+        .zip(special)
+        .map(|(c, &s)| {
+            if s {
+                c.clone()
+            } else {
+                byte_level(c.as_bytes())
+            }
+        })
+        .collect();
     let mut merges = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    for c in chars {
+    for (c, _) in chars.iter().zip(special).filter(|(_, s)| !**s) {
         let bytes = c.as_bytes();
         for end in 1..bytes.len() {
             let merge = format!(
@@ -242,10 +257,20 @@ mod tests {
 
     #[test]
     fn multi_byte_characters_are_built_by_merges() {
-        let (tokens, merges) = characters(&["a".into(), "é".into(), "✓".into()]);
+        let (tokens, merges) = characters(&["a".into(), "é".into(), "✓".into()], &[false; 3]);
         // é is C3 A9 → "Ã©"; ✓ is E2 9C 93 → "âľĵ".
         assert_eq!(tokens, ["a", "Ã©", "âľĵ"]);
         assert_eq!(merges, ["Ã ©", "â ľ", "âľ ĵ"]);
+    }
+
+    #[test]
+    fn a_char_vocabulary_with_end_of_text_keeps_it_as_its_control_token() {
+        let chars = tinygpt_data::CharTokenizer::from_corpus("ab\u{e9}").with_end_of_text();
+        let vocab = Vocabulary::of(&Tokenizer::Char(chars), 5).unwrap();
+        assert_eq!(vocab.tokens, ["a", "b", "Ã©", END_OF_TEXT, "[PAD4]"]);
+        assert_eq!(vocab.types, [NORMAL, NORMAL, NORMAL, CONTROL, UNUSED]);
+        assert_eq!(vocab.merges, ["Ã ©"]);
+        assert_eq!(vocab.end_of_text, Some(3));
     }
 
     #[test]

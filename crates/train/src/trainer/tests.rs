@@ -102,13 +102,7 @@ fn validation_loss_falls_when_training_on_structured_data() {
     let device = device();
     let config = RunConfig {
         model: model_config(),
-        data: crate::config::DataConfig {
-            corpus: "unused".into(),
-            tokenizer: "char".into(),
-            vocab_size: 1024,
-            val_fraction: 0.1,
-            bpe_sample_bytes: 256_000_000,
-        },
+        data: crate::config::DataConfig::of("unused"),
         train: TrainConfig {
             batch_size: 8,
             max_steps: 40,

@@ -1,0 +1,383 @@
+//! Reading documents out of files: a text file is one document, a JSONL line one, a Parquet
+//! row one. Each document has an ordinal in its file (JSONL: its line, counting blank lines,
+//! which hold no document; Parquet: its row), so ids stay fixed whichever documents are bad.
+//!
+//! Documents are handed to a callback one at a time and never collected: a JSONL file is read
+//! line by line, a Parquet file row by row (only the text column is decoded), a large text file
+//! is memory-mapped.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+
+use parquet::basic::Type as PhysicalType;
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::record::Field;
+use parquet::schema::types::Type;
+use sha2::{Digest, Sha256};
+
+use crate::cache_writer::Failure;
+use crate::config::Format;
+use crate::corpus::read_corpus_mapping_from;
+use crate::sources::Source;
+use crate::{Corpus, DataError};
+
+/// What a file yields, in order.
+pub enum Item<'a> {
+    /// Document `ordinal` of the file; `consumed` bytes of the file are read so far.
+    Document {
+        ordinal: u64,
+        text: &'a str,
+        consumed: u64,
+    },
+    /// `count` documents cannot be read (one, or a whole file's worth).
+    Bad { count: u64, error: DataError },
+}
+
+/// A file's size, content hash and document count: what a token cache is keyed by.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileFacts {
+    pub bytes: u64,
+    pub sha256: [u8; 32],
+    pub documents: u64,
+}
+
+/// Hashes `source` and counts its documents in one pass over its bytes.
+pub fn facts(source: &Source) -> Result<FileFacts, DataError> {
+    let path = &source.path;
+    let unreadable = |e: std::io::Error| unreadable(path, e);
+    let mut file = std::fs::File::open(path).map_err(unreadable)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    let (mut bytes, mut newlines, mut last) = (0u64, 0u64, b'\n');
+    loop {
+        let n = file.read(&mut buffer).map_err(unreadable)?;
+        if n == 0 {
+            break;
+        }
+        let block = &buffer[..n];
+        hasher.update(block);
+        if source.format == Format::Jsonl {
+            newlines += block.iter().filter(|&&b| b == b'\n').count() as u64;
+        }
+        last = block[n - 1];
+        bytes += n as u64;
+    }
+    let documents = match source.format {
+        Format::Text => 1,
+        Format::Jsonl => newlines + u64::from(last != b'\n'),
+        // A file that is not Parquet counts no documents; reading it reports why.
+        Format::Parquet => parquet_rows(path).unwrap_or(0),
+    };
+    Ok(FileFacts {
+        bytes,
+        sha256: hasher.finalize().into(),
+        documents,
+    })
+}
+
+/// Calls `visit` with each document of `source`, or with the ones that cannot be read.
+pub fn read(
+    source: &Source,
+    text_field: &str,
+    map_from_bytes: u64,
+    visit: &mut dyn FnMut(Item) -> Result<(), Failure>,
+) -> Result<(), Failure> {
+    match source.format {
+        Format::Text => read_text(&source.path, map_from_bytes, visit),
+        Format::Jsonl => read_jsonl(&source.path, text_field, visit),
+        Format::Parquet => read_parquet(&source.path, text_field, visit),
+    }
+}
+
+fn unreadable(path: &Path, source: std::io::Error) -> DataError {
+    match source.kind() {
+        std::io::ErrorKind::NotFound => DataError::CorpusMissing { path: path.into() },
+        _ => DataError::CorpusUnreadable {
+            path: path.into(),
+            source,
+        },
+    }
+}
+
+fn bad(path: &Path, location: String, problem: String) -> DataError {
+    DataError::BadDocument {
+        path: path.into(),
+        location,
+        problem,
+    }
+}
+
+fn read_text(
+    path: &Path,
+    map_from_bytes: u64,
+    visit: &mut dyn FnMut(Item) -> Result<(), Failure>,
+) -> Result<(), Failure> {
+    let text: Corpus = match read_corpus_mapping_from(path, map_from_bytes) {
+        Ok(text) => text,
+        // An empty file is an empty document: nothing to learn, nothing wrong.
+        Err(DataError::CorpusEmpty { .. }) => return Ok(()),
+        Err(DataError::CorpusNotUtf8 { offset, .. }) => {
+            let error = bad(
+                path,
+                String::new(),
+                format!("is not UTF-8 text (invalid byte at offset {offset}): convert it to UTF-8"),
+            );
+            return visit(Item::Bad { count: 1, error });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    visit(Item::Document {
+        ordinal: 0,
+        text: &text,
+        consumed: text.len() as u64,
+    })
+}
+
+fn read_jsonl(
+    path: &Path,
+    text_field: &str,
+    visit: &mut dyn FnMut(Item) -> Result<(), Failure>,
+) -> Result<(), Failure> {
+    let file = std::fs::File::open(path).map_err(|e| unreadable(path, e))?;
+    let mut lines = BufReader::with_capacity(1 << 20, file);
+    let mut line = Vec::new();
+    let (mut ordinal, mut consumed) = (0u64, 0u64);
+    loop {
+        line.clear();
+        let n = lines
+            .read_until(b'\n', &mut line)
+            .map_err(|e| unreadable(path, e))?;
+        if n == 0 {
+            return Ok(());
+        }
+        consumed += n as u64;
+        let item = match jsonl_text(&line, text_field) {
+            Ok(None) => None,
+            Ok(Some(text)) => Some(Ok(text)),
+            Err(problem) => Some(Err(bad(path, format!(" line {}", ordinal + 1), problem))),
+        };
+        match item {
+            None => {}
+            Some(Ok(text)) => visit(Item::Document {
+                ordinal,
+                text: &text,
+                consumed,
+            })?,
+            Some(Err(error)) => visit(Item::Bad { count: 1, error })?,
+        }
+        ordinal += 1;
+    }
+}
+
+/// The text of one JSONL line; `None` for a blank line.
+fn jsonl_text(line: &[u8], field: &str) -> Result<Option<String>, String> {
+    let line = std::str::from_utf8(line).map_err(|e| {
+        format!(
+            "is not UTF-8 (invalid byte at column {}): convert the file to UTF-8",
+            e.valid_up_to() + 1
+        )
+    })?;
+    let line = line.trim();
+    if line.is_empty() {
+        return Ok(None);
+    }
+    let value: serde_json::Value = serde_json::from_str(line)
+        .map_err(|e| format!("is not JSON ({e}): fix or remove the line"))?;
+    let serde_json::Value::Object(mut object) = value else {
+        return Err(format!(
+            "is JSON but not an object with a {field:?} field: give each line an object like {{\"{field}\": \"...\"}}"
+        ));
+    };
+    match object.remove(field) {
+        Some(serde_json::Value::String(text)) => Ok(Some(text)),
+        Some(other) => Err(format!(
+            "has {field:?} = {}, not a string: every line's {field:?} must be text",
+            kind_of(&other)
+        )),
+        None => {
+            let fields: Vec<&String> = object.keys().take(8).collect();
+            Err(format!(
+                "has no {field:?} field (it has {fields:?}): set data.text_field to the field holding the text"
+            ))
+        }
+    }
+}
+
+fn kind_of(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+fn open_parquet(path: &Path) -> Result<SerializedFileReader<std::fs::File>, String> {
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    SerializedFileReader::new(file).map_err(|e| {
+        format!("is not a readable Parquet file ({e}): export it again or set data.format")
+    })
+}
+
+fn parquet_rows(path: &Path) -> Option<u64> {
+    let reader = open_parquet(path).ok()?;
+    u64::try_from(reader.metadata().file_metadata().num_rows()).ok()
+}
+
+fn read_parquet(
+    path: &Path,
+    text_field: &str,
+    visit: &mut dyn FnMut(Item) -> Result<(), Failure>,
+) -> Result<(), Failure> {
+    let rows = parquet_rows(path).unwrap_or(0);
+    let whole_file = |problem: String| Item::Bad {
+        count: rows,
+        error: bad(path, String::new(), problem),
+    };
+    let reader = match open_parquet(path) {
+        Ok(reader) => reader,
+        Err(problem) => return visit(whole_file(problem)),
+    };
+    let schema = reader.metadata().file_metadata().schema();
+    let Some(column) = schema.get_fields().iter().find(|f| f.name() == text_field) else {
+        let columns: Vec<&str> = schema.get_fields().iter().map(|f| f.name()).collect();
+        return visit(whole_file(format!(
+            "has no column {text_field:?} (it has {columns:?}): set data.text_field to the column holding the text"
+        )));
+    };
+    if !column.is_primitive() || column.get_physical_type() != PhysicalType::BYTE_ARRAY {
+        return visit(whole_file(format!(
+            "column {text_field:?} does not hold strings: set data.text_field to a string column"
+        )));
+    }
+    let projection = Type::group_type_builder(schema.name())
+        .with_fields(vec![column.clone()])
+        .build()
+        .map_err(|e| bad(path, String::new(), e.to_string()))?;
+    let iter = match reader.get_row_iter(Some(projection)) {
+        Ok(iter) => iter,
+        Err(e) => return visit(whole_file(format!("cannot be read ({e}): repair the file"))),
+    };
+    let size = std::fs::metadata(path).map_or(0, |m| m.len());
+    for (ordinal, row) in (0u64..).zip(iter) {
+        let consumed = size * (ordinal + 1) / rows.max(1);
+        let location = format!(" row {}", ordinal + 1);
+        let text = match row {
+            Ok(row) => match row.into_columns().pop().map(|(_, field)| field) {
+                Some(Field::Str(text)) => Ok(text),
+                Some(Field::Bytes(bytes)) => String::from_utf8(bytes.data().to_vec())
+                    .map_err(|_| "is not UTF-8 text: convert the column to UTF-8".to_string()),
+                Some(Field::Null) | None => Err(format!(
+                    "has no {text_field:?} (null): fill it or drop the row"
+                )),
+                Some(_) => Err(format!("{text_field:?} is not a string")),
+            },
+            Err(e) => {
+                let mut e = e.to_string();
+                e.truncate(120);
+                Err(format!("cannot be read ({e}): repair the file"))
+            }
+        };
+        match text {
+            Ok(text) => visit(Item::Document {
+                ordinal,
+                text: &text,
+                consumed,
+            })?,
+            Err(problem) => visit(Item::Bad {
+                count: 1,
+                error: bad(path, location, problem),
+            })?,
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(source: &Source) -> (Vec<(u64, String)>, Vec<String>) {
+        let (mut docs, mut bad) = (Vec::new(), Vec::new());
+        read(source, "text", 1 << 30, &mut |item| {
+            match item {
+                Item::Document { ordinal, text, .. } => docs.push((ordinal, text.to_string())),
+                Item::Bad { error, .. } => bad.push(error.to_string()),
+            }
+            Ok(())
+        })
+        .unwrap();
+        (docs, bad)
+    }
+
+    #[test]
+    fn jsonl_lines_are_documents_and_bad_lines_are_named() {
+        let scratch = tempfile::tempdir().unwrap();
+        let path = scratch.path().join("d.jsonl");
+        std::fs::write(
+            &path,
+            "{\"text\": \"one\\n\", \"id\": 1}\n\n{\"text\": \"caf\u{e9}\"}\nnot json\n{\"id\": 3}\n{\"text\": 5}\n[1]\n{\"text\": \"last\"}",
+        )
+        .unwrap();
+        let source = Source {
+            path: path.clone(),
+            format: Format::Jsonl,
+        };
+        let (docs, bad) = collect(&source);
+        assert_eq!(
+            docs,
+            [
+                (0, "one\n".into()),
+                (2, "caf\u{e9}".into()),
+                (7, "last".into())
+            ]
+        );
+        assert_eq!(bad.len(), 4, "{bad:?}");
+        assert!(bad[0].contains("d.jsonl line 4 is not JSON"), "{}", bad[0]);
+        assert!(
+            bad[1].contains("line 5 has no \"text\" field (it has [\"id\"])"),
+            "{}",
+            bad[1]
+        );
+        assert!(
+            bad[2].contains("line 6 has \"text\" = a number"),
+            "{}",
+            bad[2]
+        );
+        assert!(
+            bad[3].contains("line 7 is JSON but not an object"),
+            "{}",
+            bad[3]
+        );
+        assert!(bad.iter().all(|e| e.contains("--skip-bad-documents")));
+        // Eight lines, the last without its newline: eight ordinals.
+        assert_eq!(facts(&source).unwrap().documents, 8);
+    }
+
+    #[test]
+    fn a_text_file_is_one_document_mapped_or_read() {
+        let scratch = tempfile::tempdir().unwrap();
+        let path = scratch.path().join("a.txt");
+        std::fs::write(&path, "naïve\n").unwrap();
+        let source = Source {
+            path,
+            format: Format::Text,
+        };
+        for map_from in [1, 1 << 30] {
+            let mut docs = Vec::new();
+            read(&source, "text", map_from, &mut |item| {
+                if let Item::Document { text, .. } = item {
+                    docs.push(text.to_string());
+                }
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(docs, ["naïve\n"]);
+        }
+        let facts = facts(&source).unwrap();
+        assert_eq!((facts.bytes, facts.documents), (7, 1));
+        assert_eq!(facts.sha256, <[u8; 32]>::from(Sha256::digest("naïve\n")));
+    }
+}
