@@ -258,7 +258,28 @@ fn tokenizer_errors_are_one_clear_line() {
 
 #[test]
 fn a_tokenizer_killed_halfway_leaves_no_cache_a_later_run_would_use() {
-    let scratch = Scratch::new("tokenize-kill");
+    let shakespeare =
+        std::fs::read_to_string(workspace_root().join("data/shakespeare.txt")).unwrap();
+    kill_halfway_then_encode_again("tokenize-kill", "big.txt", &shakespeare.repeat(2));
+}
+
+#[test]
+fn a_tokenizer_killed_halfway_through_documents_leaves_no_cache_either() {
+    // Shakespeare's paragraphs as JSONL documents: val ids go to a temporary of their own.
+    let shakespeare =
+        std::fs::read_to_string(workspace_root().join("data/shakespeare.txt")).unwrap();
+    let lines: String = shakespeare
+        .split("\n\n")
+        .map(|p| serde_json::json!({ "text": p }).to_string() + "\n")
+        .collect();
+    kill_halfway_then_encode_again("tokenize-kill-docs", "big.jsonl", &lines.repeat(2));
+}
+
+/// Kills `tinygpt tokenize` of `text` (saved as `name`) once its temporary passes 1 MB, then
+/// checks no cache was left, that the next run encodes (removing the dead writer's
+/// temporaries) and the one after reuses.
+fn kill_halfway_then_encode_again(scratch: &str, name: &str, text: &str) {
+    let scratch = Scratch::new(scratch);
     // A saved BPE (no training to wait for) and a corpus that takes seconds to encode.
     let small = write_corpus(&scratch.path("small.txt"), &PANGRAMS.repeat(200));
     let tokenizer = scratch.str("bpe.json");
@@ -272,9 +293,7 @@ fn a_tokenizer_killed_halfway_leaves_no_cache_a_later_run_would_use() {
         "--save-tokenizer",
         &tokenizer,
     ]);
-    let shakespeare =
-        std::fs::read_to_string(workspace_root().join("data/shakespeare.txt")).unwrap();
-    let big = write_corpus(&scratch.path("big.txt"), &shakespeare.repeat(2));
+    let big = write_corpus(&scratch.path(name), text);
     let use_bpe = format!("data.tokenizer={tokenizer:?}");
     let args = ["tokenize", "--set", &big, "--set", &use_bpe];
     let mut child = tinygpt_command(&args).spawn().unwrap();
@@ -307,11 +326,18 @@ fn a_tokenizer_killed_halfway_leaves_no_cache_a_later_run_would_use() {
             .unwrap()
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|name| name.starts_with("big.txt-") && name.ends_with(".tokens"))
+            .filter(|file| file.starts_with(&format!("{name}-")) && file.ends_with(".tokens"))
             .count()
     };
     assert_eq!(finished(&cache), 0, "a killed tokenizer left a cache");
     assert!(temporary.exists());
+    let temporaries = |dir: &Path| {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .count()
+    };
 
     let again = tokenize(&["--set", &big, "--set", &use_bpe]);
     assert_eq!(again["reused"], false);
@@ -319,6 +345,7 @@ fn a_tokenizer_killed_halfway_leaves_no_cache_a_later_run_would_use() {
         !temporary.exists(),
         "the dead writer's temporary was not removed"
     );
+    assert_eq!(temporaries(&cache), 0, "a temporary was left behind");
     assert_eq!(finished(&cache), 1);
     let third = tokenize(&["--set", &big, "--set", &use_bpe]);
     assert_eq!(third["reused"], true);
