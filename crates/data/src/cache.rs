@@ -217,12 +217,31 @@ fn open(path: &Path, key: &[u8; 32], vocab_size: usize) -> Result<(Tokens, Token
     if expected != Some(map.len()) {
         return Err(bad("truncated"));
     }
-    let max_id = max_id(&map[HEADER..], width);
+    // Read, not through the map: a check of every id should not leave the whole file
+    // resident in this process (training then maps in only the windows it samples).
+    let max_id = max_id_in(&file, width).map_err(|e| bad(&e.to_string()))?;
     if max_id.is_some_and(|id| id as usize >= vocab_size) {
         return Err(bad("holds token ids outside the vocabulary"));
     }
     let all = Tokens::mapped(map, HEADER, width, n_train + n_val);
     Ok((all.slice(0..n_train), all.slice(n_train..n_train + n_val)))
+}
+
+/// The largest id of a cache file, read in blocks of 4 MB after the header.
+fn max_id_in(file: &std::fs::File, width: usize) -> std::io::Result<Option<u32>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = file;
+    file.seek(SeekFrom::Start(HEADER as u64))?;
+    let mut block = Vec::with_capacity(4 << 20);
+    let mut largest = None;
+    loop {
+        block.clear();
+        file.take(4 << 20).read_to_end(&mut block)?;
+        if block.is_empty() {
+            return Ok(largest);
+        }
+        largest = largest.max(max_id(&block, width));
+    }
 }
 
 /// The largest of the little-endian ids of `width` bytes in `bytes` (one pass the compiler

@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::cache_writer::Failure;
 use crate::corpus::MAP_FROM_BYTES;
 use crate::documents::{self, FileFacts, Item};
+use crate::file_memo::FileMemo;
 use crate::sources::{self, Source};
 use crate::{DataConfig, DataError};
 
@@ -73,11 +74,14 @@ impl Documents {
     ) -> Result<Self, DataError> {
         let corpus_files = corpus.len();
         let has_val_corpus = !val.is_empty();
-        let files = corpus
+        let sources: Vec<Source> = corpus.into_iter().chain(val).collect();
+        let memo_path = cache_dir(&sources).join("files.json");
+        let mut memo = FileMemo::load(&memo_path);
+        let files = sources
             .into_iter()
-            .chain(val)
-            .map(|source| documents::facts(&source).map(|facts| (source, facts)))
+            .map(|source| memo.facts(&source).map(|facts| (source, facts)))
             .collect::<Result<Vec<_>, _>>()?;
+        memo.save(&memo_path);
         let mut key = b"tinygpt documents v1\n".to_vec();
         for (i, (source, facts)) in files.iter().enumerate() {
             let role = if i < corpus_files { "corpus" } else { "val" };
@@ -160,30 +164,14 @@ impl Documents {
     /// Where the token cache goes, as a corpus path: `<name>-documents` in the deepest
     /// directory holding every file, `<name>` being that one file's or that directory's.
     pub fn cache_stem(&self) -> PathBuf {
-        let dir = self.common_dir();
+        let sources: Vec<Source> = self.files.iter().map(|(s, _)| s.clone()).collect();
+        let dir = common_dir(&sources);
         let name = match &self.files[..] {
             [(only, _)] => only.path.file_name(),
             _ => dir.file_name(),
         }
         .map_or("corpus".into(), |n| n.to_string_lossy().into_owned());
         dir.join(format!("{name}-documents"))
-    }
-
-    /// The deepest directory holding every file.
-    fn common_dir(&self) -> PathBuf {
-        let mut dirs = self
-            .files
-            .iter()
-            .map(|(s, _)| s.path.parent().unwrap_or(Path::new("")).to_path_buf());
-        let mut common = dirs.next().unwrap_or_default();
-        for dir in dirs {
-            while !dir.starts_with(&common) {
-                if !common.pop() {
-                    break;
-                }
-            }
-        }
-        common
     }
 
     /// Calls `visit(part, text, bytes_read)` for every readable document in order (only the
@@ -242,6 +230,27 @@ impl Documents {
         }
         Ok(counts)
     }
+}
+
+/// The deepest directory holding every source.
+fn common_dir(sources: &[Source]) -> PathBuf {
+    let mut dirs = sources
+        .iter()
+        .map(|s| s.path.parent().unwrap_or(Path::new("")).to_path_buf());
+    let mut common = dirs.next().unwrap_or_default();
+    for dir in dirs {
+        while !dir.starts_with(&common) {
+            if !common.pop() {
+                break;
+            }
+        }
+    }
+    common
+}
+
+/// The token cache's directory for these sources (as [`crate::cache::cache_path`] places it).
+fn cache_dir(sources: &[Source]) -> PathBuf {
+    common_dir(sources).join(".tinygpt-cache")
 }
 
 /// The validation ids among `n` documents: `round(n × fraction)` of them (at least one, and

@@ -10,6 +10,7 @@ pub mod corpus;
 pub mod dataset;
 mod documents;
 mod error;
+mod file_memo;
 pub mod hf_tokenizer;
 pub mod pipeline;
 pub mod sources;
