@@ -27,6 +27,8 @@ use crate::dataset::split_text;
 use crate::tokens::Tokens;
 use crate::{DataError, Tokenizer};
 
+/// The directory beside a corpus that holds its token caches.
+pub(crate) const CACHE_DIR: &str = ".tinygpt-cache";
 const MAGIC: &[u8; 8] = b"TGTOKENS";
 const VERSION: u32 = 1;
 const HEADER: usize = 64;
@@ -144,13 +146,7 @@ fn encode_to_file(
     width: usize,
     encode: &mut dyn FnMut(&mut Emit) -> Result<(), Failure>,
 ) -> Result<(), Failure> {
-    let dir = path.parent().expect("cache path has a directory");
-    std::fs::create_dir_all(dir)?;
-    // The cache sits beside the corpus, often inside the user's repository: keep it out of git.
-    let ignore = dir.join(".gitignore");
-    if !ignore.exists() {
-        std::fs::write(&ignore, "*\n")?;
-    }
+    create_cache_dir(path.parent().expect("cache path has a directory"))?;
     let mut header = Vec::with_capacity(HEADER);
     header.extend_from_slice(MAGIC);
     header.extend(VERSION.to_le_bytes());
@@ -165,6 +161,22 @@ fn encode_to_file(
     Ok(writer.finish(COUNTS_AT)?)
 }
 
+/// Creates a cache directory that keeps itself out of git (it sits beside the corpus, often
+/// inside the user's repository).
+pub(crate) fn create_cache_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let ignore = dir.join(".gitignore");
+    if !ignore.exists() {
+        std::fs::write(&ignore, "*\n")?;
+    }
+    Ok(())
+}
+
+/// Lowercase hex digits of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn cache_key(text: &str, tokenizer: &Tokenizer, val_fraction: f64) -> Result<[u8; 32], DataError> {
     let tokenizer_json =
         serde_json::to_string(tokenizer).map_err(|e| DataError::Tokenizer(e.to_string()))?;
@@ -177,14 +189,11 @@ fn cache_key(text: &str, tokenizer: &Tokenizer, val_fraction: f64) -> Result<[u8
 
 /// `<corpus dir>/.tinygpt-cache/<corpus file name>-<first 16 hex digits of the key>.tokens`.
 pub fn cache_path(corpus: &Path, key: &[u8; 32]) -> PathBuf {
-    let dir = corpus
-        .parent()
-        .unwrap_or(Path::new("."))
-        .join(".tinygpt-cache");
+    let dir = corpus.parent().unwrap_or(Path::new(".")).join(CACHE_DIR);
     let name = corpus
         .file_name()
         .map_or("corpus".into(), |n| n.to_string_lossy().into_owned());
-    let hex: String = key[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let hex = hex(&key[..8]);
     dir.join(format!("{name}-{hex}.tokens"))
 }
 

@@ -13,6 +13,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 
+use crate::cache::CACHE_DIR;
 use crate::cache_writer::Failure;
 use crate::corpus::MAP_FROM_BYTES;
 use crate::documents::{self, FileFacts, Item};
@@ -131,10 +132,7 @@ impl Documents {
 
     /// The hex sha256 of [`Self::key_material`]: what runs record as their corpus.
     pub fn fingerprint(&self) -> String {
-        Sha256::digest(&self.key_material)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        crate::cache::hex(&Sha256::digest(&self.key_material))
     }
 
     pub fn files(&self) -> usize {
@@ -164,8 +162,7 @@ impl Documents {
     /// Where the token cache goes, as a corpus path: `<name>-documents` in the deepest
     /// directory holding every file, `<name>` being that one file's or that directory's.
     pub fn cache_stem(&self) -> PathBuf {
-        let sources: Vec<Source> = self.files.iter().map(|(s, _)| s.clone()).collect();
-        let dir = common_dir(&sources);
+        let dir = common_dir(self.files.iter().map(|(s, _)| s));
         let name = match &self.files[..] {
             [(only, _)] => only.path.file_name(),
             _ => dir.file_name(),
@@ -233,9 +230,9 @@ impl Documents {
 }
 
 /// The deepest directory holding every source.
-fn common_dir(sources: &[Source]) -> PathBuf {
+fn common_dir<'a>(sources: impl IntoIterator<Item = &'a Source>) -> PathBuf {
     let mut dirs = sources
-        .iter()
+        .into_iter()
         .map(|s| s.path.parent().unwrap_or(Path::new("")).to_path_buf());
     let mut common = dirs.next().unwrap_or_default();
     for dir in dirs {
@@ -250,7 +247,7 @@ fn common_dir(sources: &[Source]) -> PathBuf {
 
 /// The token cache's directory for these sources (as [`crate::cache::cache_path`] places it).
 fn cache_dir(sources: &[Source]) -> PathBuf {
-    common_dir(sources).join(".tinygpt-cache")
+    common_dir(sources).join(CACHE_DIR)
 }
 
 /// The validation ids among `n` documents: `round(n × fraction)` of them (at least one, and

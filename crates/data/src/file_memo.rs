@@ -88,7 +88,7 @@ impl FileMemo {
             && bytes == facts.bytes
             && mtime_ns + SETTLED.as_nanos() < now
         {
-            let sha256 = facts.sha256.iter().map(|b| format!("{b:02x}")).collect();
+            let sha256 = crate::cache::hex(&facts.sha256);
             let entry = Entry {
                 format: source.format,
                 bytes,
@@ -115,12 +115,8 @@ impl FileMemo {
         let Some(dir) = path.parent() else {
             return;
         };
-        if std::fs::create_dir_all(dir).is_err() {
+        if crate::cache::create_cache_dir(dir).is_err() {
             return;
-        }
-        let ignore = dir.join(".gitignore");
-        if !ignore.exists() {
-            let _ = std::fs::write(&ignore, "*\n");
         }
         let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
         if std::fs::write(&tmp, json).is_ok() && std::fs::rename(&tmp, path).is_err() {

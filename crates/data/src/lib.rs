@@ -4,6 +4,7 @@
 pub mod bpe;
 pub mod cache;
 mod cache_writer;
+mod char_tokenizer;
 pub mod collection;
 pub mod config;
 pub mod corpus;

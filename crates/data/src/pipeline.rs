@@ -8,7 +8,7 @@ use std::time::Instant;
 use sha2::{Digest, Sha256};
 
 use crate::bpe::{bpe_sample, train_bpe_on};
-use crate::cache::{CacheInfo, load_or_encode, load_or_encode_documents};
+use crate::cache::{CacheInfo, hex, load_or_encode, load_or_encode_documents};
 use crate::collection::{Counts, Documents, VAL};
 use crate::config::Format;
 use crate::sources::{self, Source};
@@ -198,10 +198,6 @@ fn sample_documents(docs: &Documents, cap: usize) -> Result<Vec<String>, DataErr
     })
     .map_err(crate::cache_writer::Failure::into_data)?;
     Ok(sample)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Documents an encoding went through (a many-document corpus only).
