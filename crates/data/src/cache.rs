@@ -23,7 +23,8 @@ use sha2::{Digest, Sha256};
 
 use crate::cache_writer::{CHUNK, CacheWriter, Emit, Failure, encode_documents, encode_in_batches};
 use crate::collection::{Counts, Documents};
-use crate::dataset::split_text;
+use crate::dataset::split_corpus;
+use crate::one_file::OneFile;
 use crate::tokens::Tokens;
 use crate::{DataError, Tokenizer};
 
@@ -43,26 +44,32 @@ pub struct CacheInfo {
     pub reused: bool,
 }
 
-/// Train and val tokens of `text` (the contents of `corpus`): from the cache when it holds
-/// this corpus and tokenizer, else encoded (calling `progress(done_bytes, total_bytes)`) and
-/// cached for next time.
+/// Train and val tokens of a one-file corpus: from the cache when it holds this corpus and
+/// tokenizer (the text is not read then), else encoded (calling `progress(done_bytes,
+/// total_bytes)`) and cached for next time.
 pub fn load_or_encode(
-    corpus: &Path,
-    text: &str,
+    corpus: &OneFile,
     tokenizer: &Tokenizer,
     val_fraction: f64,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<(Tokens, Tokens, CacheInfo), DataError> {
-    let key = cache_key(text, tokenizer, val_fraction)?;
-    let path = cache_path(corpus, &key);
-    let (train_text, val_text) = split_text(text, val_fraction)?;
-    let total = text.len();
+    let key = cache_key(corpus.sha256(), tokenizer, val_fraction)?;
+    let path = cache_path(corpus.path(), &key);
+    let total = corpus.bytes() as usize;
     let (train, val, info) = load_or_write(path, key, tokenizer, &mut |emit| {
+        let text = corpus.text()?;
+        let (train_text, val_text) = split_corpus(text, val_fraction)?;
         let mut before = 0;
-        for (part, text) in [train_text, val_text].into_iter().enumerate() {
-            let mut done = |d| progress(before + d, total);
-            encode_in_batches(tokenizer, text, &mut done, &mut |ids| emit(part, ids))?;
-            before += text.len();
+        for (part, piece) in [train_text, val_text].into_iter().enumerate() {
+            // Encoded text is released as it goes: a mapped corpus never becomes resident.
+            let mut released = before;
+            let mut done = |d| {
+                progress(before + d, total);
+                text.release(released..before + d);
+                released = before + d;
+            };
+            encode_in_batches(tokenizer, piece, &mut done, &mut |ids| emit(part, ids))?;
+            before += piece.len();
         }
         Ok(())
     })?;
@@ -177,11 +184,15 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn cache_key(text: &str, tokenizer: &Tokenizer, val_fraction: f64) -> Result<[u8; 32], DataError> {
+fn cache_key(
+    corpus_sha256: &[u8; 32],
+    tokenizer: &Tokenizer,
+    val_fraction: f64,
+) -> Result<[u8; 32], DataError> {
     let tokenizer_json =
         serde_json::to_string(tokenizer).map_err(|e| DataError::Tokenizer(e.to_string()))?;
     let mut hasher = Sha256::new();
-    hasher.update(Sha256::digest(text.as_bytes()));
+    hasher.update(corpus_sha256);
     hasher.update(tokenizer_json.as_bytes());
     hasher.update(val_fraction.to_le_bytes());
     Ok(hasher.finalize().into())
@@ -274,6 +285,44 @@ mod tests {
     use super::*;
     use crate::CharTokenizer;
 
+    /// `text`'s tokens as the corpus file `corpus`, from or into its cache.
+    fn load(corpus: &Path, text: &str, tokenizer: &Tokenizer) -> (Tokens, Tokens, CacheInfo) {
+        let corpus = OneFile::from_text(corpus, text.into());
+        load_or_encode(&corpus, tokenizer, 0.1, &mut |_, _| {}).unwrap()
+    }
+
+    #[test]
+    fn a_run_that_finds_its_tokens_cached_does_not_read_the_corpus() {
+        let scratch = tempfile::tempdir().unwrap();
+        let corpus = scratch.path().join("corpus.txt");
+        let text = "hello world\n".repeat(100);
+        std::fs::write(&corpus, &text).unwrap();
+        let settled = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        let set_mtime = || {
+            let file = std::fs::File::options().write(true).open(&corpus).unwrap();
+            file.set_modified(settled).unwrap();
+        };
+        set_mtime();
+        let tokenizer = Tokenizer::Char(CharTokenizer::from_corpus(&text));
+        let encode = || {
+            let file = OneFile::open(&corpus).unwrap();
+            load_or_encode(&file, &tokenizer, 0.1, &mut |_, _| {})
+        };
+        let (train, _, first) = encode().unwrap();
+        assert!(!first.reused);
+        // Other text behind the same size, mtime and inode (which no editor leaves): the
+        // memo vouches for the file, the cache holds its tokens, and the text is never read.
+        std::fs::write(&corpus, text.replace('h', "j")).unwrap();
+        set_mtime();
+        let (train2, _, second) = encode().unwrap();
+        assert!(second.reused);
+        assert_eq!(train2.all(), train.all());
+        // With the cache gone the text is read, and its hash no longer matches the memo's.
+        std::fs::remove_file(first.path.unwrap()).unwrap();
+        let err = encode().unwrap_err();
+        assert!(matches!(err, DataError::CorpusChanged { .. }), "{err}");
+    }
+
     #[test]
     fn reused_when_unchanged_rebuilt_when_the_corpus_changes() {
         let scratch = tempfile::tempdir().unwrap();
@@ -284,8 +333,13 @@ mod tests {
         let mut calls = 0;
         let mut progress = |_: usize, _: usize| calls += 1;
 
-        let (train, val, first) =
-            load_or_encode(&corpus, &text, &tokenizer, 0.1, &mut progress).unwrap();
+        let (train, val, first) = load_or_encode(
+            &OneFile::from_text(&corpus, text.clone()),
+            &tokenizer,
+            0.1,
+            &mut progress,
+        )
+        .unwrap();
         assert!(!first.reused);
         assert_eq!(train.len() + val.len(), text.len());
         assert_eq!(
@@ -293,15 +347,13 @@ mod tests {
             text
         );
 
-        let (train2, _, second) =
-            load_or_encode(&corpus, &text, &tokenizer, 0.1, &mut |_, _| {}).unwrap();
+        let (train2, _, second) = load(&corpus, &text, &tokenizer);
         assert!(second.reused);
         assert_eq!(second.path, first.path);
         assert_eq!(train2.all(), train.all());
 
         let changed = text.replace("world", "lower");
-        let (_, _, third) =
-            load_or_encode(&corpus, &changed, &tokenizer, 0.1, &mut |_, _| {}).unwrap();
+        let (_, _, third) = load(&corpus, &changed, &tokenizer);
         assert!(!third.reused);
         assert_ne!(third.path, first.path);
 
@@ -309,8 +361,7 @@ mod tests {
         let path = first.path.clone().unwrap();
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 2]).unwrap();
-        let (train3, _, fourth) =
-            load_or_encode(&corpus, &text, &tokenizer, 0.1, &mut |_, _| {}).unwrap();
+        let (train3, _, fourth) = load(&corpus, &text, &tokenizer);
         assert!(!fourth.reused);
         assert_eq!(train3.all(), train.all());
         assert!(calls > 0);
@@ -326,8 +377,7 @@ mod tests {
         let corpus = scratch.path().join("corpus.txt");
         let text = "abcabc\n".repeat(50);
         let tokenizer = Tokenizer::Char(CharTokenizer::from_corpus(&text));
-        let (train, _, first) =
-            load_or_encode(&corpus, &text, &tokenizer, 0.1, &mut |_, _| {}).unwrap();
+        let (train, _, first) = load(&corpus, &text, &tokenizer);
         // A copy: `train` maps the file this test is about to damage in place.
         let train = train.all();
         let path = first.path.unwrap();
@@ -336,8 +386,7 @@ mod tests {
         let at = HEADER + 2 * 100;
         bytes[at..at + 2].copy_from_slice(&999u16.to_le_bytes());
         std::fs::write(&path, &bytes).unwrap();
-        let (train2, _, again) =
-            load_or_encode(&corpus, &text, &tokenizer, 0.1, &mut |_, _| {}).unwrap();
+        let (train2, _, again) = load(&corpus, &text, &tokenizer);
         assert!(!again.reused, "the damaged cache must not be used");
         assert_eq!(train2.all(), train);
         assert!(
@@ -361,8 +410,7 @@ mod tests {
         let tokenizer = Tokenizer::Char(CharTokenizer::from_corpus(&text));
         assert!(tokenizer.vocab_size() > 1 << 16);
         let corpus = dir.join("wide.txt");
-        let (train, val, info) =
-            load_or_encode(&corpus, &text, &tokenizer, 0.1, &mut |_, _| {}).unwrap();
+        let (train, val, info) = load(&corpus, &text, &tokenizer);
         let bytes = std::fs::read(info.path.unwrap()).unwrap();
         assert_eq!(u32::from_le_bytes(bytes[12..16].try_into().unwrap()), 4);
         assert_eq!(bytes.len(), HEADER + 4 * (train.len() + val.len()));

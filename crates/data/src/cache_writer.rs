@@ -49,11 +49,15 @@ impl From<DataError> for Failure {
     }
 }
 
-/// `text` in pieces of about [`CHUNK`] bytes, each cut after a newline.
-fn pieces(text: &str) -> Vec<&str> {
-    let mut pieces = Vec::new();
+/// `text` in pieces of about [`CHUNK`] bytes, each cut after a newline, found as they are
+/// needed (finding every cut up front would page in a little of every 256 KB of a mapped
+/// corpus, and the kernel maps in its neighbours: about half the file).
+fn pieces(text: &str) -> impl Iterator<Item = &str> {
     let mut rest = text;
-    while !rest.is_empty() {
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
         let mut end = rest.len().min(CHUNK);
         while !rest.is_char_boundary(end) {
             end += 1;
@@ -64,10 +68,9 @@ fn pieces(text: &str) -> Vec<&str> {
             end = rest.len();
         }
         let (piece, tail) = rest.split_at(end);
-        pieces.push(piece);
         rest = tail;
-    }
-    pieces
+        Some(piece)
+    })
 }
 
 /// Pieces encoded together, in parallel for a BPE: one per core, at least four. The
@@ -85,14 +88,17 @@ pub fn encode_in_batches(
     progress: &mut dyn FnMut(usize),
     emit: &mut dyn FnMut(&[u32]) -> Result<(), Failure>,
 ) -> Result<(), Failure> {
-    let pieces = pieces(text);
+    let mut pieces = pieces(text);
     let mut done = 0;
-    for batch in pieces.chunks(pieces_per_batch()) {
-        emit(&tokenizer.encode_many(batch)?)?;
+    loop {
+        let batch: Vec<&str> = pieces.by_ref().take(pieces_per_batch()).collect();
+        if batch.is_empty() {
+            return Ok(());
+        }
+        emit(&tokenizer.encode_many(&batch)?)?;
         done += batch.iter().map(|p| p.len()).sum::<usize>();
         progress(done);
     }
-    Ok(())
 }
 
 /// Encodes every document of `docs` (each cut into pieces like a text), the documents of a
@@ -113,7 +119,13 @@ pub fn encode_documents(
         if text.len() >= batch_bytes {
             encode_batch(&mut batch, tokenizer, end, emit)?;
             held = 0;
-            encode_in_batches(tokenizer, text, &mut |_| {}, &mut |ids| emit(part, ids))?;
+            // Released as it is encoded: a mapped document never becomes resident.
+            let mut released = 0;
+            let mut done = |end| {
+                text.release(released..end);
+                released = end;
+            };
+            encode_in_batches(tokenizer, text, &mut done, &mut |ids| emit(part, ids))?;
             emit(part, &[end])?;
         } else {
             batch.push((part, text.to_string()));

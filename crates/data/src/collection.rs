@@ -19,7 +19,7 @@ use crate::corpus::MAP_FROM_BYTES;
 use crate::documents::{self, FileFacts, Item};
 use crate::file_memo::FileMemo;
 use crate::sources::{self, Source};
-use crate::{DataConfig, DataError};
+use crate::{Corpus, DataConfig, DataError};
 
 /// Train (0) or val (1).
 pub type Part = usize;
@@ -177,7 +177,7 @@ impl Documents {
     pub(crate) fn for_each(
         &self,
         train_only: bool,
-        visit: &mut dyn FnMut(Part, &str, u64) -> Result<(), Failure>,
+        visit: &mut dyn FnMut(Part, &Corpus, u64) -> Result<(), Failure>,
     ) -> Result<Counts, Failure> {
         let mut counts = Counts::default();
         let (mut first_id, mut bytes_before) = (0u64, 0u64);
@@ -246,7 +246,7 @@ fn common_dir<'a>(sources: impl IntoIterator<Item = &'a Source>) -> PathBuf {
 }
 
 /// The token cache's directory for these sources (as [`crate::cache::cache_path`] places it).
-fn cache_dir(sources: &[Source]) -> PathBuf {
+pub(crate) fn cache_dir(sources: &[Source]) -> PathBuf {
     common_dir(sources).join(CACHE_DIR)
 }
 

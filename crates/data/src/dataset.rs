@@ -4,8 +4,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::DataError;
+use std::ops::ControlFlow;
+
 use crate::tokens::Tokens;
+use crate::{Corpus, DataError};
 
 /// The corpus as token ids, split once: train is the head, val the tail.
 #[derive(Debug, Clone)]
@@ -56,14 +58,47 @@ fn check_val_fraction(val_fraction: f64) -> Result<(), DataError> {
 /// Splits text into its train head and val tail at a character boundary, the last
 /// `val_fraction` of the characters going to val. Tokenizers are trained on the head only.
 pub fn split_text(text: &str, val_fraction: f64) -> Result<(&str, &str), DataError> {
-    check_val_fraction(val_fraction)?;
-    let n_chars = text.chars().count();
-    let n_val = (n_chars as f64 * val_fraction).round() as usize;
-    let at = text
-        .char_indices()
-        .nth(n_chars - n_val)
-        .map_or(text.len(), |(i, _)| i);
+    let at = split_point(val_fraction, &mut |visit| {
+        let _ = visit(0, text);
+    })?;
     Ok(text.split_at(at))
+}
+
+/// [`split_text`] of a corpus, counting its characters a window at a time (a mapped corpus
+/// is not left resident).
+pub fn split_corpus(corpus: &Corpus, val_fraction: f64) -> Result<(&str, &str), DataError> {
+    let at = split_point(val_fraction, &mut |visit| corpus.in_windows(visit))?;
+    Ok(corpus.split_at(at))
+}
+
+/// A pass over a text's consecutive windows: calls its argument with each window's byte
+/// offset and text until that breaks.
+type Walk<'a> = dyn FnMut(&mut dyn FnMut(usize, &str) -> ControlFlow<()>) + 'a;
+
+/// The byte offset where the last `val_fraction` of the characters `walk` shows begins.
+fn split_point(val_fraction: f64, walk: &mut Walk) -> Result<usize, DataError> {
+    check_val_fraction(val_fraction)?;
+    let (mut n_chars, mut len) = (0, 0);
+    walk(&mut |offset, window| {
+        n_chars += window.chars().count();
+        len = offset + window.len();
+        ControlFlow::Continue(())
+    });
+    let n_val = (n_chars as f64 * val_fraction).round() as usize;
+    let (mut before, mut at) = (n_chars - n_val, len);
+    walk(
+        &mut |offset, window| match window.char_indices().nth(before) {
+            Some((i, _)) => {
+                at = offset + i;
+                ControlFlow::Break(())
+            }
+            None => {
+                before -= window.chars().count();
+                ControlFlow::Continue(())
+            }
+        },
+    );
+    Ok(at)
 }
 
 /// A batch of `batch_size` windows: `inputs[b, t]` is followed by `targets[b, t]`.
@@ -199,6 +234,36 @@ mod tests {
         let (train, val) = split_text("abcdéfghij", 0.3).unwrap();
         assert_eq!((train, val), ("abcdéfg", "hij"));
         assert!(split_text("abc", 1.0).is_err());
+    }
+
+    #[test]
+    fn a_split_counted_in_windows_falls_where_counting_it_whole_does() {
+        let text = "naïve café — ok\n".repeat(13);
+        let n = text.chars().count();
+        for window in [1, 2, 3, 5, 8, 17, 1000] {
+            for fraction in [0.004, 0.1, 0.37, 0.5, 0.99] {
+                let before = n - (n as f64 * fraction).round() as usize;
+                let expected = text
+                    .char_indices()
+                    .nth(before)
+                    .map_or(text.len(), |(i, _)| i);
+                let at = split_point(fraction, &mut |visit| {
+                    let mut start = 0;
+                    while start < text.len() {
+                        let mut end = (start + window).min(text.len());
+                        while !text.is_char_boundary(end) {
+                            end += 1;
+                        }
+                        if visit(start, &text[start..end]).is_break() {
+                            return;
+                        }
+                        start = end;
+                    }
+                })
+                .unwrap();
+                assert_eq!(at, expected, "window {window}, fraction {fraction}");
+            }
+        }
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub enum Item<'a> {
     /// Document `ordinal` of the file; `consumed` bytes of the file are read so far.
     Document {
         ordinal: u64,
-        text: &'a str,
+        text: &'a Corpus,
         consumed: u64,
     },
     /// `count` documents cannot be read (one, or a whole file's worth).
@@ -160,7 +160,7 @@ fn read_jsonl(
             None => {}
             Some(Ok(text)) => visit(Item::Document {
                 ordinal,
-                text: &text,
+                text: &Corpus::from(text),
                 consumed,
             })?,
             Some(Err(error)) => visit(Item::Bad { count: 1, error })?,
@@ -283,7 +283,7 @@ fn read_parquet(
         match text {
             Ok(text) => visit(Item::Document {
                 ordinal,
-                text: &text,
+                text: &Corpus::from(text),
                 consumed,
             })?,
             Err(problem) => visit(Item::Bad {

@@ -13,6 +13,8 @@ pub enum DataError {
     },
     #[error("corpus {path} is empty: point data.corpus at a file with text in it")]
     CorpusEmpty { path: PathBuf },
+    #[error("corpus {path} changed while tinygpt was reading it: run again once it is written")]
+    CorpusChanged { path: PathBuf },
     #[error(
         "corpus {path} is not UTF-8 text (invalid byte at offset {offset}): convert it to UTF-8 first"
     )]

@@ -2,24 +2,21 @@
 //! choosing or training the tokenizer, then encoding through the token cache (reporting
 //! progress through a callback, so a terminal can draw a bar).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
-
-use sha2::{Digest, Sha256};
 
 use crate::bpe::{bpe_sample, train_bpe_on};
 use crate::cache::{CacheInfo, hex, load_or_encode, load_or_encode_documents};
 use crate::collection::{Counts, Documents, VAL};
 use crate::config::Format;
+use crate::one_file::{Chars, OneFile};
 use crate::sources::{self, Source};
-use crate::{
-    CharTokenizer, Corpus, DataConfig, DataError, Splits, Tokenizer, read_corpus, split_text,
-};
+use crate::{CharTokenizer, DataConfig, DataError, Splits, Tokenizer, split_corpus};
 
 /// A corpus as a run reads it.
 pub enum Input {
     /// One text file: split by position (its last `val_fraction` is val), no document marks.
-    OneFile { path: PathBuf, text: Corpus },
+    OneFile(OneFile),
     /// Many documents, each followed by the end-of-text token, val by whole documents.
     Documents(Documents),
 }
@@ -38,11 +35,7 @@ impl Input {
             None,
         ) = (&corpus[..], &config.val_corpus)
         {
-            let text = read_corpus(path)?;
-            return Ok(Input::OneFile {
-                path: path.clone(),
-                text,
-            });
+            return Ok(Input::OneFile(OneFile::open(path)?));
         }
         let val = match &config.val_corpus {
             Some(spec) => sources::resolve(spec, config.format, "data.val_corpus")?,
@@ -55,7 +48,7 @@ impl Input {
     /// every file's hash (and the validation choice) for documents.
     pub fn fingerprint(&self) -> String {
         match self {
-            Input::OneFile { text, .. } => hex(&Sha256::digest(text.as_bytes())),
+            Input::OneFile(file) => hex(file.sha256()),
             Input::Documents(docs) => docs.fingerprint(),
         }
     }
@@ -63,7 +56,7 @@ impl Input {
     /// Bytes of input.
     pub fn bytes(&self) -> u64 {
         match self {
-            Input::OneFile { text, .. } => text.len() as u64,
+            Input::OneFile(file) => file.bytes(),
             Input::Documents(docs) => docs.bytes(),
         }
     }
@@ -71,23 +64,15 @@ impl Input {
     /// The distinct characters of the whole corpus (train and val).
     pub fn chars(&self) -> Result<std::collections::BTreeSet<char>, DataError> {
         match self {
-            Input::OneFile { text, .. } => Ok(text.chars().collect()),
+            Input::OneFile(file) => file.chars(),
             Input::Documents(docs) => {
-                let mut chars = std::collections::BTreeSet::new();
-                let mut ascii = [false; 128];
+                let mut chars = Chars::default();
                 docs.for_each(false, &mut |_, text, _| {
-                    for c in text.chars() {
-                        if c.is_ascii() {
-                            ascii[c as usize] = true;
-                        } else {
-                            chars.insert(c);
-                        }
-                    }
+                    chars.add(text);
                     Ok(())
                 })
                 .map_err(crate::cache_writer::Failure::into_data)?;
-                chars.extend((0u8..128).filter(|&b| ascii[b as usize]).map(char::from));
-                Ok(chars)
+                Ok(chars.into_set())
             }
         }
     }
@@ -96,17 +81,21 @@ impl Input {
     /// train text only, never on val) or a path to a `tokenizer.json`.
     pub fn build_tokenizer(&self, config: &DataConfig) -> Result<Tokenizer, DataError> {
         let tokenizer = match (config.tokenizer.as_str(), self) {
-            ("char", Input::OneFile { text, .. }) => {
-                Tokenizer::Char(CharTokenizer::from_corpus(text))
-            }
-            ("char", Input::Documents(_)) => {
+            ("char", _) => {
                 let chars = self.chars()?.into_iter().collect();
                 let chars = CharTokenizer::from_vocab(chars).map_err(DataError::Config)?;
-                Tokenizer::Char(chars.with_end_of_text())
+                match self {
+                    Input::OneFile(_) => Tokenizer::Char(chars),
+                    Input::Documents(_) => Tokenizer::Char(chars.with_end_of_text()),
+                }
             }
-            ("bpe", Input::OneFile { text, .. }) => {
-                let (train, _) = split_text(text, config.val_fraction)?;
-                train_bpe_on(&bpe_sample(train, config.bpe_sample_bytes), config.vocab_size)?
+            ("bpe", Input::OneFile(file)) => {
+                let text = file.text()?;
+                let (train, _) = split_corpus(text, config.val_fraction)?;
+                let bpe =
+                    train_bpe_on(&bpe_sample(train, config.bpe_sample_bytes), config.vocab_size);
+                text.release(0..text.len());
+                bpe?
             }
             ("bpe", Input::Documents(docs)) => {
                 let sample = sample_documents(docs, config.bpe_sample_bytes)?;
@@ -133,9 +122,9 @@ impl Input {
     ) -> Result<Encoded, DataError> {
         let started = Instant::now();
         let (train, val, cache, counts) = match self {
-            Input::OneFile { path, text } => {
+            Input::OneFile(file) => {
                 let (train, val, cache) =
-                    load_or_encode(path, text, tokenizer, config.val_fraction, progress)?;
+                    load_or_encode(file, tokenizer, config.val_fraction, progress)?;
                 (train, val, cache, None)
             }
             Input::Documents(docs) => {
@@ -170,9 +159,11 @@ impl Input {
     /// One line naming the corpus: its path, or its files and size.
     pub fn describe(&self) -> String {
         match self {
-            Input::OneFile { path, text } => {
-                format!("{} ({:.2} MB)", path.display(), text.len() as f64 / 1e6)
-            }
+            Input::OneFile(file) => format!(
+                "{} ({:.2} MB)",
+                file.path().display(),
+                file.bytes() as f64 / 1e6
+            ),
             Input::Documents(docs) => format!(
                 "{} file(s), {} document ids, {:.2} MB",
                 docs.files(),
@@ -267,10 +258,7 @@ mod tests {
         let mut config = DataConfig::of("unused.txt");
         config.tokenizer = "bpe".into();
         config.vocab_size = 320;
-        let input = Input::OneFile {
-            path: "unused.txt".into(),
-            text: Corpus::from(text.to_string()),
-        };
+        let input = Input::OneFile(OneFile::from_text(Path::new("unused.txt"), text.into()));
         input.build_tokenizer(&config).unwrap()
     }
 

@@ -4,10 +4,15 @@
 use std::path::Path;
 
 use tinygpt_data::cache::load_or_encode;
+use tinygpt_data::one_file::OneFile;
 use tinygpt_data::{CharTokenizer, Tokenizer, read_corpus, split_text, train_bpe};
 
+fn shakespeare_path() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/shakespeare.txt")
+}
+
 fn shakespeare() -> tinygpt_data::Corpus {
-    read_corpus(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/shakespeare.txt")).unwrap()
+    read_corpus(&shakespeare_path()).unwrap()
 }
 
 fn round_trip(tokenizer: &Tokenizer, name: &str) {
@@ -15,8 +20,9 @@ fn round_trip(tokenizer: &Tokenizer, name: &str) {
     // A private copy's path, so the test's cache files stay out of data/.
     let scratch = tempfile::tempdir().unwrap();
     let corpus = scratch.path().join("shakespeare.txt");
-    let (train, val, info) =
-        load_or_encode(&corpus, &text, tokenizer, 0.1, &mut |_, _| {}).unwrap();
+    std::fs::copy(shakespeare_path(), &corpus).unwrap();
+    let file = OneFile::open(&corpus).unwrap();
+    let (train, val, info) = load_or_encode(&file, tokenizer, 0.1, &mut |_, _| {}).unwrap();
     assert!(info.path.is_some() && !info.reused);
     let decoded = tokenizer.decode(&train.all()).unwrap() + &tokenizer.decode(&val.all()).unwrap();
     assert!(decoded == *text, "{name}: the decoded corpus differs");

@@ -1,0 +1,203 @@
+//! A corpus that is one text file, split by position (its last `val_fraction` is val) with no
+//! document marks. Its size and hash come from the file memo, so a run that finds its tokens
+//! in the cache starts without reading the file; the text is read (or mapped) only when
+//! something needs it: encoding, or building a tokenizer.
+
+use std::cell::OnceCell;
+use std::collections::BTreeSet;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::collection::cache_dir;
+use crate::config::Format;
+use crate::documents::FileFacts;
+use crate::file_memo::FileMemo;
+use crate::sources::Source;
+use crate::{Corpus, DataError, read_corpus};
+
+pub struct OneFile {
+    path: PathBuf,
+    facts: FileFacts,
+    /// Where `facts` may have come from (forgotten if they turn out stale).
+    memo_path: Option<PathBuf>,
+    text: OnceCell<Corpus>,
+}
+
+impl OneFile {
+    /// The corpus file `path`: hashed, or its hash remembered, but not yet read.
+    pub fn open(path: &Path) -> Result<Self, DataError> {
+        let source = Source {
+            path: path.to_path_buf(),
+            format: Format::Text,
+        };
+        let memo_path = cache_dir(std::slice::from_ref(&source)).join("files.json");
+        let mut memo = FileMemo::load(&memo_path);
+        let facts = memo.facts(&source)?;
+        if facts.bytes == 0 {
+            return Err(DataError::CorpusEmpty { path: path.into() });
+        }
+        memo.save(&memo_path);
+        Ok(Self {
+            path: path.into(),
+            facts,
+            memo_path: Some(memo_path),
+            text: OnceCell::new(),
+        })
+    }
+
+    /// A corpus already in memory, as if read from `path`.
+    pub fn from_text(path: &Path, text: String) -> Self {
+        let facts = FileFacts {
+            bytes: text.len() as u64,
+            sha256: Sha256::digest(text.as_bytes()).into(),
+            documents: 1,
+        };
+        Self {
+            path: path.into(),
+            facts,
+            memo_path: None,
+            text: OnceCell::from(Corpus::from(text)),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.facts.bytes
+    }
+
+    /// The sha256 of the file's bytes.
+    pub fn sha256(&self) -> &[u8; 32] {
+        &self.facts.sha256
+    }
+
+    /// The text, read on first use and checked against the hash it was opened with (a file
+    /// changed since is refused, and the memo that vouched for it forgotten).
+    pub fn text(&self) -> Result<&Corpus, DataError> {
+        if let Some(text) = self.text.get() {
+            return Ok(text);
+        }
+        let text = read_corpus(&self.path)?;
+        let mut hasher = Sha256::new();
+        text.in_windows(&mut |_, window| {
+            hasher.update(window.as_bytes());
+            ControlFlow::Continue(())
+        });
+        if <[u8; 32]>::from(hasher.finalize()) != self.facts.sha256 {
+            if let Some(memo) = &self.memo_path {
+                let _ = std::fs::remove_file(memo);
+            }
+            return Err(DataError::CorpusChanged {
+                path: self.path.clone(),
+            });
+        }
+        Ok(self.text.get_or_init(|| text))
+    }
+
+    /// The distinct characters of the text, read a window at a time.
+    pub fn chars(&self) -> Result<BTreeSet<char>, DataError> {
+        let mut chars = Chars::default();
+        self.text()?.in_windows(&mut |_, window| {
+            chars.add(window);
+            ControlFlow::Continue(())
+        });
+        Ok(chars.into_set())
+    }
+}
+
+/// Distinct characters, gathered with a table for ASCII (most text) and a set for the rest.
+pub(crate) struct Chars {
+    ascii: [bool; 128],
+    other: BTreeSet<char>,
+}
+
+impl Default for Chars {
+    fn default() -> Self {
+        Self {
+            ascii: [false; 128],
+            other: BTreeSet::new(),
+        }
+    }
+}
+
+impl Chars {
+    pub fn add(&mut self, text: &str) {
+        for c in text.chars() {
+            if c.is_ascii() {
+                self.ascii[c as usize] = true;
+            } else {
+                self.other.insert(c);
+            }
+        }
+    }
+
+    pub fn into_set(self) -> BTreeSet<char> {
+        let mut set = self.other;
+        set.extend(
+            (0u8..128)
+                .filter(|&b| self.ascii[b as usize])
+                .map(char::from),
+        );
+        set
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    /// Sets `path`'s mtime a minute back, so the memo trusts it.
+    fn settle(path: &Path) {
+        let old = SystemTime::now() - Duration::from_secs(60);
+        let file = std::fs::File::options().write(true).open(path).unwrap();
+        file.set_modified(old).unwrap();
+    }
+
+    #[test]
+    fn the_text_is_read_when_needed_and_must_match_the_hash_it_was_opened_with() {
+        let scratch = tempfile::tempdir().unwrap();
+        let path = scratch.path().join("corpus.txt");
+        std::fs::write(&path, "naïve café\n".repeat(20)).unwrap();
+        settle(&path);
+        let corpus = OneFile::open(&path).unwrap();
+        let whole = OneFile::from_text(&path, "naïve café\n".repeat(20));
+        assert_eq!(
+            (corpus.sha256(), corpus.bytes()),
+            (whole.sha256(), whole.bytes())
+        );
+        assert!(
+            corpus.text.get().is_none(),
+            "opening does not read the text"
+        );
+        assert_eq!(&**corpus.text().unwrap(), &**whole.text().unwrap());
+        let expected: BTreeSet<char> = whole.text().unwrap().chars().collect();
+        assert_eq!(corpus.chars().unwrap(), expected);
+
+        // Rewritten after opening, same size: the text no longer has the hash the run
+        // recorded, so it is refused, and the memo that would vouch for the old hash goes.
+        let memo = scratch.path().join(".tinygpt-cache/files.json");
+        assert!(memo.exists(), "a settled file is remembered");
+        let stale = OneFile::open(&path).unwrap();
+        std::fs::write(&path, "naive cafe!!\n".repeat(20)).unwrap();
+        let err = stale.text().unwrap_err();
+        assert!(matches!(err, DataError::CorpusChanged { .. }), "{err}");
+        assert!(!memo.exists());
+        let fresh = OneFile::open(&path).unwrap();
+        assert_ne!(fresh.sha256(), whole.sha256());
+        assert_eq!(&**fresh.text().unwrap(), "naive cafe!!\n".repeat(20));
+    }
+
+    #[test]
+    fn an_empty_file_is_refused_when_opened() {
+        let scratch = tempfile::tempdir().unwrap();
+        let path = scratch.path().join("empty.txt");
+        std::fs::write(&path, "").unwrap();
+        let err = OneFile::open(&path).err().unwrap();
+        assert!(matches!(err, DataError::CorpusEmpty { .. }), "{err}");
+    }
+}
