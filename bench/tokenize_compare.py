@@ -27,21 +27,27 @@ import sys
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+VAL_FRACTION = 0.1
 
 PYTHON_SIDE = r"""
-import mmap, os, sys, time
+import math, mmap, os, sys, time
 from tokenizers import Tokenizer
 tokenizer = Tokenizer.from_file(sys.argv[2])
 with open(sys.argv[1], "rb") as f:
     text = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)[:].decode("utf-8")
+# Split as tinygpt splits one file: the last val_fraction of the characters (rounded half away
+# from zero, as Rust's f64::round) is val, and each part is cut into pieces on its own.
+n_val = math.floor(len(text) * float(sys.argv[3]) + 0.5)
 CHUNK, BATCH = 1 << 18, max(4, os.cpu_count() or 1)
-pieces, start = [], 0
-while start < len(text):
-    end = min(len(text), start + CHUNK)
-    newline = text.find("\n", end)
-    end = len(text) if newline < 0 else newline + 1
-    pieces.append(text[start:end])
-    start = end
+pieces = []
+for part in (text[: len(text) - n_val], text[len(text) - n_val :]):
+    start = 0
+    while start < len(part):
+        end = min(len(part), start + CHUNK)
+        newline = part.find("\n", end)
+        end = len(part) if newline < 0 else newline + 1
+        pieces.append(part[start:end])
+        start = end
 began = time.perf_counter()
 tokens = 0
 for i in range(0, len(pieces), BATCH):
@@ -127,7 +133,8 @@ def main():
     tokenize = [
         args.tinygpt, "tokenize", "--config", str(ROOT / "configs/shakespeare-char.toml"),
         "--set", f"data.corpus={json.dumps(str(corpus))}",
-        "--set", f"data.tokenizer={json.dumps(str(tokenizer))}", "--json",
+        "--set", f"data.tokenizer={json.dumps(str(tokenizer))}",
+        "--set", f"data.val_fraction={VAL_FRACTION}", "--json",
     ]
     for round_ in range(args.rounds):
         # A fresh cache each round: tinygpt must encode, not reuse.
@@ -143,7 +150,8 @@ def main():
         results["tinygpt"].append((size_mb / report["encode_seconds"], rss))
         tokens["tinygpt"] = report["train_tokens"] + report["val_tokens"]
         side = PYTHON_DOCUMENTS if documents else PYTHON_SIDE
-        out, rss = run_measured([sys.executable, "-c", side, str(corpus), str(tokenizer)])
+        out, rss = run_measured(
+            [sys.executable, "-c", side, str(corpus), str(tokenizer), str(VAL_FRACTION)])
         count, seconds = out.split()
         results["python tokenizers"].append((size_mb / float(seconds), rss))
         tokens["python tokenizers"] = int(count)

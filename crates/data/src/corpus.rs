@@ -63,8 +63,9 @@ impl Corpus {
             return;
         }
         #[cfg(unix)]
-        // SAFETY: a shared, read-only file mapping: a dropped page is read back from the file
-        // on its next access, with the same bytes (no writes through the map are lost).
+        // SAFETY: `Mmap::map` is a shared, read-only file mapping: a dropped page is read back
+        // from the file on its next access, with the same bytes, so slices still borrowed from
+        // it stay valid (DONTNEED loses only private or anonymous pages' contents).
         unsafe {
             let _ =
                 map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start);
