@@ -1,8 +1,92 @@
-//! Branch-free `exp` and GELU for f32 slices, compiled for AVX2+FMA when the CPU has them, so
-//! the loops vectorise eight lanes wide instead of calling libm one scalar at a time.
+//! Branch-free `exp`, GELU, softmax rows, LayerNorm rows and the dropout mask for f32 slices,
+//! each compiled three times, for AVX-512, for AVX2+FMA and for the baseline target, the
+//! widest the CPU has chosen at run time: one portable binary whose loops run sixteen or eight
+//! lanes wide instead of calling libm one scalar at a time.
+//!
+//! The three give the same bits: the element-wise loops do the same IEEE operations in every
+//! lane (Rust never fuses a multiply and an add on its own), and the sums keep eight partial
+//! accumulators whatever the vector width, so a run resumed on another kind of CPU continues
+//! exactly.
 
-/// Generates `pub fn $name(..)` that runs `$body` compiled for AVX2+FMA when the CPU supports
-/// them (checked at run time), else for the baseline target.
+#[cfg(test)]
+use std::cell::Cell;
+use std::sync::OnceLock;
+
+/// The vector instructions a kernel runs compiled for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Baseline,
+    /// AVX2 and FMA (x86-64-v3).
+    Avx2,
+    /// AVX-512 F, VL, DQ and BW (x86-64-v4).
+    Avx512,
+}
+
+impl Level {
+    /// Whether this CPU runs code compiled for `self`.
+    pub fn available(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::is_x86_feature_detected as has;
+            match self {
+                Level::Baseline => true,
+                Level::Avx2 => has!("avx2") && has!("fma"),
+                Level::Avx512 => {
+                    Level::Avx2.available()
+                        && has!("avx512f")
+                        && has!("avx512vl")
+                        && has!("avx512dq")
+                        && has!("avx512bw")
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            self == Level::Baseline
+        }
+    }
+
+    /// The widest level this CPU runs.
+    pub fn best() -> Level {
+        static BEST: OnceLock<Level> = OnceLock::new();
+        *BEST.get_or_init(|| {
+            [Level::Avx512, Level::Avx2]
+                .into_iter()
+                .find(|level| level.available())
+                .unwrap_or(Level::Baseline)
+        })
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// A level this thread's kernels are held to (by [`with_level`]), instead of the best.
+    static HELD: Cell<Option<Level>> = const { Cell::new(None) };
+}
+
+/// Runs `f` with this thread's kernels compiled for `level`, so tests can compare the paths.
+/// Panics when the CPU lacks `level`.
+#[cfg(test)]
+pub fn with_level<R>(level: Level, f: impl FnOnce() -> R) -> R {
+    assert!(level.available(), "this CPU cannot run {level:?} code");
+    let before = HELD.with(|held| held.replace(Some(level)));
+    let result = f();
+    HELD.with(|held| held.set(before));
+    result
+}
+
+/// The level kernels run at on this thread: one the CPU has (the best, outside tests).
+#[inline]
+pub fn level() -> Level {
+    #[cfg(test)]
+    if let Some(level) = HELD.with(Cell::get) {
+        return level;
+    }
+    Level::best()
+}
+
+/// Generates `pub fn $name(..)` that runs `$body` compiled for the [`level`] of this thread:
+/// AVX-512, AVX2+FMA or the baseline target.
 macro_rules! vectorised {
     ($(#[$meta:meta])* pub fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
         $(#[$meta])*
@@ -12,13 +96,19 @@ macro_rules! vectorised {
 
             #[cfg(target_arch = "x86_64")]
             {
+                #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
+                unsafe fn avx512($($arg: $ty),*) $(-> $ret)? {
+                    body($($arg),*)
+                }
                 #[target_feature(enable = "avx2,fma")]
                 unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
                     body($($arg),*)
                 }
-                if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-                    // SAFETY: the CPU has the features `avx2` was compiled for.
-                    return unsafe { avx2($($arg),*) };
+                match level() {
+                    // SAFETY: `level` only names a level the CPU has.
+                    Level::Avx512 => return unsafe { avx512($($arg),*) },
+                    Level::Avx2 => return unsafe { avx2($($arg),*) },
+                    Level::Baseline => {}
                 }
             }
             body($($arg),*)

@@ -8,6 +8,7 @@ use super::{attention, dropout, gelu, layer_norm, linear, math, plain_causal_sel
 use crate::heads::split_heads;
 
 mod dropout_mask;
+mod vector_levels;
 
 fn training_device() -> Device {
     Device::flex().autodiff()
