@@ -7,10 +7,11 @@
 //! no run ever reads (the next encoding of that corpus removes it), never a cache.
 
 use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use crate::collection::{Counts, Documents, Part};
-use crate::{DataError, Tokenizer};
+use crate::{Corpus, DataError, Tokenizer};
 
 /// Text is encoded in pieces of about this many bytes, cut after a newline. A BPE's tokens
 /// can differ at a cut (a run of whitespace after it is split differently), so this size is
@@ -80,23 +81,27 @@ fn pieces_per_batch() -> usize {
     std::thread::available_parallelism().map_or(4, |n| n.get().max(4))
 }
 
-/// Encodes `text` in newline-cut pieces, a batch at a time, handing each batch's ids to
-/// `emit` and the bytes done so far to `progress`.
+/// Encodes `corpus[range]` in newline-cut pieces, a batch at a time, handing each batch's ids
+/// to `emit` and the corpus offset reached to `progress`. The text behind is released as it
+/// goes, so a mapped corpus never becomes resident.
 pub fn encode_in_batches(
     tokenizer: &Tokenizer,
-    text: &str,
+    corpus: &Corpus,
+    range: Range<usize>,
     progress: &mut dyn FnMut(usize),
     emit: &mut dyn FnMut(&[u32]) -> Result<(), Failure>,
 ) -> Result<(), Failure> {
-    let mut pieces = pieces(text);
-    let mut done = 0;
+    let mut pieces = pieces(&corpus[range.clone()]);
+    let mut done = range.start;
     loop {
         let batch: Vec<&str> = pieces.by_ref().take(pieces_per_batch()).collect();
         if batch.is_empty() {
             return Ok(());
         }
         emit(&tokenizer.encode_many(&batch)?)?;
-        done += batch.iter().map(|p| p.len()).sum::<usize>();
+        let end = done + batch.iter().map(|p| p.len()).sum::<usize>();
+        corpus.release(done..end);
+        done = end;
         progress(done);
     }
 }
@@ -119,13 +124,10 @@ pub fn encode_documents(
         if text.len() >= batch_bytes {
             encode_batch(&mut batch, tokenizer, end, emit)?;
             held = 0;
-            // Released as it is encoded: a mapped document never becomes resident.
-            let mut released = 0;
-            let mut done = |end| {
-                text.release(released..end);
-                released = end;
-            };
-            encode_in_batches(tokenizer, text, &mut done, &mut |ids| emit(part, ids))?;
+            let whole = 0..text.len();
+            encode_in_batches(tokenizer, text, whole, &mut |_| {}, &mut |ids| {
+                emit(part, ids)
+            })?;
             emit(part, &[end])?;
         } else {
             batch.push((part, text.to_string()));

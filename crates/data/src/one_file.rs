@@ -149,6 +149,8 @@ impl Chars {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::load_or_encode;
+    use crate::{CharTokenizer, Tokenizer};
     use std::time::{Duration, SystemTime};
 
     /// Sets `path`'s mtime a minute back, so the memo trusts it.
@@ -199,5 +201,37 @@ mod tests {
         std::fs::write(&path, "").unwrap();
         let err = OneFile::open(&path).err().unwrap();
         assert!(matches!(err, DataError::CorpusEmpty { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_run_that_finds_its_tokens_cached_does_not_read_the_corpus() {
+        let scratch = tempfile::tempdir().unwrap();
+        let corpus = scratch.path().join("corpus.txt");
+        let text = "hello world\n".repeat(100);
+        std::fs::write(&corpus, &text).unwrap();
+        let settled = SystemTime::now() - Duration::from_secs(60);
+        let set_mtime = || {
+            let file = std::fs::File::options().write(true).open(&corpus).unwrap();
+            file.set_modified(settled).unwrap();
+        };
+        set_mtime();
+        let tokenizer = Tokenizer::Char(CharTokenizer::from_corpus(&text));
+        let encode = || {
+            let file = OneFile::open(&corpus).unwrap();
+            load_or_encode(&file, &tokenizer, 0.1, &mut |_, _| {})
+        };
+        let (train, _, first) = encode().unwrap();
+        assert!(!first.reused);
+        // Other text behind the same size, mtime and inode (which no editor leaves): the
+        // memo vouches for the file, the cache holds its tokens, and the text is never read.
+        std::fs::write(&corpus, text.replace('h', "j")).unwrap();
+        set_mtime();
+        let (train2, _, second) = encode().unwrap();
+        assert!(second.reused);
+        assert_eq!(train2.all(), train.all());
+        // With the cache gone the text is read, and its hash no longer matches the memo's.
+        std::fs::remove_file(first.path.unwrap()).unwrap();
+        let err = encode().unwrap_err();
+        assert!(matches!(err, DataError::CorpusChanged { .. }), "{err}");
     }
 }
