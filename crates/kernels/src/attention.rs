@@ -24,6 +24,7 @@ use burn::backend::flex::{FlexTensor, Layout};
 use burn::tensor::{Shape, Tensor, TensorData};
 use rayon::prelude::*;
 
+use super::fresh::{rewritable, unwritten, written};
 use super::math::{dot, exp_shifted};
 use super::matrix::{Matrix, multiply};
 use super::{FlexAutodiff, on_flex_autodiff};
@@ -147,7 +148,7 @@ fn forward(
 ) -> (FlexTensor, FlexTensor) {
     let [batch, n_head, t, d] = query.layout().shape().dims::<4>();
     let (query, key, value) = (Heads::of(query), Heads::of(key), Heads::of(value));
-    let mut output = vec![0.0f32; batch * n_head * t * d];
+    let mut output = unwritten(batch * n_head * t * d);
     let mut pattern = vec![0.0f32; batch * n_head * t * t];
     output
         .par_chunks_mut(t * d)
@@ -157,7 +158,7 @@ fn forward(
             let (q, k, v) = (query.matrix(bh), key.matrix(bh), value.matrix(bh));
             for (q0, q1) in tiles(t) {
                 // Queries q0..q1 against keys 0..q1: every later key is masked for all of them.
-                let out = &mut p[q0 * t..];
+                let out = rewritable(&mut p[q0 * t..]);
                 multiply(
                     out,
                     t,
@@ -187,6 +188,8 @@ fn forward(
                 );
             }
         });
+    // SAFETY: each head's tiles of queries cover its t rows of d values.
+    let output = unsafe { written(output) };
     (
         dense(output, [batch, n_head, t, d]),
         dense(pattern, [batch, n_head, t, t]),
@@ -207,7 +210,7 @@ fn backward(saved: &Saved, grad_output: &FlexTensor) -> FlexTensor {
         Heads::of(grad_output),
     );
     let pattern = saved.pattern.storage::<f32>();
-    let mut d_qkv = vec![0.0f32; batch * t * width];
+    let mut d_qkv = unwritten(batch * t * width);
     d_qkv.par_chunks_mut(t * width).enumerate().for_each_init(
         || vec![0.0f32; t * t],
         |d_scores, (b, d_sequence)| {
@@ -239,7 +242,7 @@ fn backward(saved: &Saved, grad_output: &FlexTensor) -> FlexTensor {
                 }
                 // dP, then dS in place, row by row over the keys each query saw.
                 for (q0, q1) in tiles(t) {
-                    let out = &mut d_scores[q0 * t..];
+                    let out = rewritable(&mut d_scores[q0 * t..]);
                     multiply(
                         out,
                         t,
@@ -284,5 +287,8 @@ fn backward(saved: &Saved, grad_output: &FlexTensor) -> FlexTensor {
             }
         },
     );
+    // SAFETY: for every head, the key tiles wrote all t rows of its dV and dK columns and the
+    // query tiles all t rows of its dQ columns: the heads' columns make up the width.
+    let d_qkv = unsafe { written(d_qkv) };
     FlexTensor::from_data(TensorData::new(d_qkv, [batch, t, width]))
 }

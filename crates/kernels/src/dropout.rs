@@ -16,6 +16,7 @@ use burn::backend::flex::FlexTensor;
 use burn::tensor::{Distribution, Tensor, TensorData};
 use rayon::prelude::*;
 
+use super::fresh::{unwritten, written};
 use super::math::apply_dropout_mask;
 use super::{FlexAutodiff, on_flex_autodiff, values};
 
@@ -80,7 +81,7 @@ impl Mask {
 
     /// `mask(x)/(1 − p)`, element by element over the row-major values.
     pub(super) fn apply(&self, x: &FlexTensor) -> FlexTensor {
-        let mut y = vec![0.0f32; x.layout().num_elements()];
+        let mut y = unwritten(x.layout().num_elements());
         y.par_chunks_mut(CHUNK)
             .zip(values(x).par_chunks(CHUNK))
             .enumerate()
@@ -89,6 +90,8 @@ impl Mask {
                 let key = self.key ^ ((first >> 32) << 32);
                 apply_dropout_mask(x, y, key, first as u32, self.keep_below, self.scale);
             });
+        // SAFETY: the chunks cover `y`, and the mask wrote each element.
+        let y = unsafe { written(y) };
         FlexTensor::from_data(TensorData::new(y, x.layout().shape().clone()))
     }
 }

@@ -15,6 +15,7 @@ use burn::backend::flex::FlexTensor;
 use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
+use super::fresh::{unwritten, written};
 use super::math::{gelu_forward, gelu_tanh_forward};
 use super::{FlexAutodiff, on_flex_autodiff, values};
 
@@ -32,12 +33,14 @@ pub(super) fn gelu<const D: usize>(x: &Tensor<D>, tanh: bool) -> Option<Tensor<D
     let x = on_flex_autodiff(x)?;
     let input = x.primitive().to_contiguous();
     let n = input.layout().num_elements();
-    let (mut output, mut derivative) = (vec![0.0f32; n], vec![0.0f32; n]);
+    let (mut output, mut derivative) = (unwritten(n), unwritten(n));
     output
         .par_chunks_mut(CHUNK)
         .zip(derivative.par_chunks_mut(CHUNK))
         .zip(values(&input).par_chunks(CHUNK))
         .for_each(|((y, d), x)| forward(x, y, d));
+    // SAFETY: the forward kernel wrote every output and derivative.
+    let (output, derivative) = unsafe { (written(output), written(derivative)) };
     let output = same_shape(output, &input);
     let derivative = same_shape(derivative, &input);
     let output = match Gelu
@@ -67,15 +70,17 @@ impl Backward<Flex, 1> for Gelu {
         let [parent] = ops.parents;
         let Some(node) = parent else { return };
         let derivative = ops.state;
-        let mut grad = vec![0.0f32; derivative.layout().num_elements()];
+        let mut grad = unwritten(derivative.layout().num_elements());
         grad.par_chunks_mut(CHUNK)
             .zip(values(&derivative).par_chunks(CHUNK))
             .zip(values(&grad_output).par_chunks(CHUNK))
             .for_each(|((dx, d), dy)| {
                 for ((dx, d), dy) in dx.iter_mut().zip(d).zip(dy) {
-                    *dx = dy * d;
+                    dx.write(dy * d);
                 }
             });
+        // SAFETY: the chunks cover the gradient, and each element was written.
+        let grad = unsafe { written(grad) };
         grads.register::<Flex>(node.id, same_shape(grad, &derivative));
     }
 }

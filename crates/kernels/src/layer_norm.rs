@@ -13,6 +13,7 @@ use burn::backend::flex::FlexTensor;
 use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
+use super::fresh::{unwritten, written};
 use super::math::{layer_norm_row, layer_norm_row_backward};
 use super::{FlexAutodiff, on_flex_autodiff, register, values};
 
@@ -39,7 +40,7 @@ pub(super) fn layer_norm<const D: usize>(
     );
     let (gamma_values, beta_values) = (values(&g), values(&b));
     let c = gamma_values.len();
-    let mut output = vec![0.0f32; input.layout().num_elements()];
+    let mut output = unwritten(input.layout().num_elements());
     let mut stats = vec![(0.0f32, 0.0f32); output.len() / c];
     output
         .par_chunks_mut(ROWS * c)
@@ -50,6 +51,8 @@ pub(super) fn layer_norm<const D: usize>(
                 *stats = layer_norm_row(x, gamma_values, beta_values, epsilon, y);
             }
         });
+    // SAFETY: every row was normalised into its place.
+    let output = unsafe { written(output) };
     let output = FlexTensor::from_data(TensorData::new(output, input.layout().shape().clone()));
     let output = match LayerNorm
         .prepare::<NoCheckpointing>([x.node(), gamma.node(), beta.node()])
@@ -92,7 +95,7 @@ impl Backward<Flex, 3> for LayerNorm {
         } = ops.state;
         let gamma = values(&gamma);
         let c = gamma.len();
-        let mut dx = vec![0.0f32; input.layout().num_elements()];
+        let mut dx = unwritten(input.layout().num_elements());
         // Each task sums its rows' dγ, dβ; the tasks' sums are then added in task order, so
         // the result does not depend on thread scheduling (resume stays bit-exact).
         let partials: Vec<(Vec<f32>, Vec<f32>)> = dx
@@ -117,6 +120,8 @@ impl Backward<Flex, 3> for LayerNorm {
             d_gamma.iter_mut().zip(g).for_each(|(sum, v)| *sum += v);
             d_beta.iter_mut().zip(b).for_each(|(sum, v)| *sum += v);
         }
+        // SAFETY: every row's dx was written.
+        let dx = unsafe { written(dx) };
         let shape = input.layout().shape().clone();
         let grads_by_parent = [
             FlexTensor::from_data(TensorData::new(dx, shape)),

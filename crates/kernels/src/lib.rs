@@ -16,6 +16,7 @@ pub mod adamw;
 mod attention;
 pub mod cpu;
 mod dropout;
+mod fresh;
 mod gelu;
 mod layer_norm;
 mod linear;

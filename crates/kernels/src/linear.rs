@@ -6,6 +6,8 @@
 //! gemm accumulates `x·W` into it; the backward pass writes `dx = dy·Wᵀ` and `dW = xᵀ·dy`
 //! straight into fresh buffers and sums `db` over the rows.
 
+use std::mem::MaybeUninit;
+
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
@@ -15,6 +17,7 @@ use burn::backend::flex::FlexTensor;
 use burn::tensor::{Shape, Tensor, TensorData};
 use rayon::prelude::*;
 
+use super::fresh::{unwritten, written};
 use super::matrix::{Matrix, multiply};
 use super::{FlexAutodiff, on_flex_autodiff, register, values};
 
@@ -38,17 +41,17 @@ pub(super) fn linear<const D: usize>(
     let [k, n] = w.layout().shape().dims::<2>();
     let rows = input.layout().num_elements() / k;
 
-    let mut output = match &bias {
-        Some(bias) => values(&bias.primitive().to_contiguous()).repeat(rows),
-        None => vec![0.0; rows * n],
-    };
+    let bias_values = bias.as_ref().map(|b| b.primitive().to_contiguous());
+    let mut output = unwritten(rows * n);
     matmul(
         &mut output,
         [rows, n, k],
         Matrix::dense(values(&input), k),
         Matrix::of(&w),
-        bias.is_some(),
+        bias_values.as_ref().map(values),
     );
+    // SAFETY: the product wrote all rows·n values.
+    let output = unsafe { written(output) };
     let mut shape = input.layout().shape().clone();
     shape[D - 1] = n;
     let output = FlexTensor::from_data(TensorData::new(output, shape));
@@ -124,11 +127,13 @@ fn input_and_weight_grads(saved: &Saved, grad_output: &FlexTensor) -> (FlexTenso
     let rows = grad_output.layout().num_elements() / n;
     let weight = Matrix::of(&saved.weight);
 
-    let mut dx = vec![0.0; rows * k];
-    matmul(&mut dx, [rows, k, n], dy, weight.transpose(), false);
-    let mut dw = vec![0.0; k * n];
+    let mut dx = unwritten(rows * k);
+    matmul(&mut dx, [rows, k, n], dy, weight.transpose(), None);
+    let mut dw = unwritten(k * n);
     let x = Matrix::dense(values(&saved.input), k);
-    matmul(&mut dw, [k, n, rows], x.transpose(), dy, false);
+    matmul(&mut dw, [k, n, rows], x.transpose(), dy, None);
+    // SAFETY: each product wrote its whole output.
+    let (dx, dw) = unsafe { (written(dx), written(dw)) };
     (
         FlexTensor::from_data(TensorData::new(dx, saved.input_shape.clone())),
         FlexTensor::from_data(TensorData::new(dw, [k, n])),
@@ -145,23 +150,46 @@ fn bias_grad(saved: &Saved, grad_output: &FlexTensor) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(db, [n]))
 }
 
-/// `out[m×n] (+)= lhs[m×k] · rhs[k×n]`, `out` dense row-major; added to `out` when
-/// `accumulate`, else written over it. A big product is split into one block of output rows
-/// per thread, each a single-threaded gemm: in isolation that matched or beat gemm's own
-/// threading at every shape measured (2048×512×128: 221 against 181 GFLOP/s).
-fn matmul(out: &mut [f32], [m, n, k]: [usize; 3], lhs: Matrix, rhs: Matrix, accumulate: bool) {
+/// `out[m×n] = lhs[m×k] · rhs[k×n] (+ bias in every row)`, `out` dense row-major and written
+/// in full (it may start unwritten). A big product is split into one block of output rows per
+/// thread, each a single-threaded gemm: in isolation that matched or beat gemm's own threading
+/// at every shape measured (2048×512×128: 221 against 181 GFLOP/s). With a bias, each thread
+/// first fills its own rows with it and the gemm adds the product, so the fill is shared out
+/// too and its rows are still in that core's cache when the gemm reads them.
+fn matmul(
+    out: &mut [MaybeUninit<f32>],
+    [m, n, k]: [usize; 3],
+    lhs: Matrix,
+    rhs: Matrix,
+    bias: Option<&[f32]>,
+) {
     assert_eq!(out.len(), m * n);
+    let product = |out: &mut [MaybeUninit<f32>], first_row: usize| {
+        if let Some(bias) = bias {
+            for row in out.chunks_exact_mut(n) {
+                row.iter_mut().zip(bias).for_each(|(o, &b)| {
+                    o.write(b);
+                });
+            }
+        }
+        let rows = out.len() / n;
+        multiply(
+            out,
+            n,
+            [rows, n, k],
+            lhs.from(first_row, 0),
+            rhs,
+            1.0,
+            bias.is_some(),
+        );
+    };
     let threads = rayon::current_num_threads();
     if m * n * k < PARALLEL_THRESHOLD || threads == 1 || m < 2 * 16 {
-        return multiply(out, n, [m, n, k], lhs, rhs, 1.0, accumulate);
+        return product(out, 0);
     }
     // Row blocks in multiples of 16 (the micro-kernel's height).
     let block = m.div_ceil(threads).div_ceil(16) * 16;
     out.par_chunks_mut(block * n)
         .enumerate()
-        .for_each(|(i, out)| {
-            let rows = out.len() / n;
-            let lhs = lhs.from(i * block, 0);
-            multiply(out, n, [rows, n, k], lhs, rhs, 1.0, accumulate);
-        });
+        .for_each(|(i, out)| product(out, i * block));
 }

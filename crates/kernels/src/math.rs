@@ -10,6 +10,7 @@
 
 #[cfg(test)]
 use std::cell::Cell;
+use std::mem::MaybeUninit;
 use std::sync::OnceLock;
 
 /// The vector instructions a kernel runs compiled for.
@@ -160,11 +161,11 @@ fn normal_cdf_pdf(x: f32) -> (f32, f32) {
 vectorised! {
     /// `y = x·Φ(x)`, the exact (erf) GELU, and its derivative `Φ(x) + x·φ(x)` for the
     /// backward pass (both come out of one evaluation of Φ and φ).
-    pub fn gelu_forward(x: &[f32], y: &mut [f32], derivative: &mut [f32]) {
+    pub fn gelu_forward(x: &[f32], y: &mut [MaybeUninit<f32>], derivative: &mut [MaybeUninit<f32>]) {
         for ((y, d), &x) in y.iter_mut().zip(derivative).zip(x) {
             let (cdf, pdf) = normal_cdf_pdf(x);
-            *y = x * cdf;
-            *d = cdf + x * pdf;
+            y.write(x * cdf);
+            d.write(cdf + x * pdf);
         }
     }
 }
@@ -177,7 +178,7 @@ const GELU_TANH_CUBIC: f32 = 0.044_715;
 vectorised! {
     /// GPT-2's GELU (`gelu_new`), `y = ½x(1 + tanh(u))` with `u = √(2/π)(x + 0.044715x³)`, and
     /// its derivative `½(1 + t) + ½x(1 − t²)·√(2/π)(1 + 3·0.044715x²)` with `t = tanh(u)`.
-    pub fn gelu_tanh_forward(x: &[f32], y: &mut [f32], derivative: &mut [f32]) {
+    pub fn gelu_tanh_forward(x: &[f32], y: &mut [MaybeUninit<f32>], derivative: &mut [MaybeUninit<f32>]) {
         for ((y, d), &x) in y.iter_mut().zip(derivative).zip(x) {
             let u = SQRT_2_OVER_PI * (x + GELU_TANH_CUBIC * x * x * x);
             // With e = e^{2u}: 1 − t = 2/(e + 1) and 1 + t = 2e/(e + 1), each without
@@ -185,10 +186,12 @@ vectorised! {
             // x·(1 − t²) would otherwise magnify t's rounding).
             let e = exp(2.0 * u);
             let (one_minus_t, one_plus_t) = (2.0 / (e + 1.0), 2.0 * e / (e + 1.0));
-            *y = 0.5 * x * one_plus_t;
-            *d = 0.5 * one_plus_t
-                + 0.5 * x * one_minus_t * one_plus_t * SQRT_2_OVER_PI
-                    * (1.0 + 3.0 * GELU_TANH_CUBIC * x * x);
+            y.write(0.5 * x * one_plus_t);
+            d.write(
+                0.5 * one_plus_t
+                    + 0.5 * x * one_minus_t * one_plus_t * SQRT_2_OVER_PI
+                        * (1.0 + 3.0 * GELU_TANH_CUBIC * x * x),
+            );
         }
     }
 }
@@ -236,7 +239,7 @@ pub fn lanes(values: &[f32], init: f32, op: impl Fn(f32, f32) -> f32 + Copy) -> 
 
 vectorised! {
     /// One row of LayerNorm: `y = (x − mean)/√(var + ε)·γ + β`. Returns (mean, 1/√(var + ε)).
-    pub fn layer_norm_row(x: &[f32], gamma: &[f32], beta: &[f32], epsilon: f32, y: &mut [f32]) -> (f32, f32) {
+    pub fn layer_norm_row(x: &[f32], gamma: &[f32], beta: &[f32], epsilon: f32, y: &mut [MaybeUninit<f32>]) -> (f32, f32) {
         let n = x.len() as f32;
         let mean = lanes(x, 0.0, |a, b| a + b) / n;
         let mut centred_sq = [0.0f32; 8];
@@ -250,7 +253,7 @@ vectorised! {
         let var = (centred_sq.iter().sum::<f32>() + tail) / n;
         let rstd = 1.0 / (var + epsilon).sqrt();
         for (((y, &x), &g), &b) in y.iter_mut().zip(x).zip(gamma).zip(beta) {
-            *y = (x - mean) * rstd * g + b;
+            y.write((x - mean) * rstd * g + b);
         }
         (mean, rstd)
     }
@@ -264,7 +267,7 @@ vectorised! {
         dy: &[f32],
         gamma: &[f32],
         stats: (f32, f32),
-        dx: &mut [f32],
+        dx: &mut [MaybeUninit<f32>],
         d_gamma: &mut [f32],
         d_beta: &mut [f32],
     ) {
@@ -290,7 +293,7 @@ vectorised! {
         let gx_mean = (gx_sum.iter().sum::<f32>() + gx_tail) / n as f32;
         for k in 0..n {
             let x_hat = (x[k] - mean) * rstd;
-            dx[k] = rstd * (dy[k] * gamma[k] - g_mean - x_hat * gx_mean);
+            dx[k].write(rstd * (dy[k] * gamma[k] - g_mean - x_hat * gx_mean));
             d_gamma[k] += dy[k] * x_hat;
             d_beta[k] += dy[k];
         }
@@ -317,10 +320,10 @@ pub fn dropout_hash(key: u64, index: u32) -> u32 {
 vectorised! {
     /// `y = x·scale` where the element's hash is below `keep_below`, else 0; element `i` of the
     /// slice has index `first_index + i`.
-    pub fn apply_dropout_mask(x: &[f32], y: &mut [f32], key: u64, first_index: u32, keep_below: u32, scale: f32) {
+    pub fn apply_dropout_mask(x: &[f32], y: &mut [MaybeUninit<f32>], key: u64, first_index: u32, keep_below: u32, scale: f32) {
         for (i, (y, &x)) in y.iter_mut().zip(x).enumerate() {
             let hash = dropout_hash(key, first_index.wrapping_add(i as u32));
-            *y = if hash < keep_below { x * scale } else { 0.0 };
+            y.write(if hash < keep_below { x * scale } else { 0.0 });
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Strided matrices read in place, and their product through the gemm crate (the one
 //! burn-flex itself uses), on the calling thread.
 
+use std::mem::MaybeUninit;
+
 use burn::backend::flex::FlexTensor;
 
 /// A read-only f32 matrix inside a buffer: element (r, c) is at
@@ -63,9 +65,10 @@ impl<'a> Matrix<'a> {
 }
 
 /// `out[m×n] = scale · lhs[m×k] · rhs[k×n]`, or `+=` when `accumulate`; `out` is row-major
-/// with row stride `out_stride`. Runs on the calling thread.
+/// with row stride `out_stride`. Without `accumulate` every one of the m×n elements is written
+/// and none is read first, so `out` may be unwritten memory. Runs on the calling thread.
 pub(super) fn multiply(
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
     out_stride: usize,
     [m, n, k]: [usize; 3],
     lhs: Matrix,
@@ -74,14 +77,17 @@ pub(super) fn multiply(
     accumulate: bool,
 ) {
     assert!(m == 0 || out.len() >= (m - 1) * out_stride + n);
+    // An empty sum: gemm would leave `out` as it is, which is not zero if it was unwritten.
+    assert!(k > 0, "a product over zero terms");
     // SAFETY: `out` holds the m×n values at that stride; lhs and rhs come from live tensors
     // (or dense slices) whose layouts cover m×k and k×n elements at their offsets and strides.
+    // gemm reads `out` only when told to accumulate and writes each element as an f32.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            out.as_mut_ptr(),
+            out.as_mut_ptr().cast::<f32>(),
             1,
             out_stride as isize,
             accumulate,

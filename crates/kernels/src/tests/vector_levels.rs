@@ -6,6 +6,7 @@ use std::io::Write;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::fresh::rewritable;
 use crate::math::{self, Level, with_level};
 
 /// Every kernel's outputs, concatenated, for inputs of `n` elements.
@@ -16,21 +17,29 @@ fn all_outputs(n: usize) -> Vec<f32> {
     let (x, dy, gamma, beta) = (values(6.0), values(1.0), values(2.0), values(0.5));
     let mut out = Vec::new();
     let (mut y, mut d) = (vec![0.0; n], vec![0.0; n]);
-    math::gelu_forward(&x, &mut y, &mut d);
+    math::gelu_forward(&x, rewritable(&mut y), rewritable(&mut d));
     out.extend(y.iter().chain(&d));
-    math::gelu_tanh_forward(&x, &mut y, &mut d);
+    math::gelu_tanh_forward(&x, rewritable(&mut y), rewritable(&mut d));
     out.extend(y.iter().chain(&d));
     let mut row = x.clone();
     out.push(math::exp_shifted(&mut row));
     out.extend(&row);
     out.push(math::dot(&x, &dy));
-    let stats = math::layer_norm_row(&x, &gamma, &beta, 1e-5, &mut y);
+    let stats = math::layer_norm_row(&x, &gamma, &beta, 1e-5, rewritable(&mut y));
     out.extend([stats.0, stats.1]);
     out.extend(&y);
     let (mut dx, mut d_gamma, mut d_beta) = (vec![0.0; n], vec![0.1; n], vec![0.2; n]);
-    math::layer_norm_row_backward(&x, &dy, &gamma, stats, &mut dx, &mut d_gamma, &mut d_beta);
+    let dx_out = rewritable(&mut dx);
+    math::layer_norm_row_backward(&x, &dy, &gamma, stats, dx_out, &mut d_gamma, &mut d_beta);
     out.extend(dx.iter().chain(&d_gamma).chain(&d_beta));
-    math::apply_dropout_mask(&x, &mut y, 0x5eed_cafe_f00d, 977, 3 << 30, 4.0 / 3.0);
+    math::apply_dropout_mask(
+        &x,
+        rewritable(&mut y),
+        0x5eed_cafe_f00d,
+        977,
+        3 << 30,
+        4.0 / 3.0,
+    );
     out.extend(&y);
     out
 }
