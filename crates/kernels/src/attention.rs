@@ -1,4 +1,5 @@
-//! Causal self-attention as one forward and one backward kernel on `flex` with autodiff.
+//! Causal self-attention as one forward and one backward kernel on `flex` with autodiff (the
+//! forward kernel alone without autodiff).
 //!
 //! For every (sequence, head), with scale s = 1/√d_head:
 //!
@@ -27,19 +28,19 @@ use rayon::prelude::*;
 use super::fresh::{rewritable, unwritten, written};
 use super::math::{dot, exp_shifted};
 use super::matrix::{Matrix, multiply};
-use super::{FlexAutodiff, on_flex_autodiff};
+use super::{FlexAutodiff, on_flex, on_flex_autodiff};
 
 /// `Some(heads)`, `[batch, head, time, d_head]`, when `qkv` (queries, keys and values side by
-/// side, `[batch, time, 3·n_embd]`) is an f32 tensor on `flex` with autodiff; `None` sends
-/// the caller to the plain path.
+/// side, `[batch, time, 3·n_embd]`) is an f32 tensor on `flex` (with autodiff, or without: the
+/// forward pass alone); `None` sends the caller to the plain path.
 pub(super) fn causal_attention(qkv: &Tensor<3>, n_head: usize) -> Option<Tensor<4>> {
+    if let Some(qkv) = on_flex(qkv) {
+        let (output, _, _) = attend(&qkv.to_contiguous(), n_head);
+        return Some(Tensor::from_primitive::<Flex>(output));
+    }
     let qkv_autodiff = on_flex_autodiff(qkv)?;
     let packed = qkv_autodiff.primitive().to_contiguous();
-    let [.., width] = packed.layout().shape().dims::<3>();
-    let d_head = width / 3 / n_head;
-    let scale = 1.0 / (d_head as f32).sqrt();
-    let [query, key, value] = [0, 1, 2].map(|part| heads_view(&packed, part, n_head));
-    let (output, pattern) = forward(&query, &key, &value, scale);
+    let (output, pattern, scale) = attend(&packed, n_head);
     let output = match CausalAttention
         .prepare::<NoCheckpointing>([qkv_autodiff.node()])
         .compute_bound()
@@ -57,6 +58,17 @@ pub(super) fn causal_attention(qkv: &Tensor<3>, n_head: usize) -> Option<Tensor<
         OpsKind::UnTracked(prep) => prep.finish(output),
     };
     Some(Tensor::from_primitive::<FlexAutodiff>(output))
+}
+
+/// The heads' outputs and attention pattern from contiguous packed projections, and the scale
+/// 1/√d_head.
+fn attend(packed: &FlexTensor, n_head: usize) -> (FlexTensor, FlexTensor, f32) {
+    let [.., width] = packed.layout().shape().dims::<3>();
+    let d_head = width / 3 / n_head;
+    let scale = 1.0 / (d_head as f32).sqrt();
+    let [query, key, value] = [0, 1, 2].map(|part| heads_view(packed, part, n_head));
+    let (output, pattern) = forward(&query, &key, &value, scale);
+    (output, pattern, scale)
 }
 
 /// Part `part` (0 queries, 1 keys, 2 values) of a contiguous `[batch, time, 3·n_embd]` tensor

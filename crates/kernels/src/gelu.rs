@@ -1,5 +1,5 @@
-//! GELU as one vectorised pass forward and one backward on `flex` with autodiff, in either
-//! form: exact (erf) or GPT-2's tanh approximation.
+//! GELU as one vectorised pass forward and one backward on `flex` with autodiff (the forward
+//! pass alone without autodiff), in either form: exact (erf) or GPT-2's tanh approximation.
 //!
 //! burn-flex computes the exact GELU with libm's scalar `erff`, one value at a time, and again
 //! in the backward pass (the tanh form as five tensor ops). This op evaluates either form
@@ -17,32 +17,20 @@ use rayon::prelude::*;
 
 use super::fresh::{unwritten, written};
 use super::math::{gelu_forward, gelu_tanh_forward};
-use super::{FlexAutodiff, on_flex_autodiff, values};
+use super::{FlexAutodiff, on_flex, on_flex_autodiff, values};
 
 /// Values per parallel task: big enough to amortise the hand-off.
 const CHUNK: usize = 1 << 14;
 
-/// `Some(gelu(x))` (the tanh form when `tanh`) when `x` is an f32 tensor on `flex` with
-/// autodiff, else `None`.
+/// `Some(gelu(x))` (the tanh form when `tanh`) when `x` is an f32 tensor on `flex` (with
+/// autodiff or without), else `None`.
 pub(super) fn gelu<const D: usize>(x: &Tensor<D>, tanh: bool) -> Option<Tensor<D>> {
-    let forward = if tanh {
-        gelu_tanh_forward
-    } else {
-        gelu_forward
-    };
+    if let Some(x) = on_flex(x) {
+        let (output, _) = evaluate(&x.to_contiguous(), tanh);
+        return Some(Tensor::from_primitive::<Flex>(output));
+    }
     let x = on_flex_autodiff(x)?;
-    let input = x.primitive().to_contiguous();
-    let n = input.layout().num_elements();
-    let (mut output, mut derivative) = (unwritten(n), unwritten(n));
-    output
-        .par_chunks_mut(CHUNK)
-        .zip(derivative.par_chunks_mut(CHUNK))
-        .zip(values(&input).par_chunks(CHUNK))
-        .for_each(|((y, d), x)| forward(x, y, d));
-    // SAFETY: the forward kernel wrote every output and derivative.
-    let (output, derivative) = unsafe { (written(output), written(derivative)) };
-    let output = same_shape(output, &input);
-    let derivative = same_shape(derivative, &input);
+    let (output, derivative) = evaluate(&x.primitive().to_contiguous(), tanh);
     let output = match Gelu
         .prepare::<NoCheckpointing>([x.node()])
         .compute_bound()
@@ -52,6 +40,25 @@ pub(super) fn gelu<const D: usize>(x: &Tensor<D>, tanh: bool) -> Option<Tensor<D
         OpsKind::UnTracked(prep) => prep.finish(output),
     };
     Some(Tensor::from_primitive::<FlexAutodiff>(output))
+}
+
+/// GELU of a contiguous tensor, and its derivative at each input.
+fn evaluate(input: &FlexTensor, tanh: bool) -> (FlexTensor, FlexTensor) {
+    let forward = if tanh {
+        gelu_tanh_forward
+    } else {
+        gelu_forward
+    };
+    let n = input.layout().num_elements();
+    let (mut output, mut derivative) = (unwritten(n), unwritten(n));
+    output
+        .par_chunks_mut(CHUNK)
+        .zip(derivative.par_chunks_mut(CHUNK))
+        .zip(values(input).par_chunks(CHUNK))
+        .for_each(|((y, d), x)| forward(x, y, d));
+    // SAFETY: the forward kernel wrote every output and derivative.
+    let (output, derivative) = unsafe { (written(output), written(derivative)) };
+    (same_shape(output, input), same_shape(derivative, input))
 }
 
 fn same_shape(values: Vec<f32>, like: &FlexTensor) -> FlexTensor {

@@ -1,4 +1,5 @@
-//! LayerNorm as one pass forward and one backward on `flex` with autodiff.
+//! LayerNorm as one pass forward and one backward on `flex` with autodiff (the forward pass
+//! alone without autodiff).
 //!
 //! burn's autodiff builds LayerNorm from its parts (mean, variance, subtract, divide, scale,
 //! shift) and differentiates each. Here the forward pass keeps each row's mean and 1/std, and
@@ -15,45 +16,32 @@ use rayon::prelude::*;
 
 use super::fresh::{unwritten, written};
 use super::math::{layer_norm_row, layer_norm_row_backward};
-use super::{FlexAutodiff, on_flex_autodiff, register, values};
+use super::{FlexAutodiff, on_flex, on_flex_autodiff, register, values};
 
 /// Rows per parallel task.
 const ROWS: usize = 64;
 
-/// `Some(LayerNorm(x))` over the last dimension when x, γ and β are f32 tensors on `flex` with
-/// autodiff, else `None`.
+/// `Some(LayerNorm(x))` over the last dimension when x, γ and β are f32 tensors on `flex` (with
+/// autodiff, or without: the forward pass alone), else `None`.
 pub(super) fn layer_norm<const D: usize>(
     x: &Tensor<D>,
     gamma: &Tensor<1>,
     beta: &Tensor<1>,
     epsilon: f32,
 ) -> Option<Tensor<D>> {
+    if let Some(x) = on_flex(x) {
+        let (gamma, beta) = (on_flex(gamma)?, on_flex(beta)?);
+        let (output, _) = normalise(&x.to_contiguous(), &gamma, &beta, epsilon);
+        return Some(Tensor::from_primitive::<Flex>(output));
+    }
     let (x, gamma, beta) = (
         on_flex_autodiff(x)?,
         on_flex_autodiff(gamma)?,
         on_flex_autodiff(beta)?,
     );
     let input = x.primitive().to_contiguous();
-    let (g, b) = (
-        gamma.primitive().to_contiguous(),
-        beta.primitive().to_contiguous(),
-    );
-    let (gamma_values, beta_values) = (values(&g), values(&b));
-    let c = gamma_values.len();
-    let mut output = unwritten(input.layout().num_elements());
-    let mut stats = vec![(0.0f32, 0.0f32); output.len() / c];
-    output
-        .par_chunks_mut(ROWS * c)
-        .zip(stats.par_chunks_mut(ROWS))
-        .zip(values(&input).par_chunks(ROWS * c))
-        .for_each(|((y, stats), x)| {
-            for ((y, x), stats) in y.chunks_exact_mut(c).zip(x.chunks_exact(c)).zip(stats) {
-                *stats = layer_norm_row(x, gamma_values, beta_values, epsilon, y);
-            }
-        });
-    // SAFETY: every row was normalised into its place.
-    let output = unsafe { written(output) };
-    let output = FlexTensor::from_data(TensorData::new(output, input.layout().shape().clone()));
+    let g = gamma.primitive().to_contiguous();
+    let (output, stats) = normalise(&input, &g, beta.primitive(), epsilon);
     let output = match LayerNorm
         .prepare::<NoCheckpointing>([x.node(), gamma.node(), beta.node()])
         .compute_bound()
@@ -70,6 +58,33 @@ pub(super) fn layer_norm<const D: usize>(
         OpsKind::UnTracked(prep) => prep.finish(output),
     };
     Some(Tensor::from_primitive::<FlexAutodiff>(output))
+}
+
+/// Each row of a contiguous `input` normalised, with its (mean, 1/√(var + ε)).
+fn normalise(
+    input: &FlexTensor,
+    gamma: &FlexTensor,
+    beta: &FlexTensor,
+    epsilon: f32,
+) -> (FlexTensor, Vec<(f32, f32)>) {
+    let (g, b) = (gamma.to_contiguous(), beta.to_contiguous());
+    let (gamma_values, beta_values) = (values(&g), values(&b));
+    let c = gamma_values.len();
+    let mut output = unwritten(input.layout().num_elements());
+    let mut stats = vec![(0.0f32, 0.0f32); output.len() / c];
+    output
+        .par_chunks_mut(ROWS * c)
+        .zip(stats.par_chunks_mut(ROWS))
+        .zip(values(input).par_chunks(ROWS * c))
+        .for_each(|((y, stats), x)| {
+            for ((y, x), stats) in y.chunks_exact_mut(c).zip(x.chunks_exact(c)).zip(stats) {
+                *stats = layer_norm_row(x, gamma_values, beta_values, epsilon, y);
+            }
+        });
+    // SAFETY: every row was normalised into its place.
+    let output = unsafe { written(output) };
+    let shape = input.layout().shape().clone();
+    (FlexTensor::from_data(TensorData::new(output, shape)), stats)
 }
 
 #[derive(Debug)]

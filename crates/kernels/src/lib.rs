@@ -6,8 +6,9 @@
 //! a pass for the bias) and LayerNorm (mean, variance, subtract, divide, scale, shift). GELU
 //! calls libm's scalar `erff`, and dropout draws its mask one element at a time. On `flex`
 //! with autodiff each of these runs instead as one forward and one backward kernel, written
-//! with the gemm crate burn-flex itself uses. Other devices, and `TINYGPT_PLAIN_OPS=1`, take
-//! burn's plain ops; tests check that both paths give the same outputs and gradients.
+//! with the gemm crate burn-flex itself uses. On `flex` without autodiff (evaluation and
+//! sampling) the same forward kernels run alone. Other devices, and `TINYGPT_PLAIN_OPS=1`,
+//! take burn's plain ops; tests check that both paths give the same outputs and gradients.
 //!
 //! The optimizer's AdamW update ([`adamw`]) is here too, beside its plain twin, under the
 //! same switch.
@@ -53,9 +54,11 @@ pub fn enabled() -> bool {
     *ENABLED.get_or_init(|| std::env::var("TINYGPT_PLAIN_OPS").map_or(true, |v| v == "0"))
 }
 
-/// Whether tensors like `x` take the fused ops: f32 on `flex` with autodiff, fused ops on.
+/// Whether tensors like `x` take the fused ops: f32 on `flex`, with autodiff (training: forward
+/// and backward kernels) or without (evaluation and sampling: the forward kernels alone), and
+/// fused ops on.
 pub fn applies<const D: usize>(x: &Tensor<D>) -> bool {
-    enabled() && on_flex_autodiff(x).is_some()
+    enabled() && (on_flex_autodiff(x).is_some() || on_flex(x).is_some())
 }
 
 /// Causal self-attention `softmax(QKᵀ/√d_head, future masked)·V` per head, from queries, keys
@@ -163,6 +166,15 @@ fn on_flex_autodiff<const D: usize>(tensor: &Tensor<D>) -> Option<FloatTensor<Fl
         return None;
     }
     tensor.clone().try_into_primitive::<FlexAutodiff>().ok()
+}
+
+/// The tensor's plain `flex` primitive when it is an f32 tensor there without autodiff (a
+/// model being evaluated or sampled), else `None`.
+fn on_flex<const D: usize>(tensor: &Tensor<D>) -> Option<FlexTensor> {
+    if tensor.dtype() != DType::F32 {
+        return None;
+    }
+    tensor.clone().try_into_primitive::<Flex>().ok()
 }
 
 /// Registers each gradient for its parent, skipping parents that do not need one.

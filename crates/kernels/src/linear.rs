@@ -19,18 +19,26 @@ use rayon::prelude::*;
 
 use super::fresh::{unwritten, written};
 use super::matrix::{Matrix, multiply};
-use super::{FlexAutodiff, on_flex_autodiff, register, values};
+use super::{FlexAutodiff, on_flex, on_flex_autodiff, register, values};
 
 /// Below this many multiply-adds a product runs on one thread (burn-flex's threshold).
 const PARALLEL_THRESHOLD: usize = 192 * 192 * 192;
 
-/// `Some(x·W + b)` over the last dimension of `x` when all are f32 tensors on `flex` with
-/// autodiff, else `None`.
+/// `Some(x·W + b)` over the last dimension of `x` when all are f32 tensors on `flex` (with
+/// autodiff: forward and backward kernels; without: the forward one), else `None`.
 pub(super) fn linear<const D: usize>(
     x: &Tensor<D>,
     weight: &Tensor<2>,
     bias: Option<&Tensor<1>>,
 ) -> Option<Tensor<D>> {
+    if let Some(x) = on_flex(x) {
+        let bias = match bias {
+            Some(bias) => Some(on_flex(bias)?),
+            None => None,
+        };
+        let output = forward(&x.to_contiguous(), &on_flex(weight)?, bias.as_ref());
+        return Some(Tensor::from_primitive::<Flex>(output));
+    }
     let (x, weight) = (on_flex_autodiff(x)?, on_flex_autodiff(weight)?);
     let bias = match bias {
         Some(bias) => Some(on_flex_autodiff(bias)?),
@@ -38,23 +46,7 @@ pub(super) fn linear<const D: usize>(
     };
     let input = x.primitive().to_contiguous();
     let w = weight.primitive().clone();
-    let [k, n] = w.layout().shape().dims::<2>();
-    let rows = input.layout().num_elements() / k;
-
-    let bias_values = bias.as_ref().map(|b| b.primitive().to_contiguous());
-    let mut output = unwritten(rows * n);
-    matmul(
-        &mut output,
-        [rows, n, k],
-        Matrix::dense(values(&input), k),
-        Matrix::of(&w),
-        bias_values.as_ref().map(values),
-    );
-    // SAFETY: the product wrote all rows·n values.
-    let output = unsafe { written(output) };
-    let mut shape = input.layout().shape().clone();
-    shape[D - 1] = n;
-    let output = FlexTensor::from_data(TensorData::new(output, shape));
+    let output = forward(&input, &w, bias.as_ref().map(|b| b.primitive()));
 
     let saved = Saved {
         input,
@@ -80,6 +72,27 @@ pub(super) fn linear<const D: usize>(
         },
     };
     Some(Tensor::from_primitive::<FlexAutodiff>(output))
+}
+
+/// `x·W + b` for a contiguous `x` `[.., k]` and `W` `[k, n]` (any strides).
+fn forward(input: &FlexTensor, w: &FlexTensor, bias: Option<&FlexTensor>) -> FlexTensor {
+    let [k, n] = w.layout().shape().dims::<2>();
+    let rows = input.layout().num_elements() / k;
+    let bias_values = bias.map(FlexTensor::to_contiguous);
+    let mut output = unwritten(rows * n);
+    matmul(
+        &mut output,
+        [rows, n, k],
+        Matrix::dense(values(input), k),
+        Matrix::of(w),
+        bias_values.as_ref().map(values),
+    );
+    // SAFETY: the product wrote all rows·n values.
+    let output = unsafe { written(output) };
+    let mut shape = input.layout().shape().clone();
+    let last = shape.num_dims() - 1;
+    shape[last] = n;
+    FlexTensor::from_data(TensorData::new(output, shape))
 }
 
 #[derive(Debug)]

@@ -58,9 +58,9 @@ impl CausalSelfAttention {
         }
     }
 
-    /// Fast path for training and sampling. Training on `flex` projects queries, keys and
-    /// values with one product and runs one fused attention op (see [`fused`]); elsewhere
-    /// burn's attention op with the causal flag.
+    /// Fast path for training and evaluation. On `flex` (training, or evaluating without
+    /// autodiff) queries, keys and values come from one product and go through one fused
+    /// attention op (see [`fused`]); elsewhere burn's attention op with the causal flag.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let heads = if fused::applies(&x) {
             // One product gives queries, keys and values side by side: [batch, time, 3·n_embd].

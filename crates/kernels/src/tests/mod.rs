@@ -99,10 +99,10 @@ fn fused_attention_never_lets_a_query_see_the_future() {
 }
 
 #[test]
-fn fused_ops_take_the_plain_path_off_flex_autodiff() {
+fn fused_ops_take_the_plain_path_off_flex() {
     #[allow(deprecated)] // ndarray: a backend the user asked for
     let ndarray = Device::ndarray();
-    for device in [Device::flex(), ndarray.clone(), ndarray.autodiff()] {
+    for device in [ndarray.clone(), ndarray.autodiff()] {
         let packed = Tensor::<3>::from_data(random([1, 4, 24], 1), &device);
         assert!(attention::causal_attention(&packed, 2).is_none());
         assert!(!super::applies(&packed));
@@ -115,6 +115,62 @@ fn fused_ops_take_the_plain_path_off_flex_autodiff() {
         let weight = Tensor::<2>::ones([4, 3], &device);
         assert!(linear::linear(&x, &weight, None).is_none());
     }
+}
+
+#[test]
+fn on_flex_without_autodiff_the_forward_kernels_give_the_plain_ops_values() {
+    // Evaluation and sampling: the fused forward kernels alone, on plain `flex` tensors.
+    let device = Device::flex();
+    let x = Tensor::<3>::from_data(random([3, 50, 24], 21), &device);
+    assert!(super::applies(&x));
+
+    let weight = Tensor::<3>::from_data(random([1, 24, 36], 22), &device).reshape([24, 36]);
+    let bias = Tensor::<3>::from_data(random([1, 1, 36], 23), &device).reshape([36]);
+    let tied = Tensor::<3>::from_data(random([1, 65, 24], 24), &device)
+        .reshape([65, 24])
+        .transpose();
+    for (weight, bias) in [(weight, Some(bias)), (tied, None)] {
+        let fused = linear::linear(&x, &weight, bias.as_ref()).expect("flex takes the fused path");
+        let plain = burn::tensor::module::linear(x.clone(), weight, bias);
+        let diff = max_abs_diff(fused, plain);
+        assert!(diff < 1e-5, "linear differs by {diff}");
+    }
+
+    for tanh in [false, true] {
+        let fused = gelu::gelu(&x, tanh).expect("flex takes the fused path");
+        let plain = match tanh {
+            false => activation::gelu(x.clone()),
+            true => activation::gelu_approximate(x.clone()),
+        };
+        let diff = max_abs_diff(fused, plain);
+        assert!(diff < 2e-6, "gelu (tanh: {tanh}) differs by {diff}");
+    }
+
+    let mut norm = burn::nn::LayerNormConfig::new(24).init(&device);
+    norm.gamma = burn::module::Param::from_tensor(
+        Tensor::<3>::from_data(random([1, 1, 24], 25), &device).reshape([24]),
+    );
+    let beta = norm.beta.as_ref().unwrap().val();
+    let fused = layer_norm::layer_norm(
+        &x,
+        &norm.gamma.val(),
+        &beta,
+        crate::LAYER_NORM_EPSILON as f32,
+    )
+    .expect("flex takes the fused path");
+    let diff = max_abs_diff(fused, norm.forward(x.clone()));
+    assert!(diff < 1e-5, "layer norm differs by {diff}");
+
+    // Two tiles of queries, three heads.
+    let packed = Tensor::<3>::from_data(random([2, 70, 3 * 24], 26), &device);
+    let fused = attention::causal_attention(&packed, 3).expect("flex takes the fused path");
+    let diff = max_abs_diff(fused, plain_causal_self_attention(packed, 3));
+    assert!(diff < 1e-5, "attention differs by {diff}");
+
+    #[allow(deprecated)] // ndarray: a backend the user asked for
+    let ndarray = Device::ndarray();
+    let other = Tensor::<3>::from_data(random([1, 4, 8], 1), &ndarray);
+    assert!(!super::applies(&other));
 }
 
 #[test]
