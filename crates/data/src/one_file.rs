@@ -153,9 +153,10 @@ mod tests {
     use crate::{CharTokenizer, Tokenizer};
     use std::time::{Duration, SystemTime};
 
-    /// Sets `path`'s mtime a minute back, so the memo trusts it.
+    /// Sets `path`'s mtime to one fixed instant long past, so the memo trusts it (and a file
+    /// settled twice keeps the same mtime).
     fn settle(path: &Path) {
-        let old = SystemTime::now() - Duration::from_secs(60);
+        let old = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let file = std::fs::File::options().write(true).open(path).unwrap();
         file.set_modified(old).unwrap();
     }
@@ -209,12 +210,7 @@ mod tests {
         let corpus = scratch.path().join("corpus.txt");
         let text = "hello world\n".repeat(100);
         std::fs::write(&corpus, &text).unwrap();
-        let settled = SystemTime::now() - Duration::from_secs(60);
-        let set_mtime = || {
-            let file = std::fs::File::options().write(true).open(&corpus).unwrap();
-            file.set_modified(settled).unwrap();
-        };
-        set_mtime();
+        settle(&corpus);
         let tokenizer = Tokenizer::Char(CharTokenizer::from_corpus(&text));
         let encode = || {
             let file = OneFile::open(&corpus).unwrap();
@@ -225,7 +221,7 @@ mod tests {
         // Other text behind the same size, mtime and inode (which no editor leaves): the
         // memo vouches for the file, the cache holds its tokens, and the text is never read.
         std::fs::write(&corpus, text.replace('h', "j")).unwrap();
-        set_mtime();
+        settle(&corpus);
         let (train2, _, second) = encode().unwrap();
         assert!(second.reused);
         assert_eq!(train2.all(), train.all());

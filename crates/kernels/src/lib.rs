@@ -162,7 +162,7 @@ pub fn layer_norm<const D: usize>(norm: &LayerNorm, epsilon: f64, x: Tensor<D>) 
 
 /// The tensor's `flex`-with-autodiff primitive when it is an f32 tensor there, else `None`.
 fn on_flex_autodiff<const D: usize>(tensor: &Tensor<D>) -> Option<FloatTensor<FlexAutodiff>> {
-    if tensor.dtype() != DType::F32 {
+    if tensor.dtype() != DType::F32 || !tensor.is_autodiff() {
         return None;
     }
     tensor.clone().try_into_primitive::<FlexAutodiff>().ok()
@@ -171,7 +171,9 @@ fn on_flex_autodiff<const D: usize>(tensor: &Tensor<D>) -> Option<FloatTensor<Fl
 /// The tensor's plain `flex` primitive when it is an f32 tensor there without autodiff (a
 /// model being evaluated or sampled), else `None`.
 fn on_flex<const D: usize>(tensor: &Tensor<D>) -> Option<FlexTensor> {
-    if tensor.dtype() != DType::F32 {
+    // Asked first by every fused op: an autodiff tensor (each op of a training step) is turned
+    // away here, before a conversion that would fail by formatting an error message.
+    if tensor.dtype() != DType::F32 || tensor.is_autodiff() {
         return None;
     }
     tensor.clone().try_into_primitive::<Flex>().ok()
