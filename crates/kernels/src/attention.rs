@@ -151,7 +151,9 @@ fn dense(values: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
 
-/// Output `[batch, head, time, d_head]` and pattern `[batch, head, time, time]`.
+/// Output `[batch, head, time, d_head]` and pattern `[batch, head, time, time]`. The output
+/// is a view of a `[batch, time, n_embd]` buffer, each head in its own columns, so that
+/// merging the heads back (`swap_dims` then `reshape`) is free instead of a copy.
 fn forward(
     query: &FlexTensor,
     key: &FlexTensor,
@@ -159,51 +161,64 @@ fn forward(
     scale: f32,
 ) -> (FlexTensor, FlexTensor) {
     let [batch, n_head, t, d] = query.layout().shape().dims::<4>();
+    let c = n_head * d;
     let (query, key, value) = (Heads::of(query), Heads::of(key), Heads::of(value));
-    let mut output = unwritten(batch * n_head * t * d);
+    let mut output = unwritten(batch * t * c);
     let mut pattern = vec![0.0f32; batch * n_head * t * t];
     output
-        .par_chunks_mut(t * d)
-        .zip(pattern.par_chunks_mut(t * t))
+        .par_chunks_mut(t * c)
+        .zip(pattern.par_chunks_mut(n_head * t * t))
         .enumerate()
-        .for_each(|(bh, (out, p))| {
-            let (q, k, v) = (query.matrix(bh), key.matrix(bh), value.matrix(bh));
-            for (q0, q1) in tiles(t) {
-                // Queries q0..q1 against keys 0..q1: every later key is masked for all of them.
-                let out = rewritable(&mut p[q0 * t..]);
-                multiply(
-                    out,
-                    t,
-                    [q1 - q0, q1, d],
-                    q.from(q0, 0),
-                    k.transpose(),
-                    scale,
-                    false,
-                );
-            }
-            for (i, row) in p.chunks_exact_mut(t).enumerate() {
-                let (seen, future) = row.split_at_mut(i + 1);
-                let sum = exp_shifted(seen);
-                seen.iter_mut().for_each(|x| *x /= sum);
-                future.fill(0.0);
-            }
-            let p = Matrix::dense(p, t);
-            for (q0, q1) in tiles(t) {
-                multiply(
-                    &mut out[q0 * d..],
-                    d,
-                    [q1 - q0, d, q1],
-                    p.from(q0, 0),
-                    v,
-                    1.0,
-                    false,
-                );
+        .for_each(|(b, (sequence, patterns))| {
+            for (h, p) in patterns.chunks_exact_mut(t * t).enumerate() {
+                let bh = b * n_head + h;
+                let (q, k, v) = (query.matrix(bh), key.matrix(bh), value.matrix(bh));
+                for (q0, q1) in tiles(t) {
+                    // Queries q0..q1 against keys 0..q1: every later key is masked for all
+                    // of them.
+                    let out = rewritable(&mut p[q0 * t..]);
+                    multiply(
+                        out,
+                        t,
+                        [q1 - q0, q1, d],
+                        q.from(q0, 0),
+                        k.transpose(),
+                        scale,
+                        false,
+                    );
+                }
+                for (i, row) in p.chunks_exact_mut(t).enumerate() {
+                    let (seen, future) = row.split_at_mut(i + 1);
+                    let sum = exp_shifted(seen);
+                    seen.iter_mut().for_each(|x| *x /= sum);
+                    future.fill(0.0);
+                }
+                let p = Matrix::dense(p, t);
+                for (q0, q1) in tiles(t) {
+                    // This head's columns of the sequence's rows q0..q1.
+                    multiply(
+                        &mut sequence[q0 * c + h * d..],
+                        c,
+                        [q1 - q0, d, q1],
+                        p.from(q0, 0),
+                        v,
+                        1.0,
+                        false,
+                    );
+                }
             }
         });
-    // SAFETY: each head's tiles of queries cover its t rows of d values.
+    // SAFETY: for each sequence, every head's tiles of queries cover its d columns of all t
+    // rows, and the heads' columns make up the width.
     let output = unsafe { written(output) };
+    let merged = FlexTensor::from_data(TensorData::new(output, [batch, t, c]));
+    let heads = Layout::new(
+        Shape::new([batch, n_head, t, d]),
+        vec![(t * c) as isize, d as isize, c as isize, 1],
+        0,
+    );
     (
-        dense(output, [batch, n_head, t, d]),
+        merged.with_layout(heads),
         dense(pattern, [batch, n_head, t, t]),
     )
 }

@@ -99,6 +99,29 @@ fn fused_attention_never_lets_a_query_see_the_future() {
 }
 
 #[test]
+fn merging_the_fused_attentions_heads_copies_nothing() {
+    // The heads come back as a view of one [batch, time, n_embd] buffer, so swap_dims and
+    // reshape (merge_heads) only relabel it.
+    use burn::backend::Flex;
+    for device in [Device::flex(), training_device()] {
+        let packed = Tensor::<3>::from_data(random([2, 70, 3 * 24], 8), &device);
+        let heads = attention::causal_attention(&packed, 3).expect("flex takes the fused path");
+        let merged = crate::heads::merge_heads(heads.clone());
+        let (heads, merged) = (
+            heads.inner().try_into_primitive::<Flex>().unwrap(),
+            merged.inner().try_into_primitive::<Flex>().unwrap(),
+        );
+        assert!(merged.is_contiguous());
+        assert_eq!(merged.layout().shape().dims::<3>(), [2, 70, 24]);
+        assert_eq!(
+            merged.storage::<f32>().as_ptr(),
+            heads.storage::<f32>().as_ptr(),
+            "merge_heads copied the attention output"
+        );
+    }
+}
+
+#[test]
 fn fused_ops_take_the_plain_path_off_flex() {
     #[allow(deprecated)] // ndarray: a backend the user asked for
     let ndarray = Device::ndarray();
