@@ -16,6 +16,8 @@
 //! (the head split is a strided view). Queries go in tiles of 64, each multiplied only against
 //! the keys it may see, so long sequences skip nearly half of the products.
 
+use std::mem::MaybeUninit;
+
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
@@ -27,7 +29,7 @@ use rayon::prelude::*;
 
 use super::fresh::{rewritable, unwritten, written};
 use super::math::{dot, exp_shifted};
-use super::matrix::{Matrix, multiply};
+use super::matrix::{Matrix, multiply, multiply_into};
 use super::{FlexAutodiff, on_flex, on_flex_autodiff};
 
 /// `Some(heads)`, `[batch, head, time, d_head]`, when `qkv` (queries, keys and values side by
@@ -164,51 +166,47 @@ fn forward(
     let c = n_head * d;
     let (query, key, value) = (Heads::of(query), Heads::of(key), Heads::of(value));
     let mut output = unwritten(batch * t * c);
+    let merged = SharedRows(output.as_mut_ptr());
     let mut pattern = vec![0.0f32; batch * n_head * t * t];
-    output
-        .par_chunks_mut(t * c)
-        .zip(pattern.par_chunks_mut(n_head * t * t))
+    // One task per (sequence, head), as many as there are heads even for a single sequence.
+    pattern
+        .par_chunks_mut(t * t)
         .enumerate()
-        .for_each(|(b, (sequence, patterns))| {
-            for (h, p) in patterns.chunks_exact_mut(t * t).enumerate() {
-                let bh = b * n_head + h;
-                let (q, k, v) = (query.matrix(bh), key.matrix(bh), value.matrix(bh));
-                for (q0, q1) in tiles(t) {
-                    // Queries q0..q1 against keys 0..q1: every later key is masked for all
-                    // of them.
-                    let out = rewritable(&mut p[q0 * t..]);
-                    multiply(
-                        out,
-                        t,
-                        [q1 - q0, q1, d],
-                        q.from(q0, 0),
-                        k.transpose(),
-                        scale,
-                        false,
-                    );
-                }
-                for (i, row) in p.chunks_exact_mut(t).enumerate() {
-                    let (seen, future) = row.split_at_mut(i + 1);
-                    let sum = exp_shifted(seen);
-                    seen.iter_mut().for_each(|x| *x /= sum);
-                    future.fill(0.0);
-                }
-                let p = Matrix::dense(p, t);
-                for (q0, q1) in tiles(t) {
-                    // This head's columns of the sequence's rows q0..q1.
-                    multiply(
-                        &mut sequence[q0 * c + h * d..],
-                        c,
-                        [q1 - q0, d, q1],
-                        p.from(q0, 0),
-                        v,
-                        1.0,
-                        false,
-                    );
+        .for_each(|(bh, p)| {
+            let (q, k, v) = (query.matrix(bh), key.matrix(bh), value.matrix(bh));
+            for (q0, q1) in tiles(t) {
+                // Queries q0..q1 against keys 0..q1: every later key is masked for all of them.
+                let out = rewritable(&mut p[q0 * t..]);
+                multiply(
+                    out,
+                    t,
+                    [q1 - q0, q1, d],
+                    q.from(q0, 0),
+                    k.transpose(),
+                    scale,
+                    false,
+                );
+            }
+            for (i, row) in p.chunks_exact_mut(t).enumerate() {
+                let (seen, future) = row.split_at_mut(i + 1);
+                let sum = exp_shifted(seen);
+                seen.iter_mut().for_each(|x| *x /= sum);
+                future.fill(0.0);
+            }
+            let p = Matrix::dense(p, t);
+            // This head's columns of its sequence's rows.
+            let (b, h) = (bh / n_head, bh % n_head);
+            let first = b * t * c + h * d;
+            for (q0, q1) in tiles(t) {
+                // SAFETY: rows q0..q1 of columns h·d..(h + 1)·d of sequence b lie inside the
+                // buffer, and only this task writes them (each task has its own (b, h)).
+                unsafe {
+                    let out = merged.at(first + q0 * c);
+                    multiply_into(out, c, [q1 - q0, d, q1], p.from(q0, 0), v, 1.0, false);
                 }
             }
         });
-    // SAFETY: for each sequence, every head's tiles of queries cover its d columns of all t
+    // SAFETY: for each sequence, every head's tiles of queries covered its d columns of all t
     // rows, and the heads' columns make up the width.
     let output = unsafe { written(output) };
     let merged = FlexTensor::from_data(TensorData::new(output, [batch, t, c]));
@@ -221,6 +219,23 @@ fn forward(
         merged.with_layout(heads),
         dense(pattern, [batch, n_head, t, t]),
     )
+}
+
+/// A buffer that several threads write at once, each its own elements.
+struct SharedRows(*mut MaybeUninit<f32>);
+
+// SAFETY: the pointer is only used through `at`, by callers that keep to their own elements.
+unsafe impl Sync for SharedRows {}
+
+impl SharedRows {
+    /// The element `offset` places in.
+    ///
+    /// # Safety
+    /// `offset` must lie inside the buffer.
+    unsafe fn at(&self, offset: usize) -> *mut MaybeUninit<f32> {
+        // SAFETY: the caller keeps `offset` inside the buffer.
+        unsafe { self.0.add(offset) }
+    }
 }
 
 /// The gradient with respect to the packed projections, `[batch, time, 3·n_embd]`: each

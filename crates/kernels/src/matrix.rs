@@ -70,24 +70,54 @@ impl<'a> Matrix<'a> {
 pub(super) fn multiply(
     out: &mut [MaybeUninit<f32>],
     out_stride: usize,
+    dims: [usize; 3],
+    lhs: Matrix,
+    rhs: Matrix,
+    scale: f32,
+    accumulate: bool,
+) {
+    let [m, n, _] = dims;
+    assert!(m == 0 || out.len() >= (m - 1) * out_stride + n);
+    // SAFETY: the m×n elements lie inside `out`, which this call borrows alone.
+    unsafe {
+        multiply_into(
+            out.as_mut_ptr(),
+            out_stride,
+            dims,
+            lhs,
+            rhs,
+            scale,
+            accumulate,
+        )
+    }
+}
+
+/// [`multiply`] into memory that other threads write too, each its own elements (heads
+/// writing their own columns of shared rows).
+///
+/// # Safety
+/// `out` must be valid for writes of the m×n elements at row stride `out_stride` (and for
+/// reads too when `accumulate`), and no other thread may touch those elements during the call.
+pub(super) unsafe fn multiply_into(
+    out: *mut MaybeUninit<f32>,
+    out_stride: usize,
     [m, n, k]: [usize; 3],
     lhs: Matrix,
     rhs: Matrix,
     scale: f32,
     accumulate: bool,
 ) {
-    assert!(m == 0 || out.len() >= (m - 1) * out_stride + n);
     // An empty sum: gemm would leave `out` as it is, which is not zero if it was unwritten.
     assert!(k > 0, "a product over zero terms");
-    // SAFETY: `out` holds the m×n values at that stride; lhs and rhs come from live tensors
-    // (or dense slices) whose layouts cover m×k and k×n elements at their offsets and strides.
-    // gemm reads `out` only when told to accumulate and writes each element as an f32.
+    // SAFETY: the caller vouches for `out`; lhs and rhs come from live tensors (or dense
+    // slices) whose layouts cover m×k and k×n elements at their offsets and strides. gemm
+    // reads `out` only when told to accumulate and writes each element as an f32.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            out.as_mut_ptr().cast::<f32>(),
+            out.cast::<f32>(),
             1,
             out_stride as isize,
             accumulate,
