@@ -166,7 +166,7 @@ fn forward(
     let c = n_head * d;
     let (query, key, value) = (Heads::of(query), Heads::of(key), Heads::of(value));
     let mut output = unwritten(batch * t * c);
-    let merged = SharedRows(output.as_mut_ptr());
+    let merged = SharedRows::new(&mut output);
     let mut pattern = vec![0.0f32; batch * n_head * t * t];
     // One task per (sequence, head), as many as there are heads even for a single sequence.
     pattern
@@ -198,12 +198,10 @@ fn forward(
             let (b, h) = (bh / n_head, bh % n_head);
             let first = b * t * c + h * d;
             for (q0, q1) in tiles(t) {
+                let out = merged.at(first + q0 * c);
                 // SAFETY: rows q0..q1 of columns h·d..(h + 1)·d of sequence b lie inside the
                 // buffer, and only this task writes them (each task has its own (b, h)).
-                unsafe {
-                    let out = merged.at(first + q0 * c);
-                    multiply_into(out, c, [q1 - q0, d, q1], p.from(q0, 0), v, 1.0, false);
-                }
+                unsafe { multiply_into(out, c, [q1 - q0, d, q1], p.from(q0, 0), v, 1.0, false) };
             }
         });
     // SAFETY: for each sequence, every head's tiles of queries covered its d columns of all t
@@ -222,19 +220,28 @@ fn forward(
 }
 
 /// A buffer that several threads write at once, each its own elements.
-struct SharedRows(*mut MaybeUninit<f32>);
+struct SharedRows {
+    start: *mut MaybeUninit<f32>,
+    len: usize,
+}
 
-// SAFETY: the pointer is only used through `at`, by callers that keep to their own elements.
+// SAFETY: the buffer is only reached through `at`'s pointers, through which each caller
+// writes only its own elements.
 unsafe impl Sync for SharedRows {}
 
 impl SharedRows {
-    /// The element `offset` places in.
-    ///
-    /// # Safety
-    /// `offset` must lie inside the buffer.
-    unsafe fn at(&self, offset: usize) -> *mut MaybeUninit<f32> {
-        // SAFETY: the caller keeps `offset` inside the buffer.
-        unsafe { self.0.add(offset) }
+    fn new(buffer: &mut [MaybeUninit<f32>]) -> Self {
+        Self {
+            start: buffer.as_mut_ptr(),
+            len: buffer.len(),
+        }
+    }
+
+    /// A pointer to element `offset`.
+    fn at(&self, offset: usize) -> *mut MaybeUninit<f32> {
+        assert!(offset < self.len);
+        // SAFETY: `offset` lies inside the buffer.
+        unsafe { self.start.add(offset) }
     }
 }
 
