@@ -27,7 +27,7 @@ use burn::backend::flex::{FlexTensor, Layout};
 use burn::tensor::{Shape, Tensor, TensorData};
 use rayon::prelude::*;
 
-use super::fresh::{rewritable, unwritten, written};
+use super::fresh::{rewritable, unwritten, written, written_part};
 use super::math::{dot, exp_shifted};
 use super::matrix::{Matrix, multiply, multiply_into};
 use super::{FlexAutodiff, on_flex, on_flex_autodiff};
@@ -167,7 +167,7 @@ fn forward(
     let (query, key, value) = (Heads::of(query), Heads::of(key), Heads::of(value));
     let mut output = unwritten(batch * t * c);
     let merged = SharedRows::new(&mut output);
-    let mut pattern = vec![0.0f32; batch * n_head * t * t];
+    let mut pattern = unwritten(batch * n_head * t * t);
     // One task per (sequence, head), as many as there are heads even for a single sequence.
     pattern
         .par_chunks_mut(t * t)
@@ -176,9 +176,8 @@ fn forward(
             let (q, k, v) = (query.matrix(bh), key.matrix(bh), value.matrix(bh));
             for (q0, q1) in tiles(t) {
                 // Queries q0..q1 against keys 0..q1: every later key is masked for all of them.
-                let out = rewritable(&mut p[q0 * t..]);
                 multiply(
-                    out,
+                    &mut p[q0 * t..],
                     t,
                     [q1 - q0, q1, d],
                     q.from(q0, 0),
@@ -189,11 +188,16 @@ fn forward(
             }
             for (i, row) in p.chunks_exact_mut(t).enumerate() {
                 let (seen, future) = row.split_at_mut(i + 1);
+                future.iter_mut().for_each(|x| {
+                    x.write(0.0);
+                });
+                // SAFETY: query i's tile multiplied it against keys 0..q1, which include 0..=i.
+                let seen = unsafe { written_part(seen) };
                 let sum = exp_shifted(seen);
                 seen.iter_mut().for_each(|x| *x /= sum);
-                future.fill(0.0);
             }
-            let p = Matrix::dense(p, t);
+            // SAFETY: every row is now written in full, seen keys and future ones.
+            let p = Matrix::dense(unsafe { written_part(p) }, t);
             // This head's columns of its sequence's rows.
             let (b, h) = (bh / n_head, bh % n_head);
             let first = b * t * c + h * d;
@@ -207,6 +211,8 @@ fn forward(
     // SAFETY: for each sequence, every head's tiles of queries covered its d columns of all t
     // rows, and the heads' columns make up the width.
     let output = unsafe { written(output) };
+    // SAFETY: each (sequence, head) task wrote its t×t pattern in full.
+    let pattern = unsafe { written(pattern) };
     let merged = FlexTensor::from_data(TensorData::new(output, [batch, t, c]));
     let heads = Layout::new(
         Shape::new([batch, n_head, t, d]),

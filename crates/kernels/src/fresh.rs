@@ -32,6 +32,15 @@ pub(crate) unsafe fn written(values: Vec<MaybeUninit<f32>>) -> Vec<f32> {
     unsafe { Vec::from_raw_parts(pointer.cast::<f32>(), len, capacity) }
 }
 
+/// Part of a buffer, seen as the values written into it.
+///
+/// # Safety
+/// Every element of `values` must have been written.
+pub(crate) unsafe fn written_part(values: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+    // SAFETY: same layout, and the caller vouches that every element is initialised.
+    unsafe { &mut *(values as *mut [MaybeUninit<f32>] as *mut [f32]) }
+}
+
 /// Values already written, seen as a buffer to write again (for kernels that take either).
 pub(crate) fn rewritable(values: &mut [f32]) -> &mut [MaybeUninit<f32>] {
     // SAFETY: same layout; only initialised `f32`s can be written through `MaybeUninit::write`,
@@ -63,5 +72,11 @@ mod tests {
         assert_eq!(values, [0.0, 1.5, 3.0, 4.5, 6.0]);
         rewritable(&mut values)[2].write(-1.0);
         assert_eq!(values, [0.0, 1.5, -1.0, 4.5, 6.0]);
+        let mut part = unwritten(3);
+        part[1].write(2.0);
+        // SAFETY: element 1 was just written.
+        let middle = unsafe { written_part(&mut part[1..2]) };
+        middle[0] *= 3.0;
+        assert_eq!(middle, [6.0]);
     }
 }
