@@ -20,9 +20,8 @@ use std::mem::MaybeUninit;
 
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::backend::flex::{FlexTensor, Layout};
 use burn::tensor::{Shape, Tensor, TensorData};
 use rayon::prelude::*;
@@ -30,7 +29,7 @@ use rayon::prelude::*;
 use super::fresh::{rewritable, unwritten, written, written_part};
 use super::math::{dot, exp_shifted};
 use super::matrix::{Matrix, multiply, multiply_into};
-use super::{FlexAutodiff, on_flex, on_flex_autodiff};
+use super::{on_flex, on_flex_autodiff, track};
 
 /// `Some(heads)`, `[batch, head, time, d_head]`, when `qkv` (queries, keys and values side by
 /// side, `[batch, time, 3·n_embd]`) is an f32 tensor on `flex` (with autodiff, or without: the
@@ -43,23 +42,13 @@ pub(super) fn causal_attention(qkv: &Tensor<3>, n_head: usize) -> Option<Tensor<
     let qkv_autodiff = on_flex_autodiff(qkv)?;
     let packed = qkv_autodiff.primitive().to_contiguous();
     let (output, pattern, scale) = attend(&packed, n_head);
-    let output = match CausalAttention
-        .prepare::<NoCheckpointing>([qkv_autodiff.node()])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => {
-            let saved = Saved {
-                qkv: packed,
-                n_head,
-                pattern,
-                scale,
-            };
-            prep.finish(saved, output)
-        }
-        OpsKind::UnTracked(prep) => prep.finish(output),
+    let saved = Saved {
+        qkv: packed,
+        n_head,
+        pattern,
+        scale,
     };
-    Some(Tensor::from_primitive::<FlexAutodiff>(output))
+    Some(track(CausalAttention, [qkv_autodiff.node()], saved, output))
 }
 
 /// The heads' outputs and attention pattern from contiguous packed projections, and the scale

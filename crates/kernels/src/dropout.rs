@@ -9,16 +9,15 @@
 
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::backend::flex::FlexTensor;
 use burn::tensor::{Distribution, Tensor, TensorData};
 use rayon::prelude::*;
 
 use super::fresh::{unwritten, written};
 use super::math::apply_dropout_mask;
-use super::{FlexAutodiff, on_flex_autodiff, values};
+use super::{on_flex_autodiff, track, values};
 
 /// Values per parallel task. A power of two, so no task straddles a multiple of 2³² (where the
 /// index's high half, mixed into the key, changes).
@@ -31,15 +30,7 @@ pub(super) fn dropout<const D: usize>(x: &Tensor<D>, prob: f64) -> Option<Tensor
     let mask = Mask::new(draw_key(x), prob);
     let input = node.primitive().to_contiguous();
     let output = mask.apply(&input);
-    let output = match Dropout
-        .prepare::<NoCheckpointing>([node.node()])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => prep.finish(mask, output),
-        OpsKind::UnTracked(prep) => prep.finish(output),
-    };
-    Some(Tensor::from_primitive::<FlexAutodiff>(output))
+    Some(track(Dropout, [node.node()], mask, output))
 }
 
 /// 64 bits from the device's generator (three uniform f32 draws carry 24 bits each).

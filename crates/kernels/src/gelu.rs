@@ -8,16 +8,15 @@
 
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::backend::flex::FlexTensor;
 use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
 use super::fresh::{unwritten, written};
 use super::math::{gelu_forward, gelu_tanh_forward};
-use super::{FlexAutodiff, on_flex, on_flex_autodiff, values};
+use super::{on_flex, on_flex_autodiff, track, values};
 
 /// Values per parallel task: big enough to amortise the hand-off.
 const CHUNK: usize = 1 << 14;
@@ -31,15 +30,7 @@ pub(super) fn gelu<const D: usize>(x: &Tensor<D>, tanh: bool) -> Option<Tensor<D
     }
     let x = on_flex_autodiff(x)?;
     let (output, derivative) = evaluate(&x.primitive().to_contiguous(), tanh);
-    let output = match Gelu
-        .prepare::<NoCheckpointing>([x.node()])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => prep.finish(derivative, output),
-        OpsKind::UnTracked(prep) => prep.finish(output),
-    };
-    Some(Tensor::from_primitive::<FlexAutodiff>(output))
+    Some(track(Gelu, [x.node()], derivative, output))
 }
 
 /// GELU of a contiguous tensor, and its derivative at each input.

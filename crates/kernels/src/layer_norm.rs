@@ -7,16 +7,15 @@
 
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::backend::flex::FlexTensor;
 use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
 use super::fresh::{unwritten, written};
 use super::math::{layer_norm_row, layer_norm_row_backward};
-use super::{FlexAutodiff, on_flex, on_flex_autodiff, register, values};
+use super::{on_flex, on_flex_autodiff, register, track, values};
 
 /// Rows per parallel task.
 const ROWS: usize = 64;
@@ -42,22 +41,13 @@ pub(super) fn layer_norm<const D: usize>(
     let input = x.primitive().to_contiguous();
     let g = gamma.primitive().to_contiguous();
     let (output, stats) = normalise(&input, &g, beta.primitive(), epsilon);
-    let output = match LayerNorm
-        .prepare::<NoCheckpointing>([x.node(), gamma.node(), beta.node()])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => prep.finish(
-            Saved {
-                input,
-                gamma: g,
-                stats,
-            },
-            output,
-        ),
-        OpsKind::UnTracked(prep) => prep.finish(output),
+    let saved = Saved {
+        input,
+        gamma: g,
+        stats,
     };
-    Some(Tensor::from_primitive::<FlexAutodiff>(output))
+    let parents = [x.node(), gamma.node(), beta.node()];
+    Some(track(LayerNorm, parents, saved, output))
 }
 
 /// Each row of a contiguous `input` normalised, with its (mean, 1/√(var + ε)).

@@ -31,7 +31,9 @@ use std::sync::OnceLock;
 use burn::backend::Autodiff;
 use burn::backend::Flex;
 use burn::backend::autodiff::NodeId;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, NodeGuard, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::nn::{Dropout, LayerNorm, Linear};
@@ -177,6 +179,25 @@ fn on_flex<const D: usize>(tensor: &Tensor<D>) -> Option<FlexTensor> {
         return None;
     }
     tensor.clone().try_into_primitive::<Flex>().ok()
+}
+
+/// Records a fused op in the autodiff graph and wraps its output: with `state` for the op's
+/// backward pass when any of `parents` needs a gradient, without it otherwise.
+fn track<Op: Backward<Flex, N>, const N: usize, const D: usize>(
+    op: Op,
+    parents: [NodeGuard; N],
+    state: Op::State,
+    output: FlexTensor,
+) -> Tensor<D> {
+    let output = match op
+        .prepare::<NoCheckpointing>(parents)
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish(state, output),
+        OpsKind::UnTracked(prep) => prep.finish(output),
+    };
+    Tensor::from_primitive::<FlexAutodiff>(output)
 }
 
 /// Registers each gradient for its parent, skipping parents that do not need one.

@@ -10,16 +10,15 @@ use std::mem::MaybeUninit;
 
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::backend::flex::FlexTensor;
 use burn::tensor::{Shape, Tensor, TensorData};
 use rayon::prelude::*;
 
 use super::fresh::{unwritten, written};
 use super::matrix::{Matrix, multiply};
-use super::{FlexAutodiff, on_flex, on_flex_autodiff, register, values};
+use super::{on_flex, on_flex_autodiff, register, track, values};
 
 /// Below this many multiply-adds a product runs on one thread (burn-flex's threshold).
 const PARALLEL_THRESHOLD: usize = 192 * 192 * 192;
@@ -53,25 +52,13 @@ pub(super) fn linear<const D: usize>(
         weight: w,
         input_shape: x.primitive().layout().shape().clone(),
     };
-    let output = match bias {
-        Some(bias) => match LinearWithBias
-            .prepare::<NoCheckpointing>([x.node(), weight.node(), bias.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish(saved, output),
-            OpsKind::UnTracked(prep) => prep.finish(output),
-        },
-        None => match LinearNoBias
-            .prepare::<NoCheckpointing>([x.node(), weight.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish(saved, output),
-            OpsKind::UnTracked(prep) => prep.finish(output),
-        },
-    };
-    Some(Tensor::from_primitive::<FlexAutodiff>(output))
+    Some(match bias {
+        Some(bias) => {
+            let parents = [x.node(), weight.node(), bias.node()];
+            track(LinearWithBias, parents, saved, output)
+        }
+        None => track(LinearNoBias, [x.node(), weight.node()], saved, output),
+    })
 }
 
 /// `x·W + b` for a contiguous `x` `[.., k]` and `W` `[k, n]` (any strides).
