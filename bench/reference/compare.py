@@ -6,6 +6,7 @@ ratios with the CPU's name and vector ISA, and MFU against the hardware peak `be
 
     python3 bench/reference/compare.py --config configs/shakespeare-char.toml --rounds 3
     python3 bench/reference/compare.py --config configs/nanogpt-char.toml --batch-size 16
+    python3 bench/reference/compare.py --levels avx2    # on an AVX-512 CPU: which level is faster
 
 torch is not a dependency of tinygpt or of its tests. It is a large install (the PyPI wheel
 pulls NVIDIA's CUDA libraries even on a CPU-only machine, about 5.5 GB in all):
@@ -35,8 +36,8 @@ def tinygpt_binary():
     sys.exit("error: no tinygpt binary: cargo build --release (or set TINYGPT=path)")
 
 
-def run_json(command):
-    out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+def run_json(command, env=None):
+    out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env)
     if out.returncode != 0:
         sys.exit(f"error: {' '.join(command[:3])}... failed:\n{out.stderr}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -68,6 +69,10 @@ def main():
     p.add_argument("--python", default=str(VENV_PYTHON) if VENV_PYTHON.exists() else "python3")
     p.add_argument("--no-compile", action="store_true", help="skip torch.compile")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    p.add_argument("--levels", default="",
+                   help="also time tinygpt with its vector kernels held to these levels "
+                        "(TINYGPT_VECTOR_LEVEL; comma-separated: baseline, avx2, avx512), "
+                        "e.g. --levels avx2 on an AVX-512 CPU")
     args = p.parse_args()
 
     check = subprocess.run([args.python, "-c", "import torch; print(torch.__version__)"],
@@ -77,7 +82,9 @@ def main():
                  "python3 -m venv ~/.venvs/torch && ~/.venvs/torch/bin/pip install torch numpy safetensors "
                  "(about 5.5 GB), then pass --python ~/.venvs/torch/bin/python")
     compiler = shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
-    contenders = ["tinygpt", "eager"] + ([] if args.no_compile or not compiler else ["compile"])
+    levels = [level for level in args.levels.split(",") if level]
+    torch_contenders = ["eager"] + ([] if args.no_compile or not compiler else ["compile"])
+    contenders = ["tinygpt"] + [f"tinygpt@{level}" for level in levels] + torch_contenders
 
     tinygpt = tinygpt_binary()
     devices = run_json([tinygpt, "devices", "--json"])
@@ -92,8 +99,12 @@ def main():
     model = None
     for round_ in range(args.rounds):
         for name in contenders:
-            if name == "tinygpt":
-                report = run_json(bench)
+            if name.startswith("tinygpt"):
+                env = dict(os.environ)
+                env.pop("TINYGPT_VECTOR_LEVEL", None)
+                if "@" in name:
+                    env["TINYGPT_VECTOR_LEVEL"] = name.split("@", 1)[1]
+                report = run_json(bench, env)
                 model = report["model"]
                 batch_size = report["batch_size"]
             else:
@@ -111,7 +122,7 @@ def main():
 
     ours = results["tinygpt"]
     params = ours[0]["params"]
-    for name in contenders[1:]:
+    for name in torch_contenders:
         if results[name][0]["params"] != params:
             sys.exit(f"error: the reference has {results[name][0]['params']} parameters, "
                      f"tinygpt {params}: not the same model")
@@ -120,6 +131,7 @@ def main():
     summary = {
         "cpu": cpu_name(),
         "vector_isa": devices["cpu_vector_isa"],
+        "kernel_level": ours[0]["kernel_level"],
         "threads": threads,
         "config": args.config,
         "batch_size": batch_size,
@@ -149,19 +161,26 @@ def main():
           f"{summary['torch']}; {args.config}: {params:,} parameters, batch {batch_size} × "
           f"{model['block_size']}; {args.rounds} alternating rounds; hardware fp32 peak "
           f"{hardware:.0f} GFLOP/s")
-    labels = {"tinygpt": "tinygpt (flex)", "eager": "PyTorch eager", "compile": "torch.compile"}
-    print(f"{'':16} {'train tok/s':>12} {'spread':>17} {'MFU':>6} {'sample tok/s':>13} "
+    labels = {"tinygpt": f"tinygpt (flex, {summary['kernel_level']})", "eager": "PyTorch eager",
+              "compile": "torch.compile"}
+    labels.update({f"tinygpt@{level}": f"tinygpt (flex, {level})" for level in levels})
+    width = max(len(label) for label in labels.values())
+    print(f"{'':{width}} {'train tok/s':>12} {'spread':>17} {'MFU':>6} {'sample tok/s':>13} "
           f"{'spread':>17}")
     for name in contenders:
         c = summary["contenders"][name]
         sample = c["sample_tokens_per_sec"]
-        print(f"{labels[name]:16} {c['train_tokens_per_sec']:>12,.0f} "
+        print(f"{labels[name]:{width}} {c['train_tokens_per_sec']:>12,.0f} "
               f"{spread(results_list(results, name, 'train_tokens_per_sec')):>17} "
               f"{100 * c['mfu_hardware']:>5.1f}% "
               f"{(f'{sample:,.0f}' if sample else '-'):>13} "
               f"{(spread(results_list(results, name, 'sample_tokens_per_sec_kv_cache')) if sample else '-'):>17}")
     ours = summary["contenders"]["tinygpt"]
-    for name in contenders[1:]:
+    for level in levels:
+        held = summary["contenders"][f"tinygpt@{level}"]
+        print(f"tinygpt with {level} kernels / with {summary['kernel_level']}: training "
+              f"{held['train_tokens_per_sec'] / ours['train_tokens_per_sec']:.2f}×")
+    for name in torch_contenders:
         theirs = summary["contenders"][name]
         ratio = ours["train_tokens_per_sec"] / theirs["train_tokens_per_sec"]
         line = f"tinygpt / {labels[name]}: training {ratio:.2f}×"

@@ -61,6 +61,11 @@ fn main() -> ExitCode {
     quiet_panics();
     tinygpt_train::device::quiet_headless_vulkan();
     let cli = Cli::parse();
+    // Checked before any kernel runs: the kernels would quietly fall back to the best level.
+    if let Err(message) = tinygpt_train::cpu::Level::from_environment() {
+        eprintln!("error: {message}");
+        return ExitCode::FAILURE;
+    }
     // Training needs malloc to keep its memory in one arena; encoding a corpus on every core
     // needs the opposite (one arena serialises the tokenizers crate's allocations: half the
     // speed on two cores). `tokenize` trains nothing, so it keeps glibc's defaults.

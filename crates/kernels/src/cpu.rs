@@ -5,6 +5,11 @@
 
 use std::time::Instant;
 
+/// The instructions tinygpt's own vector kernels (GELU, softmax, LayerNorm, AdamW, dropout)
+/// run compiled for, and the variable that holds them to one. gemm's products choose theirs
+/// by the CPU alone.
+pub use crate::math::{LEVEL_VARIABLE, Level};
+
 /// The widest f32 vector instructions this CPU runs (checked at run time).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VectorIsa {

@@ -1,7 +1,8 @@
 //! Branch-free `exp`, GELU, softmax rows, LayerNorm rows and the dropout mask for f32 slices,
 //! each compiled three times, for AVX-512, for AVX2+FMA and for the baseline target, the
-//! widest the CPU has chosen at run time: one portable binary whose loops run sixteen or eight
-//! lanes wide instead of calling libm one scalar at a time.
+//! widest the CPU has chosen at run time (or the one `TINYGPT_VECTOR_LEVEL` names): one
+//! portable binary whose loops run sixteen or eight lanes wide instead of calling libm one
+//! scalar at a time.
 //!
 //! The three give the same bits: the element-wise loops do the same IEEE operations in every
 //! lane (Rust never fuses a multiply and an add on its own), and the sums keep eight partial
@@ -47,6 +48,60 @@ impl Level {
         }
     }
 
+    /// The name `TINYGPT_VECTOR_LEVEL` takes for this level.
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Baseline => "baseline",
+            Level::Avx2 => "avx2",
+            Level::Avx512 => "avx512",
+        }
+    }
+
+    /// The level `TINYGPT_VECTOR_LEVEL` holds the kernels to: `Ok(None)` when it is unset or
+    /// empty, else as [`Level::from_setting`] reads it.
+    pub fn from_environment() -> Result<Option<Level>, String> {
+        match std::env::var_os(LEVEL_VARIABLE) {
+            Some(value) if !value.is_empty() => {
+                Level::from_setting(&value.to_string_lossy()).map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The level a `TINYGPT_VECTOR_LEVEL` value names, or an error for the user (naming the
+    /// fix) when it names no level or one this CPU lacks.
+    pub fn from_setting(value: &str) -> Result<Level, String> {
+        let levels = [Level::Baseline, Level::Avx2, Level::Avx512];
+        let Some(level) = levels.into_iter().find(|level| level.name() == value) else {
+            return Err(format!(
+                "{LEVEL_VARIABLE}={value} names no vector level: use baseline, avx2 or avx512, \
+                 or unset it for the widest this CPU runs ({})",
+                Level::best().name()
+            ));
+        };
+        if !level.available() {
+            return Err(format!(
+                "{LEVEL_VARIABLE}={value}: this CPU cannot run {value} code (the widest it \
+                 runs is {}); choose that or a narrower level, or unset it",
+                Level::best().name()
+            ));
+        }
+        Ok(level)
+    }
+
+    /// The level the kernels run at: the one `TINYGPT_VECTOR_LEVEL` names, else the best. A
+    /// setting this CPU cannot honour falls back to the best (the binary reports it as an
+    /// error before any kernel runs).
+    pub fn chosen() -> Level {
+        static CHOSEN: OnceLock<Level> = OnceLock::new();
+        *CHOSEN.get_or_init(|| {
+            Level::from_environment()
+                .ok()
+                .flatten()
+                .unwrap_or_else(Level::best)
+        })
+    }
+
     /// The widest level this CPU runs.
     pub fn best() -> Level {
         static BEST: OnceLock<Level> = OnceLock::new();
@@ -76,14 +131,19 @@ pub fn with_level<R>(level: Level, f: impl FnOnce() -> R) -> R {
     result
 }
 
-/// The level kernels run at on this thread: one the CPU has (the best, outside tests).
+/// The environment variable that holds the vectorised kernels to one [`Level`], so that one
+/// binary can time its levels against each other on the CPU at hand (they give the same bits).
+pub const LEVEL_VARIABLE: &str = "TINYGPT_VECTOR_LEVEL";
+
+/// The level kernels run at on this thread: one the CPU has ([`Level::chosen`], outside tests
+/// that hold another).
 #[inline]
 pub fn level() -> Level {
     #[cfg(test)]
     if let Some(level) = HELD.with(Cell::get) {
         return level;
     }
-    Level::best()
+    Level::chosen()
 }
 
 /// Generates `pub fn $name(..)` that runs `$body` compiled for the [`level`] of this thread:

@@ -20,7 +20,7 @@ use tinygpt_model::{Generator, Gpt, ParamCount};
 
 use crate::memory;
 use tinygpt_train::config::TrainConfig;
-use tinygpt_train::cpu::{Fp32Peak, vector_isa};
+use tinygpt_train::cpu::{Fp32Peak, Level, vector_isa};
 use tinygpt_train::device::{BACKENDS, adapters, auto_device, parse_device};
 use tinygpt_train::model_config::model_config;
 use tinygpt_train::optim::AdamW;
@@ -76,6 +76,8 @@ pub struct BenchReport {
     pub mfu: f64,
     /// The CPU's widest f32 vectors (`AVX-512F`, `AVX2+FMA`...).
     pub vector_isa: String,
+    /// The level tinygpt's vector kernels ran at (`TINYGPT_VECTOR_LEVEL` or the widest).
+    pub kernel_level: String,
     /// CPU threads the hardware peak was measured on (all the process may use).
     pub hardware_threads: usize,
     /// The CPU's fp32 peak on a CPU device (multiply-adds in registers on every core); none
@@ -193,6 +195,7 @@ pub fn bench_command(args: BenchArgs) -> Result<()> {
         matmul_peak_gflops: peak,
         mfu: achieved / peak,
         vector_isa: isa.name.to_string(),
+        kernel_level: Level::chosen().name().to_string(),
         hardware_threads,
         hardware_peak_gflops: hardware_peak,
         mfu_hardware: hardware_peak.map(|hardware| achieved / hardware),
@@ -212,12 +215,13 @@ pub fn bench_command(args: BenchArgs) -> Result<()> {
 
 fn print_report(r: &BenchReport) {
     println!(
-        "{} on {} ({} parameters, batch {} × {} tokens)",
+        "{} on {} ({} parameters, batch {} × {} tokens; vector kernels: {})",
         r.config,
         r.device,
         HumanCount(r.params as u64),
         r.batch_size,
-        r.block_size
+        r.block_size,
+        r.kernel_level
     );
     println!(
         "train: {} tok/s | step {:.1} ms median ({:.1}–{:.1}) | {:.1} GFLOP/s of {} FLOPs/token",

@@ -4,7 +4,7 @@
 use anyhow::Result;
 use burn::tensor::wgpu::wgpu;
 
-use tinygpt_train::cpu::vector_isa;
+use tinygpt_train::cpu::{LEVEL_VARIABLE, Level, vector_isa};
 use tinygpt_train::device::{BACKENDS, adapters, auto_device, device_name};
 
 use crate::ranks::{Job, MPI_COMPILED};
@@ -51,6 +51,8 @@ pub fn devices_command(args: DevicesArgs, job: &Job) -> Result<()> {
             "cpu_threads": threads,
             "cpu_vector_isa": isa.name,
             "cpu_f32_lanes": isa.f32_lanes,
+            "kernel_level": Level::chosen().name(),
+            "kernel_level_best": Level::best().name(),
             "wgpu_adapters": adapters,
             "gpu_devices": gpus,
             "auto": auto,
@@ -74,6 +76,19 @@ pub fn devices_command(args: DevicesArgs, job: &Job) -> Result<()> {
         isa.f32_lanes,
         if isa.fma { ", fused multiply-add" } else { "" }
     );
+    let (chosen, best) = (Level::chosen(), Level::best());
+    if chosen == best {
+        println!(
+            "vector kernels: {} (the widest here; {LEVEL_VARIABLE}=baseline|avx2|avx512 holds them to another)",
+            chosen.name()
+        );
+    } else {
+        println!(
+            "vector kernels: {}, held there by {LEVEL_VARIABLE} (the widest here is {})",
+            chosen.name(),
+            best.name()
+        );
+    }
     if adapters.is_empty() {
         println!(
             "wgpu adapters: none found (install a Vulkan driver, e.g. Debian's mesa-vulkan-drivers, or your GPU vendor's)"

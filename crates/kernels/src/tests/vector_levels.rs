@@ -99,5 +99,35 @@ fn kernels_run_at_the_best_level_unless_held_to_another() {
         Level::Baseline,
         "the level is restored after a nested hold"
     );
-    assert_eq!(math::level(), best);
+    // Outside a hold the kernels run at the chosen level: the best unless TINYGPT_VECTOR_LEVEL
+    // names another.
+    assert_eq!(math::level(), Level::chosen());
+    if Level::from_environment() == Ok(None) {
+        assert_eq!(Level::chosen(), best);
+    }
+}
+
+#[test]
+fn a_vector_level_setting_names_a_level_this_cpu_runs() {
+    for level in [Level::Baseline, Level::Avx2, Level::Avx512] {
+        match Level::from_setting(level.name()) {
+            Ok(read) => {
+                assert_eq!(read, level);
+                assert!(level.available());
+            }
+            Err(message) => {
+                assert!(!level.available(), "{message}");
+                assert!(message.contains("cannot run"), "{message}");
+                assert!(message.contains(Level::best().name()), "{message}");
+            }
+        }
+    }
+    // Names are exact: no other spelling, no vector ISA name, no width.
+    for wrong in ["AVX2", "avx-512", "sse2", "512", "best"] {
+        let message = Level::from_setting(wrong).unwrap_err();
+        assert!(
+            message.contains("baseline, avx2 or avx512"),
+            "{wrong}: {message}"
+        );
+    }
 }
