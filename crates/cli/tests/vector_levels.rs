@@ -6,7 +6,7 @@ mod common;
 
 use std::process::Output;
 
-use common::{Scratch, assert_clean_error, metrics, stdout};
+use common::{Scratch, assert_clean_error, metrics, ok, stdout};
 use serde_json::Value;
 
 fn tinygpt_at(level: &str, args: &[&str]) -> Output {
@@ -16,17 +16,16 @@ fn tinygpt_at(level: &str, args: &[&str]) -> Output {
         .expect("the tinygpt binary runs")
 }
 
-fn ok(out: Output) -> Output {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 fn devices_json(level: &str) -> Value {
     serde_json::from_str(stdout(&ok(tinygpt_at(level, &["devices", "--json"]))).trim()).unwrap()
+}
+
+/// The widest level this CPU runs, as `devices` names it.
+fn best_level() -> String {
+    devices_json("")["kernel_level_best"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 /// A short run that goes through every vector kernel: GELU, LayerNorm, softmax, dropout,
@@ -62,10 +61,7 @@ fn train_at(level: &str, scratch: &Scratch, name: &str) -> (Vec<u8>, Vec<Value>)
 
 #[test]
 fn every_vector_level_trains_to_the_same_bits() {
-    let best = devices_json("")["kernel_level_best"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let best = best_level();
     let levels: Vec<&str> = ["baseline", "avx2", "avx512"]
         .into_iter()
         .take_while(|&level| level != best)
@@ -144,10 +140,7 @@ fn an_unknown_level_or_one_the_cpu_lacks_is_one_clean_error_before_anything_is_w
         );
         assert!(!scratch.path("run").exists());
     }
-    let best = devices_json("")["kernel_level_best"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let best = best_level();
     let beyond: Vec<&str> = ["avx512", "avx2"]
         .into_iter()
         .take_while(|&level| level != best)

@@ -56,12 +56,6 @@ pub fn page_data(path: &str) -> serde_json::Value {
     serde_json::from_str(&page[start..end]).unwrap()
 }
 
-/// Panics with its stderr unless `out` succeeded; returns it.
-pub fn ok(out: Output) -> Output {
-    assert!(out.status.success(), "failed:\n{}", stderr(&out));
-    out
-}
-
 /// `tinygpt attention --run RUN --prompt PROMPT --format FORMAT --out OUT`, run to completion.
 pub fn attention(run: &str, prompt: &str, format: &str, out: &str) -> Output {
     tinygpt(&[

@@ -51,6 +51,12 @@ pub fn train_tiny(out: &str, extra: &[&str]) -> Output {
     tinygpt_ok(&args)
 }
 
+/// `out`, after asserting that its command succeeded (its stderr otherwise).
+pub fn ok(out: Output) -> Output {
+    assert!(out.status.success(), "failed:\n{}", stderr(&out));
+    out
+}
+
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }

@@ -60,11 +60,6 @@ pub fn finish(mut command: Command) -> Output {
     waiter.join().unwrap()
 }
 
-pub fn ok(out: Output) -> Output {
-    assert!(out.status.success(), "failed:\n{}", stderr(&out));
-    out
-}
-
 /// The tiny config with dropout on (its masks must follow the micro-batch, not the rank),
 /// 20 steps, an evaluation and a checkpoint every 10.
 pub fn tiny_args<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
