@@ -191,9 +191,10 @@ fn forward(
             let (b, h) = (bh / n_head, bh % n_head);
             let first = b * t * c + h * d;
             for (q0, q1) in tiles(t) {
-                let out = merged.at(first + q0 * c);
-                // SAFETY: rows q0..q1 of columns h·d..(h + 1)·d of sequence b lie inside the
-                // buffer, and only this task writes them (each task has its own (b, h)).
+                let out = merged.block(first + q0 * c, [q1 - q0, d], c);
+                // SAFETY: `block` checked that rows q0..q1 of columns h·d..(h + 1)·d of
+                // sequence b lie inside the buffer, and only this task writes them (each task
+                // has its own (b, h)).
                 unsafe { multiply_into(out, c, [q1 - q0, d, q1], p.from(q0, 0), v, 1.0, false) };
             }
         });
@@ -220,7 +221,7 @@ struct SharedRows {
     len: usize,
 }
 
-// SAFETY: the buffer is only reached through `at`'s pointers, through which each caller
+// SAFETY: the buffer is only reached through `block`'s pointers, through which each caller
 // writes only its own elements.
 unsafe impl Sync for SharedRows {}
 
@@ -232,10 +233,16 @@ impl SharedRows {
         }
     }
 
-    /// A pointer to element `offset`.
-    fn at(&self, offset: usize) -> *mut MaybeUninit<f32> {
-        assert!(offset < self.len);
-        // SAFETY: `offset` lies inside the buffer.
+    /// A pointer to the `rows × cols` block that starts at element `offset`, its rows
+    /// `row_stride` apart, after checking that the whole block lies inside the buffer.
+    fn block(
+        &self,
+        offset: usize,
+        [rows, cols]: [usize; 2],
+        row_stride: usize,
+    ) -> *mut MaybeUninit<f32> {
+        assert!(rows > 0 && cols > 0 && offset + (rows - 1) * row_stride + cols <= self.len);
+        // SAFETY: `offset` lies inside the buffer (the block's first element).
         unsafe { self.start.add(offset) }
     }
 }

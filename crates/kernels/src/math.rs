@@ -48,6 +48,9 @@ impl Level {
         }
     }
 
+    /// Every level, narrowest first.
+    pub const ALL: [Level; 3] = [Level::Baseline, Level::Avx2, Level::Avx512];
+
     /// The name `TINYGPT_VECTOR_LEVEL` takes for this level.
     pub fn name(self) -> &'static str {
         match self {
@@ -71,8 +74,7 @@ impl Level {
     /// The level a `TINYGPT_VECTOR_LEVEL` value names, or an error for the user (naming the
     /// fix) when it names no level or one this CPU lacks.
     pub fn from_setting(value: &str) -> Result<Level, String> {
-        let levels = [Level::Baseline, Level::Avx2, Level::Avx512];
-        let Some(level) = levels.into_iter().find(|level| level.name() == value) else {
+        let Some(level) = Level::ALL.into_iter().find(|level| level.name() == value) else {
             return Err(format!(
                 "{LEVEL_VARIABLE}={value} names no vector level: use baseline, avx2 or avx512, \
                  or unset it for the widest this CPU runs ({})",
@@ -106,8 +108,9 @@ impl Level {
     pub fn best() -> Level {
         static BEST: OnceLock<Level> = OnceLock::new();
         *BEST.get_or_init(|| {
-            [Level::Avx512, Level::Avx2]
+            Level::ALL
                 .into_iter()
+                .rev()
                 .find(|level| level.available())
                 .unwrap_or(Level::Baseline)
         })

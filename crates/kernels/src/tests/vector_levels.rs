@@ -109,7 +109,7 @@ fn kernels_run_at_the_best_level_unless_held_to_another() {
 
 #[test]
 fn a_vector_level_setting_names_a_level_this_cpu_runs() {
-    for level in [Level::Baseline, Level::Avx2, Level::Avx512] {
+    for level in Level::ALL {
         match Level::from_setting(level.name()) {
             Ok(read) => {
                 assert_eq!(read, level);
