@@ -13,6 +13,11 @@ the mean next-token cross-entropy, backward, global-norm clipping to 1.0, AdamW 
 betas (0.9, 0.99), eps 1e-8, weight decay 0.1 on 2-D parameters only). Sampling is greedy
 with a KV cache, one token at a time from a one-token prompt, as `bench` samples.
 
+The modern switches of [model] follow crates/model too: positions = "rope" (Llama's halves
+convention, rope_base), norm = "rms_norm", norm_weight, embedding_norm, qk_norm (each head's
+queries and keys normalised, then rotated), activation = "relu2" | "swiglu", logit_softcap
+and init = "modern" (nanochat's scales).
+
     python bench/reference/gpt.py --model '{"vocab_size": 65, ...}' --batch-size 32 --json
     (bench/reference/compare.py passes the model `tinygpt bench --json` reports)
     python bench/reference/gpt.py --model '{...}' --batch-size 8 --check DIR
@@ -31,22 +36,98 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+class Norm(nn.Module):
+    """model.norm: LayerNorm or RMSNorm, with a gain when norm_weight (and LayerNorm's shift
+    when bias), over the last dimension."""
+
+    def __init__(self, width, m):
+        super().__init__()
+        self.rms = m.get("norm", "layer_norm") == "rms_norm"
+        self.eps = m.get("layer_norm_eps", 1e-5)
+        self.weight = nn.Parameter(torch.ones(width)) if m.get("norm_weight", True) else None
+        shift = m.get("bias", True) and not self.rms
+        self.bias = nn.Parameter(torch.zeros(width)) if shift else None
+        self.width = width
+
+    def forward(self, x):
+        if self.rms:
+            return F.rms_norm(x, (self.width,), self.weight, self.eps)
+        return F.layer_norm(x, (self.width,), self.weight, self.bias, self.eps)
+
+
+def rotary_tables(offset, t, d_head, base):
+    """cos and sin [t, d_head/2] of RoPE's angles position * base^(-2i/d), in float64."""
+    i = torch.arange(d_head // 2, dtype=torch.float64)
+    positions = torch.arange(offset, offset + t, dtype=torch.float64)
+    angles = positions[:, None] * base ** (-2.0 * i / d_head)[None, :]
+    return angles.cos().float(), angles.sin().float()
+
+
+def rotate(x, cos, sin):
+    """x [b, t, h, d]: pairs (i, i + d/2) turned by their position's angle (Llama's halves)."""
+    half = x.shape[-1] // 2
+    x1, x2 = x[..., :half], x[..., half:]
+    cos, sin = cos[None, :, None, :], sin[None, :, None, :]
+    return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
+
+
+def init_matrix(weight, m, role):
+    """tinygpt's init schemes (crates/model/src/layers.rs) for a matrix by role."""
+    c, modern = m["n_embd"], m.get("init", "gpt2") == "modern"
+    if not modern:
+        std = 0.02 / math.sqrt(2 * m["n_layer"]) if role == "residual_output" else 0.02
+        nn.init.normal_(weight, std=std)
+        return
+    bound = math.sqrt(3) / math.sqrt(c)
+    if role == "token_embedding":
+        nn.init.normal_(weight, std=0.8)
+    elif role == "position_embedding":
+        nn.init.normal_(weight, std=0.02)
+    elif role == "input":
+        nn.init.uniform_(weight, -bound, bound)
+    elif role == "mlp_up":
+        nn.init.uniform_(weight, -0.4 * bound, 0.4 * bound)
+    elif role == "residual_output":
+        nn.init.zeros_(weight)
+    else:  # head
+        nn.init.normal_(weight, std=0.001)
+
+
 class Attention(nn.Module):
-    def __init__(self, c, n_head, bias, residual_std):
+    def __init__(self, c, n_head, bias, m):
         super().__init__()
         self.n_head = n_head
         self.qkv = nn.Linear(c, 3 * c, bias=bias)
         self.output = nn.Linear(c, c, bias=bias)
-        nn.init.normal_(self.qkv.weight, std=0.02)
-        nn.init.normal_(self.output.weight, std=residual_std)
+        init_matrix(self.qkv.weight, m, "input")
+        init_matrix(self.output.weight, m, "residual_output")
+        d_head = c // n_head
+        self.query_norm = Norm(d_head, m) if m.get("qk_norm", False) else None
+        self.key_norm = Norm(d_head, m) if m.get("qk_norm", False) else None
+        self.rope_base = m.get("rope_base", 10000.0) if m.get("positions") == "rope" else None
 
     def heads(self, x):
         b, t, c = x.shape
         return x.view(b, t, self.n_head, c // self.n_head).transpose(1, 2)
 
-    def forward(self, x, cache=None):
+    def place(self, x, norm, offset):
+        """Queries or keys [b, t, c] as attention uses them: normalised, then rotated."""
+        if norm is None and self.rope_base is None:
+            return x
         b, t, c = x.shape
-        q, k, v = (self.heads(p) for p in self.qkv(x).split(c, dim=2))
+        heads = x.view(b, t, self.n_head, c // self.n_head)
+        if norm is not None:
+            heads = norm(heads)
+        if self.rope_base is not None:
+            heads = rotate(heads, *rotary_tables(offset, t, c // self.n_head, self.rope_base))
+        return heads.reshape(b, t, c)
+
+    def forward(self, x, cache=None, offset=0):
+        b, t, c = x.shape
+        q, k, v = self.qkv(x).split(c, dim=2)
+        q = self.place(q, self.query_norm, offset)
+        k = self.place(k, self.key_norm, offset)
+        q, k, v = self.heads(q), self.heads(k), self.heads(v)
         if cache is not None:
             if "k" in cache:
                 k = torch.cat([cache["k"], k], dim=2)
@@ -59,58 +140,78 @@ class Attention(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, c, n_head, bias, dropout, residual_std, eps, activation):
+    def __init__(self, m):
         super().__init__()
-        self.ln_1 = nn.LayerNorm(c, eps=eps, bias=bias)
-        self.attn = Attention(c, n_head, bias, residual_std)
-        self.ln_2 = nn.LayerNorm(c, eps=eps, bias=bias)
-        # tinygpt's "gelu" is the exact (erf) form, "gelu_tanh" GPT-2's approximation.
-        self.approximate = "tanh" if activation == "gelu_tanh" else "none"
+        c, bias = m["n_embd"], m.get("bias", True)
+        self.ln_1 = Norm(c, m)
+        self.attn = Attention(c, m["n_head"], bias, m)
+        self.ln_2 = Norm(c, m)
+        self.activation = m.get("activation", "gelu")
         self.up = nn.Linear(c, 4 * c, bias=bias)
+        init_matrix(self.up.weight, m, "mlp_up")
+        self.gate = None
+        if self.activation == "swiglu":
+            self.gate = nn.Linear(c, 4 * c, bias=bias)
+            init_matrix(self.gate.weight, m, "mlp_up")
         self.down = nn.Linear(4 * c, c, bias=bias)
-        nn.init.normal_(self.up.weight, std=0.02)
-        nn.init.normal_(self.down.weight, std=residual_std)
-        self.dropout = nn.Dropout(dropout)
+        init_matrix(self.down.weight, m, "residual_output")
+        self.dropout = nn.Dropout(m.get("dropout", 0.0))
 
-    def forward(self, x, cache=None):
-        x = x + self.dropout(self.attn(self.ln_1(x), cache))
-        hidden = F.gelu(self.up(self.ln_2(x)), approximate=self.approximate)
-        return x + self.dropout(self.down(hidden))
+    def mlp(self, x):
+        if self.activation == "swiglu":
+            hidden = F.silu(self.gate(x)) * self.up(x)
+        elif self.activation == "relu2":
+            hidden = F.relu(self.up(x)).square()
+        else:
+            # tinygpt's "gelu" is the exact (erf) form, "gelu_tanh" GPT-2's approximation.
+            approximate = "tanh" if self.activation == "gelu_tanh" else "none"
+            hidden = F.gelu(self.up(x), approximate=approximate)
+        return self.down(hidden)
+
+    def forward(self, x, cache=None, offset=0):
+        x = x + self.dropout(self.attn(self.ln_1(x), cache, offset))
+        return x + self.dropout(self.mlp(self.ln_2(x)))
 
 
 class Gpt(nn.Module):
     def __init__(self, m):
         super().__init__()
-        c, bias = m["n_embd"], m.get("bias", True)
-        eps, activation = m.get("layer_norm_eps", 1e-5), m.get("activation", "gelu")
-        residual_std = 0.02 / math.sqrt(2 * m["n_layer"])
+        c = m["n_embd"]
         self.token_embedding = nn.Embedding(m["vocab_size"], c)
-        self.position_embedding = nn.Embedding(m["block_size"], c)
-        nn.init.normal_(self.token_embedding.weight, std=0.02)
-        nn.init.normal_(self.position_embedding.weight, std=0.02)
+        init_matrix(self.token_embedding.weight, m, "token_embedding")
+        self.position_embedding = None
+        if m.get("positions", "learned") == "learned":
+            self.position_embedding = nn.Embedding(m["block_size"], c)
+            init_matrix(self.position_embedding.weight, m, "position_embedding")
+        self.embedding_norm = Norm(c, m) if m.get("embedding_norm", False) else None
         self.dropout = nn.Dropout(m.get("dropout", 0.0))
-        self.blocks = nn.ModuleList(
-            Block(c, m["n_head"], bias, m.get("dropout", 0.0), residual_std, eps, activation)
-            for _ in range(m["n_layer"])
-        )
-        self.ln_f = nn.LayerNorm(c, eps=eps, bias=bias)
+        self.blocks = nn.ModuleList(Block(m) for _ in range(m["n_layer"]))
+        self.ln_f = Norm(c, m)
         self.unembedding = None
         if not m.get("tie_embeddings", True):
             self.unembedding = nn.Linear(c, m["vocab_size"], bias=False)
-            nn.init.normal_(self.unembedding.weight, std=0.02)
+            init_matrix(self.unembedding.weight, m, "head")
+        self.softcap = m.get("logit_softcap", 0.0)
         for module in self.modules():
             if isinstance(module, nn.Linear) and module.bias is not None:
                 nn.init.zeros_(module.bias)
 
     def forward(self, tokens, caches=None, offset=0):
         t = tokens.shape[1]
-        positions = torch.arange(offset, offset + t, device=tokens.device)
-        x = self.dropout(self.token_embedding(tokens) + self.position_embedding(positions))
+        x = self.token_embedding(tokens)
+        if self.position_embedding is not None:
+            x = x + self.position_embedding(torch.arange(offset, offset + t, device=tokens.device))
+        if self.embedding_norm is not None:
+            x = self.embedding_norm(x)
+        x = self.dropout(x)
         for i, block in enumerate(self.blocks):
-            x = block(x, None if caches is None else caches[i])
+            x = block(x, None if caches is None else caches[i], offset)
         x = self.ln_f(x)
         weight = self.token_embedding.weight if self.unembedding is None else self.unembedding.weight
-        return x @ weight.t()
+        logits = x @ weight.t()
+        if self.softcap > 0:
+            logits = self.softcap * torch.tanh(logits / self.softcap)
+        return logits
 
 
 def adamw(model):
@@ -172,13 +273,18 @@ def load_tinygpt(model, path):
 
     w = load_file(path)
     t = lambda name: w[name].t()  # noqa: E731
-    state = {
-        "token_embedding.weight": w["token_embedding.weight"],
-        "position_embedding.weight": w["position_embedding.weight"],
-        "ln_f.weight": w["ln_f.gamma"],
-    }
-    if "ln_f.beta" in w:
-        state["ln_f.bias"] = w["ln_f.beta"]
+    state = {"token_embedding.weight": w["token_embedding.weight"]}
+
+    def norm(theirs, mine):
+        if theirs + ".gamma" in w:
+            state[mine + ".weight"] = w[theirs + ".gamma"]
+        if theirs + ".beta" in w:
+            state[mine + ".bias"] = w[theirs + ".beta"]
+
+    if "position_embedding.weight" in w:
+        state["position_embedding.weight"] = w["position_embedding.weight"]
+    norm("ln_f", "ln_f")
+    norm("embedding_norm", "embedding_norm")
     if "unembedding.weight" in w:
         state["unembedding.weight"] = t("unembedding.weight")
     for i in range(len(model.blocks)):
@@ -186,16 +292,16 @@ def load_tinygpt(model, path):
         qkv = [tiny + f"attn.{p}" for p in ("query", "key", "value")]
         state[ours + "attn.qkv.weight"] = torch.cat([t(n + ".weight") for n in qkv], dim=0)
         pairs = [("attn.output", "attn.output"), ("mlp.up", "up"), ("mlp.down", "down")]
+        if tiny + "mlp.gate.weight" in w:
+            pairs.append(("mlp.gate", "gate"))
         for theirs, mine in pairs:
             state[ours + mine + ".weight"] = t(tiny + theirs + ".weight")
-        for norm in ("ln_1", "ln_2"):
-            state[ours + norm + ".weight"] = w[tiny + norm + ".gamma"]
+        for part in ("ln_1", "ln_2", "attn.query_norm", "attn.key_norm"):
+            norm(tiny + part, ours + part)
         if tiny + "attn.query.bias" in w:
             state[ours + "attn.qkv.bias"] = torch.cat([w[n + ".bias"] for n in qkv])
             for theirs, mine in pairs:
                 state[ours + mine + ".bias"] = w[tiny + theirs + ".bias"]
-            for norm in ("ln_1", "ln_2"):
-                state[ours + norm + ".bias"] = w[tiny + norm + ".beta"]
     model.load_state_dict(state, strict=True)
 
 

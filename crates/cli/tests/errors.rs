@@ -244,7 +244,7 @@ fn a_bad_activation_or_layer_norm_eps_is_one_line_naming_the_choices() {
     ));
     assert_clean_error(
         &out,
-        "model.activation: unknown variant `relu`, expected `gelu` or `gelu_tanh`",
+        "model.activation: unknown variant `relu`, expected one of `gelu`, `gelu_tanh`, `relu2`, `swiglu`",
     );
     let out = exec(&tiny(
         &scratch.str("run"),

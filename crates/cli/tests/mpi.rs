@@ -66,6 +66,39 @@ fn two_ranks_train_exactly_as_one_process_accumulating_two_micro_batches() {
 }
 
 #[test]
+fn two_ranks_with_muon_and_the_modern_model_train_exactly_as_grad_accum_2() {
+    if !mpirun_available() {
+        return;
+    }
+    let scratch = Scratch::new("mpi-muon");
+    let (ranks, single) = (scratch.str("ranks"), scratch.str("single"));
+    let modern = [
+        "--set",
+        "train.optimizer=muon",
+        "--set",
+        "model.positions=rope",
+        "--set",
+        "model.norm=rms_norm",
+        "--set",
+        "model.qk_norm=true",
+        "--set",
+        "model.activation=relu2",
+    ];
+    ok(finish(mpirun(2, &tiny_args(&ranks, &modern))));
+    let mut accumulated = modern.to_vec();
+    accumulated.extend(["--set", "train.grad_accum=2"]);
+    ok(alone(&tiny_args(&single, &accumulated)));
+    // Muon orthogonalises the summed gradients on every rank alike: the same weights, AdamW
+    // moments and Muon momentum, bit for bit.
+    let (ranks, single) = (Path::new(&ranks), Path::new(&single));
+    assert_same_training(ranks, single, 20);
+    assert_eq!(
+        std::fs::read(ranks.join("model.safetensors")).unwrap(),
+        std::fs::read(single.join("model.safetensors")).unwrap()
+    );
+}
+
+#[test]
 fn a_run_resumes_on_the_same_or_another_number_of_ranks_when_the_global_batch_divides() {
     if !mpirun_available() {
         return;

@@ -85,8 +85,36 @@ fn the_pytorch_reference_computes_tinygpts_first_step_loss_from_its_weights() {
     );
     assert_ne!(tiny, gpt2_config);
     std::fs::write(&gpt2, gpt2_config).unwrap();
+    // The modern switches: nanochat's shape (RoPE, parameter-free RMSNorm after the embedding
+    // and in every block, QK-norm, ReLU², soft-cap, no biases, untied, modern init), and a
+    // Llama/Qwen3-like one (RMSNorm and QK-norm with gains, SwiGLU).
+    let nanochat = scratch.str("nanochat.toml");
+    std::fs::write(
+        &nanochat,
+        tiny.replace(
+            "dropout = 0.0",
+            "dropout = 0.0\npositions = \"rope\"\nnorm = \"rms_norm\"\nnorm_weight = false\nembedding_norm = true\nqk_norm = true\nactivation = \"relu2\"\nlogit_softcap = 15.0\ninit = \"modern\"\ntie_embeddings = false\nbias = false",
+        ),
+    )
+    .unwrap();
+    let llama = scratch.str("llama.toml");
+    std::fs::write(
+        &llama,
+        tiny.replace(
+            "dropout = 0.0",
+            "dropout = 0.0\npositions = \"rope\"\nrope_base = 500.0\nnorm = \"rms_norm\"\nqk_norm = true\nactivation = \"swiglu\"\ntie_embeddings = false\nbias = false\nlayer_norm_eps = 1e-6",
+        ),
+    )
+    .unwrap();
     let mut seen = Vec::new();
-    for config in ["configs/tiny-test.toml", untied.as_str(), gpt2.as_str()] {
+    let configs = [
+        "configs/tiny-test.toml",
+        untied.as_str(),
+        gpt2.as_str(),
+        nanochat.as_str(),
+        llama.as_str(),
+    ];
+    for config in configs {
         let (ours, reference) = losses(&python, &scratch, config);
         assert!(
             ours > 1.0,
@@ -99,5 +127,7 @@ fn the_pytorch_reference_computes_tinygpts_first_step_loss_from_its_weights() {
         seen.push(ours);
     }
     // The variants are different models (same seed and batch): their losses differ.
-    assert!(seen[0] != seen[1] && seen[0] != seen[2], "{seen:?}");
+    for (i, a) in seen.iter().enumerate() {
+        assert!(seen[i + 1..].iter().all(|b| b != a), "{seen:?}");
+    }
 }

@@ -123,6 +123,58 @@ fn resume_is_bit_exact_with_grad_accumulation_and_dropout() {
     );
 }
 
+/// The modern recipe: every model switch, Muon (its momentum buffers and warmup in the
+/// checkpoint) and the WSD schedule with its warmdown crossing the stop.
+const MODERN: &[&str] = &[
+    "--set",
+    "model.positions=rope",
+    "--set",
+    "model.norm=rms_norm",
+    "--set",
+    "model.norm_weight=false",
+    "--set",
+    "model.embedding_norm=true",
+    "--set",
+    "model.qk_norm=true",
+    "--set",
+    "model.activation=relu2",
+    "--set",
+    "model.logit_softcap=15.0",
+    "--set",
+    "model.init=modern",
+    "--set",
+    "model.tie_embeddings=false",
+    "--set",
+    "model.bias=false",
+    "--set",
+    "train.optimizer=muon",
+    "--set",
+    "train.muon_momentum_warmup=30",
+    "--set",
+    "train.schedule=wsd",
+    "--set",
+    "train.warmdown_fraction=0.6",
+];
+
+#[test]
+fn resume_is_bit_exact_with_the_modern_recipe_and_muon() {
+    bit_exact_resume("exact-modern", MODERN);
+    // The checkpoint holds Muon's momentum for every block matrix (2 blocks × 6).
+    let scratch = Scratch::new("exact-modern-state");
+    let run = scratch.str("run");
+    run_ok(&new_run(&run, &schedule(10, MODERN), &[]));
+    let bytes =
+        std::fs::read(scratch.path("run/checkpoints/step-0000010/optimizer.safetensors")).unwrap();
+    let (tensors, _) = tinygpt_model::weights::from_safetensors(&bytes).unwrap();
+    let momenta: Vec<&str> = tensors
+        .iter()
+        .map(|t| t.name.as_str())
+        .filter(|n| n.ends_with(".momentum"))
+        .collect();
+    assert_eq!(momenta.len(), 12, "{momenta:?}");
+    assert!(momenta.iter().all(|n| n.starts_with("blocks.")));
+}
+
 #[test]
 fn sigint_saves_a_checkpoint_and_resume_finishes_identically() {
     let scratch = Scratch::new("sigint");

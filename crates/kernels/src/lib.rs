@@ -23,6 +23,9 @@ mod layer_norm;
 mod linear;
 mod math;
 mod matrix;
+mod placed;
+mod rms_norm;
+mod rotary;
 
 pub mod heads;
 
@@ -36,7 +39,7 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, NodeGuard, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
-use burn::nn::{Dropout, LayerNorm, Linear};
+use burn::nn::{Dropout, Linear};
 use burn::tensor::activation;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
@@ -149,17 +152,83 @@ pub fn linear_with<const D: usize>(
     burn::tensor::module::linear(x, weight, bias)
 }
 
-/// LayerNorm over the last dimension with the module's γ and β. `epsilon` must be the one the
-/// module was built with (burn keeps it private).
-pub fn layer_norm<const D: usize>(norm: &LayerNorm, epsilon: f64, x: Tensor<D>) -> Tensor<D> {
+/// LayerNorm over the last dimension, `(x − mean)/√(var + ε)·γ (+ β)`: the fused op when there
+/// is a shift, else burn's (the op burn's own `LayerNorm` module calls).
+pub fn layer_norm<const D: usize>(
+    x: Tensor<D>,
+    gamma: Tensor<1>,
+    beta: Option<Tensor<1>>,
+    epsilon: f64,
+) -> Tensor<D> {
     if enabled()
-        && let Some(beta) = &norm.beta
-        && let Some(output) =
-            layer_norm::layer_norm(&x, &norm.gamma.val(), &beta.val(), epsilon as f32)
+        && let Some(beta) = &beta
+        && let Some(output) = layer_norm::layer_norm(&x, &gamma, beta, epsilon as f32)
     {
         return output;
     }
-    norm.forward(x)
+    burn::tensor::module::layer_norm(x, gamma, beta, epsilon)
+}
+
+/// RMSNorm over the last dimension, `x/√(mean(x²) + ε) (·γ)`.
+pub fn rms_norm<const D: usize>(x: Tensor<D>, gamma: Option<Tensor<1>>, epsilon: f64) -> Tensor<D> {
+    if enabled()
+        && let Some(output) = rms_norm::rms_norm(&x, gamma.as_ref(), epsilon as f32)
+    {
+        return output;
+    }
+    rms_norm::plain_rms_norm(x, gamma, epsilon)
+}
+
+/// ReLU², `max(0, x)²`.
+pub fn relu2<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if enabled()
+        && let Some(output) = gelu::relu2(&x)
+    {
+        return output;
+    }
+    plain_relu2(x)
+}
+
+/// SwiGLU's gating, `silu(gate) ⊙ up`.
+pub fn swiglu<const D: usize>(gate: Tensor<D>, up: Tensor<D>) -> Tensor<D> {
+    activation::silu(gate) * up
+}
+
+/// Soft-capping, `cap·tanh(z/cap)`: every value inside (−cap, cap), near-identity for small z.
+pub fn softcap<const D: usize>(z: Tensor<D>, cap: f64) -> Tensor<D> {
+    if enabled()
+        && let Some(output) = gelu::softcap(&z, cap as f32)
+    {
+        return output;
+    }
+    plain_softcap(z, cap)
+}
+
+/// [`softcap`] through burn's ops.
+pub fn plain_softcap<const D: usize>(z: Tensor<D>, cap: f64) -> Tensor<D> {
+    z.div_scalar(cap).tanh().mul_scalar(cap)
+}
+
+/// [`relu2`] through burn's ops.
+pub fn plain_relu2<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    activation::relu(x).square()
+}
+
+pub use rotary::{RotaryTables, rotate};
+
+/// The packed `[batch, time, 3·n_embd]` projection with each head's queries and keys
+/// RMS-normalised without a gain (when `qk_norm_epsilon` is set) and then rotated by `rotary`,
+/// as one fused op; `None` off `flex` (the caller then takes burn's ops).
+pub fn place_queries_and_keys(
+    qkv: &Tensor<3>,
+    n_head: usize,
+    qk_norm_epsilon: Option<f64>,
+    rotary: Option<&RotaryTables>,
+) -> Option<Tensor<3>> {
+    if !enabled() {
+        return None;
+    }
+    placed::place(qkv, n_head, qk_norm_epsilon, rotary)
 }
 
 /// The tensor's `flex`-with-autodiff primitive when it is an f32 tensor there, else `None`.

@@ -180,6 +180,8 @@ macro_rules! vectorised {
     };
 }
 
+pub(crate) use vectorised;
+
 const LOG2_E: f32 = std::f32::consts::LOG2_E;
 const SQRT_2: f32 = std::f32::consts::SQRT_2;
 /// 1/√(2π), the standard normal density at 0.

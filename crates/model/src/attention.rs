@@ -16,13 +16,14 @@ use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Tensor};
 
-use tinygpt_kernels as fused;
 use tinygpt_kernels::heads::{merge_heads, split_heads};
+use tinygpt_kernels::{self as fused, RotaryTables};
 
 use crate::config::GptConfig;
 use crate::init::Initializer;
 use crate::kv_cache::LayerCache;
-use crate::layers::{INIT_STD, linear};
+use crate::layers::{self, Role, linear};
+use crate::norm::Norm;
 
 /// What one layer's heads computed on the way, each `[batch, head, query, key]`.
 #[derive(Debug, Clone)]
@@ -40,20 +41,28 @@ pub struct CausalSelfAttention {
     pub value: Linear,
     /// The output (value-up) map from the concatenated heads back to the residual stream.
     pub output: Linear,
+    /// QK-norm: each head's queries and keys normalised over their `d_head` features.
+    pub query_norm: Option<Norm>,
+    pub key_norm: Option<Norm>,
     pub n_head: usize,
 }
 
 impl CausalSelfAttention {
     pub fn new(config: &GptConfig, init: &mut Initializer) -> Self {
         let c = config.n_embd;
-        // GPT-2 scales the init of projections that write into the residual stream, so the
-        // stream's variance does not grow with depth.
-        let residual_std = INIT_STD / (2.0 * config.n_layer as f64).sqrt();
+        let qk_norm = || {
+            config
+                .qk_norm
+                .then(|| layers::norm_over(init, config, config.head_size()))
+        };
+        let (query_norm, key_norm) = (qk_norm(), qk_norm());
         Self {
-            query: linear(init, c, c, config.bias, INIT_STD),
-            key: linear(init, c, c, config.bias, INIT_STD),
-            value: linear(init, c, c, config.bias, INIT_STD),
-            output: linear(init, c, c, config.bias, residual_std),
+            query: linear(init, config, Role::Input, c, c),
+            key: linear(init, config, Role::Input, c, c),
+            value: linear(init, config, Role::Input, c, c),
+            output: linear(init, config, Role::ResidualOutput, c, c),
+            query_norm,
+            key_norm,
             n_head: config.n_head,
         }
     }
@@ -61,13 +70,31 @@ impl CausalSelfAttention {
     /// Fast path for training and evaluation. On `flex` (training, or evaluating without
     /// autodiff) queries, keys and values come from one product and go through one fused
     /// attention op (see [`fused`]); elsewhere burn's attention op with the causal flag.
-    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+    /// `rotary` holds RoPE's angles for the tokens' positions when the model rotates.
+    pub fn forward(&self, x: Tensor<3>, rotary: Option<&RotaryTables>) -> Tensor<3> {
         let heads = if fused::applies(&x) {
             // One product gives queries, keys and values side by side: [batch, time, 3·n_embd].
             let qkv = fused::linear_with(x, self.packed_weight(), self.packed_bias());
+            let gainless = self.query_norm.as_ref().is_none_or(|n| n.gamma.is_none())
+                && self.key_norm.as_ref().is_none_or(|n| n.gamma.is_none());
+            let epsilon = self.query_norm.as_ref().map(|n| n.epsilon);
+            let placed = (self.moves_queries_and_keys(rotary) && gainless)
+                .then(|| fused::place_queries_and_keys(&qkv, self.n_head, epsilon, rotary))
+                .flatten();
+            let qkv = if let Some(placed) = placed {
+                placed
+            } else if self.moves_queries_and_keys(rotary) {
+                let [.., width] = qkv.dims();
+                let c = width / 3;
+                let query = self.place(qkv.clone().narrow(2, 0, c), &self.query_norm, rotary);
+                let key = self.place(qkv.clone().narrow(2, c, c), &self.key_norm, rotary);
+                Tensor::cat(vec![query, key, qkv.narrow(2, 2 * c, c)], 2)
+            } else {
+                qkv
+            };
             fused::causal_self_attention(qkv, self.n_head)
         } else {
-            let (query, key, value) = self.project(x);
+            let (query, key, value) = self.project(x, rotary);
             fused::plain_causal_attention(query, key, value)
         };
         fused::linear(&self.output, merge_heads(heads))
@@ -88,9 +115,14 @@ impl CausalSelfAttention {
     }
 
     /// Explicit path, written as the math: returns the output, and the scores with the
-    /// attention pattern they give (see [`AttentionMaps`]).
-    pub fn forward_explicit(&self, x: Tensor<3>) -> (Tensor<3>, AttentionMaps) {
-        let (query, key, value) = self.project(x);
+    /// attention pattern they give (see [`AttentionMaps`]). The scores are those of the
+    /// queries and keys as attention sees them: normalised and rotated when the model does so.
+    pub fn forward_explicit(
+        &self,
+        x: Tensor<3>,
+        rotary: Option<&RotaryTables>,
+    ) -> (Tensor<3>, AttentionMaps) {
+        let (query, key, value) = self.project(x, rotary);
         let [batch, n_head, t, d_head] = query.dims();
 
         let scores = query
@@ -109,9 +141,15 @@ impl CausalSelfAttention {
 
     /// Generation path: the new tokens' queries attend to the cached keys and values plus
     /// their own. Either the cache is empty (a prompt, attended causally) or exactly one new
-    /// token arrives (it may see every cached position, so no mask is needed).
-    pub fn forward_cached(&self, x: Tensor<3>, cache: &mut LayerCache) -> Tensor<3> {
-        let (query, key, value) = self.project(x);
+    /// token arrives (it may see every cached position, so no mask is needed). Keys are
+    /// cached as attention uses them (rotated to their own positions).
+    pub fn forward_cached(
+        &self,
+        x: Tensor<3>,
+        cache: &mut LayerCache,
+        rotary: Option<&RotaryTables>,
+    ) -> Tensor<3> {
+        let (query, key, value) = self.project(x, rotary);
         let first = cache.keys.is_none();
         let [_, _, t_new, _] = query.dims();
         assert!(
@@ -128,12 +166,44 @@ impl CausalSelfAttention {
         self.output.forward(merge_heads(heads))
     }
 
+    /// Whether queries and keys change between their projection and the scores.
+    fn moves_queries_and_keys(&self, rotary: Option<&RotaryTables>) -> bool {
+        rotary.is_some() || self.query_norm.is_some()
+    }
+
+    /// Queries or keys `[batch, time, n_embd]` as attention uses them: each head's normalised
+    /// (QK-norm), then turned by its position (RoPE).
+    fn place(&self, x: Tensor<3>, norm: &Option<Norm>, rotary: Option<&RotaryTables>) -> Tensor<3> {
+        if norm.is_none() && rotary.is_none() {
+            return x;
+        }
+        let [batch, t, c] = x.dims();
+        let mut heads = x.reshape([batch, t, self.n_head, c / self.n_head]);
+        if let Some(norm) = norm {
+            heads = norm.forward(heads);
+        }
+        if let Some(tables) = rotary {
+            heads = fused::rotate(heads, tables);
+        }
+        heads.reshape([batch, t, c])
+    }
+
     /// Queries, keys and values, each split into heads: `[batch, head, time, d_head]`.
-    fn project(&self, x: Tensor<3>) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
+    fn project(
+        &self,
+        x: Tensor<3>,
+        rotary: Option<&RotaryTables>,
+    ) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
         let split = |t: Tensor<3>| split_heads(t, self.n_head);
+        let query = self.place(
+            fused::linear(&self.query, x.clone()),
+            &self.query_norm,
+            rotary,
+        );
+        let key = self.place(fused::linear(&self.key, x.clone()), &self.key_norm, rotary);
         (
-            split(fused::linear(&self.query, x.clone())),
-            split(fused::linear(&self.key, x.clone())),
+            split(query),
+            split(key),
             split(fused::linear(&self.value, x)),
         )
     }
@@ -183,6 +253,7 @@ mod tests {
             tie_embeddings: true,
             activation: Default::default(),
             layer_norm_eps: 1e-5,
+            ..crate::config::GptConfig::default()
         };
         let layer =
             CausalSelfAttention::new(&config, &mut crate::init::Initializer::new(3, &device));
@@ -190,9 +261,9 @@ mod tests {
             let x = Tensor::<3>::from_data(random([2, 20, 24], 5), &device).require_grad();
             assert!(fused::applies(&x));
             let y = if fast {
-                layer.forward(x.clone())
+                layer.forward(x.clone(), None)
             } else {
-                layer.forward_explicit(x.clone()).0
+                layer.forward_explicit(x.clone(), None).0
             };
             let upstream = Tensor::<3>::from_data(random([2, 20, 24], 6), &device);
             let grads = (y.clone() * upstream).sum().backward();

@@ -11,7 +11,7 @@ use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 
 use crate::init::Initializer;
-use crate::layers::{INIT_STD, linear};
+use crate::layers::{INIT_STD, normal_linear};
 use tinygpt_kernels::heads::{merge_heads, split_heads};
 
 #[derive(Module, Debug)]
@@ -31,10 +31,10 @@ impl CrossAttention {
             "n_embd must be divisible by n_head"
         );
         Self {
-            query: linear(init, n_embd, n_embd, true, INIT_STD),
-            key: linear(init, d_context, n_embd, true, INIT_STD),
-            value: linear(init, d_context, n_embd, true, INIT_STD),
-            output: linear(init, n_embd, n_embd, true, INIT_STD),
+            query: normal_linear(init, n_embd, n_embd, true, INIT_STD),
+            key: normal_linear(init, d_context, n_embd, true, INIT_STD),
+            value: normal_linear(init, d_context, n_embd, true, INIT_STD),
+            output: normal_linear(init, n_embd, n_embd, true, INIT_STD),
             n_head,
         }
     }

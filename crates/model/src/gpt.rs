@@ -1,29 +1,37 @@
-//! The whole model: embeddings, a stack of blocks, final LayerNorm, unembedding.
+//! The whole model: embeddings, a stack of blocks, final norm, unembedding.
 
 use burn::module::Module;
-use burn::nn::{Dropout, DropoutConfig, Embedding, LayerNorm, Linear};
+use burn::nn::{Dropout, DropoutConfig, Embedding, Linear};
 use burn::tensor::{Device, Int, Tensor};
 
 use crate::attention::AttentionMaps;
 use crate::block::Block;
-use crate::config::{ConfigError, GptConfig};
+use crate::config::{ConfigError, GptConfig, Positions};
 use crate::init::Initializer;
 use crate::kv_cache::KvCache;
-use crate::layers::{INIT_STD, layer_norm, linear as init_linear};
-use tinygpt_kernels as fused;
+use crate::layers::{self, Role};
+use crate::norm::Norm;
+use tinygpt_kernels::{self as fused, RotaryTables};
 
 #[derive(Module, Debug)]
 pub struct Gpt {
     pub token_embedding: Embedding,
-    pub position_embedding: Embedding,
+    /// The learned position table (`None` with rotary positions).
+    pub position_embedding: Option<Embedding>,
+    /// A norm right after the embedding (`model.embedding_norm`).
+    pub embedding_norm: Option<Norm>,
     pub dropout: Dropout,
     pub blocks: Vec<Block>,
-    pub ln_f: LayerNorm,
+    pub ln_f: Norm,
     /// `None` when tied: the unembedding is then the token embedding's transpose.
     pub unembedding: Option<Linear>,
     pub block_size: usize,
-    /// The final LayerNorm's ε.
-    pub layer_norm_eps: f64,
+    /// RoPE's base when positions are rotary, else 0.
+    pub rope_base: f64,
+    /// Size of one head (RoPE's tables are per head).
+    pub head_size: usize,
+    /// `c` of the logits' soft-cap `c·tanh(z/c)`, 0 for none.
+    pub logit_softcap: f64,
 }
 
 impl Gpt {
@@ -32,30 +40,45 @@ impl Gpt {
         config.validate()?;
         let mut init = Initializer::new(seed, device);
         let (v, c) = (config.vocab_size, config.n_embd);
+        let rope = config.positions == Positions::Rope;
+        let token_embedding = Embedding {
+            weight: layers::matrix(&mut init, config, Role::TokenEmbedding, [v, c]),
+        };
+        let position_embedding = (!rope).then(|| Embedding {
+            weight: layers::matrix(
+                &mut init,
+                config,
+                Role::PositionEmbedding,
+                [config.block_size, c],
+            ),
+        });
         Ok(Self {
-            token_embedding: Embedding {
-                weight: init.normal([v, c], INIT_STD),
-            },
-            position_embedding: Embedding {
-                weight: init.normal([config.block_size, c], INIT_STD),
-            },
+            token_embedding,
+            position_embedding,
+            embedding_norm: config.embedding_norm.then(|| layers::norm(&init, config)),
             dropout: DropoutConfig::new(config.dropout).init(),
             blocks: (0..config.n_layer)
                 .map(|_| Block::new(config, &mut init))
                 .collect(),
-            ln_f: layer_norm(&init, c, config.bias, config.layer_norm_eps),
-            unembedding: (!config.tie_embeddings)
-                .then(|| init_linear(&mut init, c, v, false, INIT_STD)),
+            ln_f: layers::norm(&init, config),
+            unembedding: (!config.tie_embeddings).then(|| Linear {
+                weight: layers::matrix(&mut init, config, Role::Head, [c, v]),
+                bias: None,
+            }),
             block_size: config.block_size,
-            layer_norm_eps: config.layer_norm_eps,
+            rope_base: if rope { config.rope_base } else { 0.0 },
+            head_size: config.head_size(),
+            logit_softcap: config.logit_softcap,
         })
     }
 
     /// Next-token logits `[batch, time, vocab]` for every position of every sequence.
     pub fn forward(&self, tokens: Tensor<2, Int>) -> Tensor<3> {
+        let [_, t] = tokens.dims();
+        let rotary = self.rotary(0, t, &tokens.device());
         let mut x = self.embed(tokens);
         for block in &self.blocks {
-            x = block.forward(x);
+            x = block.forward(x, rotary.as_ref());
         }
         self.unembed(x)
     }
@@ -63,10 +86,12 @@ impl Gpt {
     /// Logits through the explicit attention path, with every block's attention scores and
     /// pattern, in block order.
     pub fn forward_with_patterns(&self, tokens: Tensor<2, Int>) -> (Tensor<3>, Vec<AttentionMaps>) {
+        let [_, t] = tokens.dims();
+        let rotary = self.rotary(0, t, &tokens.device());
         let mut x = self.embed(tokens);
         let mut maps = Vec::with_capacity(self.blocks.len());
         for block in &self.blocks {
-            let (next, layer) = block.forward_explicit(x);
+            let (next, layer) = block.forward_explicit(x, rotary.as_ref());
             x = next;
             maps.push(layer);
         }
@@ -77,9 +102,10 @@ impl Gpt {
     /// keys and values `cache` holds (positions `cache.len..`). Updates the cache.
     pub fn forward_cached(&self, tokens: Tensor<2, Int>, cache: &mut KvCache) -> Tensor<2> {
         let [batch, t] = tokens.dims();
+        let rotary = self.rotary(cache.len, t, &tokens.device());
         let mut x = self.embed_at(tokens, cache.len);
         for (block, layer) in self.blocks.iter().zip(&mut cache.layers) {
-            x = block.forward_cached(x, layer);
+            x = block.forward_cached(x, layer, rotary.as_ref());
         }
         cache.len += t;
         let last = x.slice([0..batch, t - 1..t]);
@@ -88,7 +114,14 @@ impl Gpt {
         logits.reshape([batch, vocab])
     }
 
-    /// Token embedding plus learned position embedding: `[batch, time, n_embd]`.
+    /// RoPE's angles for positions `offset..offset + time`, when positions are rotary.
+    fn rotary(&self, offset: usize, time: usize, device: &Device) -> Option<RotaryTables> {
+        (self.rope_base > 0.0)
+            .then(|| RotaryTables::new(offset, time, self.head_size, self.rope_base, device))
+    }
+
+    /// Token embedding (plus the learned position embedding, then the embedding norm, when
+    /// the model has them): `[batch, time, n_embd]`.
     fn embed(&self, tokens: Tensor<2, Int>) -> Tensor<3> {
         self.embed_at(tokens, 0)
     }
@@ -102,18 +135,29 @@ impl Gpt {
             offset + t,
             self.block_size
         );
-        let positions =
-            Tensor::<1, Int>::arange(offset as i64..(offset + t) as i64, &tokens.device())
+        let device = tokens.device();
+        let mut x = self.token_embedding.forward(tokens);
+        if let Some(table) = &self.position_embedding {
+            let positions = Tensor::<1, Int>::arange(offset as i64..(offset + t) as i64, &device)
                 .reshape([1, t]);
-        let x = self.token_embedding.forward(tokens) + self.position_embedding.forward(positions);
+            x = x + table.forward(positions);
+        }
+        if let Some(norm) = &self.embedding_norm {
+            x = norm.forward(x);
+        }
         fused::dropout(&self.dropout, x)
     }
 
     fn unembed(&self, x: Tensor<3>) -> Tensor<3> {
-        let x = fused::layer_norm(&self.ln_f, self.layer_norm_eps, x);
-        match &self.unembedding {
+        let x = self.ln_f.forward(x);
+        let logits = match &self.unembedding {
             Some(unembedding) => fused::linear(unembedding, x),
             None => fused::linear_with(x, self.token_embedding.weight.val().transpose(), None),
+        };
+        if self.logit_softcap > 0.0 {
+            fused::softcap(logits, self.logit_softcap)
+        } else {
+            logits
         }
     }
 }

@@ -7,7 +7,7 @@ use burn::module::Param;
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, Normal};
+use rand_distr::{Distribution, Normal, Uniform};
 
 /// Draws parameters from one seeded stream, in the order they are requested.
 pub struct Initializer {
@@ -28,6 +28,15 @@ impl Initializer {
         let normal = Normal::new(0.0f32, std as f32).expect("std is finite and positive");
         let len = shape.iter().product();
         let values: Vec<f32> = (0..len).map(|_| normal.sample(&mut self.rng)).collect();
+        Param::from_data(TensorData::new(values, shape), &self.device)
+    }
+
+    /// A trainable tensor with entries drawn uniformly from [−bound, bound).
+    pub fn uniform<const D: usize>(&mut self, shape: [usize; D], bound: f64) -> Param<Tensor<D>> {
+        let bound = bound as f32;
+        let uniform = Uniform::new(-bound, bound).expect("bound is finite and positive");
+        let len = shape.iter().product();
+        let values: Vec<f32> = (0..len).map(|_| uniform.sample(&mut self.rng)).collect();
         Param::from_data(TensorData::new(values, shape), &self.device)
     }
 

@@ -12,12 +12,13 @@ pub mod kv_cache;
 pub mod layers;
 pub mod loss;
 pub mod mlp;
+pub mod norm;
 pub mod params;
 pub mod sampling;
 pub mod weights;
 
 pub use attention::AttentionMaps;
-pub use config::{Activation, ConfigError, GptConfig};
+pub use config::{Activation, ConfigError, GptConfig, Init, NormKind, Positions};
 pub use generate::Generator;
 pub use gpt::Gpt;
 pub use kv_cache::KvCache;

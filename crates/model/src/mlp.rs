@@ -1,4 +1,5 @@
-//! The per-token feed-forward network: up to 4× width, GELU (exact or tanh), back down.
+//! The per-token feed-forward network: up to 4× width, a nonlinearity (GELU exact or tanh,
+//! ReLU², or SwiGLU's gate), back down.
 
 use burn::module::Module;
 use burn::nn::Linear;
@@ -6,12 +7,14 @@ use burn::tensor::Tensor;
 
 use crate::config::{Activation, GptConfig};
 use crate::init::Initializer;
-use crate::layers::{INIT_STD, linear};
+use crate::layers::{Role, linear};
 use tinygpt_kernels::{self as fused, gelu, gelu_tanh};
 
 #[derive(Module, Debug)]
 pub struct Mlp {
     pub up: Linear,
+    /// SwiGLU's gate, `[n_embd, 4·n_embd]` (no gate for the other activations).
+    pub gate: Option<Linear>,
     pub down: Linear,
     #[module(skip)]
     pub activation: Activation,
@@ -20,19 +23,31 @@ pub struct Mlp {
 impl Mlp {
     pub fn new(config: &GptConfig, init: &mut Initializer) -> Self {
         let (c, hidden) = (config.n_embd, 4 * config.n_embd);
-        let residual_std = INIT_STD / (2.0 * config.n_layer as f64).sqrt();
+        let up = linear(init, config, Role::MlpUp, c, hidden);
+        let gate = (config.activation == Activation::Swiglu)
+            .then(|| linear(init, config, Role::MlpUp, c, hidden));
         Self {
-            up: linear(init, c, hidden, config.bias, INIT_STD),
-            down: linear(init, hidden, c, config.bias, residual_std),
+            up,
+            gate,
+            down: linear(init, config, Role::ResidualOutput, hidden, c),
             activation: config.activation,
         }
     }
 
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let hidden = fused::linear(&self.up, x);
-        let hidden = match self.activation {
-            Activation::Gelu => gelu(hidden),
-            Activation::GeluTanh => gelu_tanh(hidden),
+        let hidden = match (&self.gate, self.activation) {
+            (Some(gate), _) => {
+                fused::swiglu(fused::linear(gate, x.clone()), fused::linear(&self.up, x))
+            }
+            (None, activation) => {
+                let hidden = fused::linear(&self.up, x);
+                match activation {
+                    Activation::Gelu => gelu(hidden),
+                    Activation::GeluTanh => gelu_tanh(hidden),
+                    Activation::Relu2 => fused::relu2(hidden),
+                    Activation::Swiglu => unreachable!("a SwiGLU MLP has a gate"),
+                }
+            }
         };
         fused::linear(&self.down, hidden)
     }

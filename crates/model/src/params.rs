@@ -6,7 +6,7 @@
 //! biases, LayerNorm gains and shifts — is an extra. With tied embeddings the unembedding
 //! shares the token embedding's numbers, so it adds none.
 
-use crate::config::GptConfig;
+use crate::config::{Activation, GptConfig, NormKind, Positions};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParamCount {
@@ -14,14 +14,16 @@ pub struct ParamCount {
     pub token_embedding: usize,
     /// Each of query, key, value and output, per block.
     pub attention_matrix: usize,
-    /// Each of MLP up and MLP down, per block.
+    /// Each of MLP up and MLP down (and SwiGLU's gate), per block.
     pub mlp_matrix: usize,
+    /// MLP matrices per block: 2, or 3 with SwiGLU's gate.
+    pub mlp_matrices: usize,
     /// Zero when tied to the token embedding.
     pub unembedding: usize,
     pub position_embedding: usize,
     /// All biases of linear maps, over all blocks.
     pub biases: usize,
-    /// All LayerNorm gains and shifts, blocks and final.
+    /// All norm gains and shifts: blocks, final, embedding norm and QK-norm.
     pub layer_norms: usize,
     /// Numbers the unembedding would have had if untied (0 when untied).
     pub tied: usize,
@@ -31,19 +33,24 @@ impl ParamCount {
     pub fn of(config: &GptConfig) -> Self {
         let (c, v, l) = (config.n_embd, config.vocab_size, config.n_layer);
         let bias = usize::from(config.bias);
-        // Per block: q, k, v, output biases (4c) + MLP biases (4c up, c down).
-        let biases_per_block = bias * (4 * c + 4 * c + c);
-        // Gain (and shift) for ln_1 and ln_2 per block, plus the final ln_f.
-        let per_layer_norm = c * (1 + bias);
+        let mlp_matrices = mlp_matrices(config);
+        // Per block: q, k, v, output biases (4c) + MLP biases (4c per up map, c down).
+        let biases_per_block = bias * (4 * c + (mlp_matrices - 1) * 4 * c + c);
+        let (per_norm, norms, per_qk_norm) = norms(config);
         Self {
             n_layer: l,
             token_embedding: v * c,
             attention_matrix: c * c,
             mlp_matrix: c * 4 * c,
+            mlp_matrices,
             unembedding: if config.tie_embeddings { 0 } else { c * v },
-            position_embedding: config.block_size * c,
+            position_embedding: if config.positions == Positions::Learned {
+                config.block_size * c
+            } else {
+                0
+            },
             biases: l * biases_per_block,
-            layer_norms: (2 * l + 1) * per_layer_norm,
+            layer_norms: norms * per_norm + l * 2 * per_qk_norm,
             tied: if config.tie_embeddings { c * v } else { 0 },
         }
     }
@@ -59,18 +66,27 @@ impl ParamCount {
             u(config.block_size)?,
         );
         let bias = u64::from(config.bias);
+        let mlp = u(mlp_matrices(config))?;
+        let (per_norm, norms, per_qk_norm) = norms(config);
+        let (per_norm, per_qk_norm) = (u(per_norm)?, u(per_qk_norm)?);
+        // 4c² attention + 4c² per MLP matrix; biases 4c + 4c per up map + c.
         let per_block = c
             .checked_mul(c)?
-            .checked_mul(12)?
-            .checked_add(bias.checked_mul(c)?.checked_mul(9)?)?
-            .checked_add(c.checked_mul(2)?.checked_mul(1 + bias)?)?;
+            .checked_mul(4 + 4 * mlp)?
+            .checked_add(bias.checked_mul(c)?.checked_mul(1 + 4 * mlp)?)?
+            .checked_add(per_qk_norm.checked_mul(2)?)?;
+        let positions = if config.positions == Positions::Learned {
+            t
+        } else {
+            0
+        };
         let embeddings = v
             .checked_mul(c)?
             .checked_mul(if config.tie_embeddings { 1 } else { 2 })?
-            .checked_add(t.checked_mul(c)?)?;
+            .checked_add(positions.checked_mul(c)?)?;
         l.checked_mul(per_block)?
             .checked_add(embeddings)?
-            .checked_add(c.checked_mul(1 + bias)?)
+            .checked_add(u(norms)?.checked_mul(per_norm)?)
     }
 
     /// Query, key, value and output matrices of one block.
@@ -78,9 +94,9 @@ impl ParamCount {
         4 * self.attention_matrix
     }
 
-    /// MLP up and down matrices of one block.
+    /// MLP up and down (and gate) matrices of one block.
     pub fn mlp_per_block(&self) -> usize {
-        2 * self.mlp_matrix
+        self.mlp_matrices * self.mlp_matrix
     }
 
     /// The lecture's total: embedding, every block's attention and MLP matrices, unembedding.
@@ -109,6 +125,30 @@ impl ParamCount {
     }
 }
 
+/// 2 MLP matrices, or 3 with SwiGLU's gate.
+fn mlp_matrices(config: &GptConfig) -> usize {
+    if config.activation == Activation::Swiglu {
+        3
+    } else {
+        2
+    }
+}
+
+/// Parameters of one residual-stream norm, how many such norms (two per block, the final
+/// one, the embedding's), and parameters of one QK-norm (two per block).
+fn norms(config: &GptConfig) -> (usize, usize, usize) {
+    let gain = usize::from(config.norm_weight);
+    let shift = usize::from(config.bias && config.norm == NormKind::LayerNorm);
+    let per_norm = config.n_embd * (gain + shift);
+    let count = 2 * config.n_layer + 1 + usize::from(config.embedding_norm);
+    let per_qk_norm = if config.qk_norm {
+        config.head_size() * (gain + shift)
+    } else {
+        0
+    };
+    (per_norm, count, per_qk_norm)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +165,7 @@ mod tests {
             tie_embeddings: false,
             activation: Default::default(),
             layer_norm_eps: 1e-5,
+            ..GptConfig::default()
         }
     }
 
@@ -175,6 +216,7 @@ mod tests {
             tie_embeddings: true,
             activation: Default::default(),
             layer_norm_eps: 1e-5,
+            ..GptConfig::default()
         };
         // matmul weights: 4·2² + 2·2·8 + 10·2 = 16 + 32 + 20 = 68; attention 12·1·2·4 = 96
         assert_eq!(

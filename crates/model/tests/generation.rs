@@ -17,6 +17,7 @@ fn model(seed: u64) -> Gpt {
         tie_embeddings: true,
         activation: Default::default(),
         layer_norm_eps: 1e-5,
+        ..GptConfig::default()
     };
     Gpt::new(&config, seed, &Device::flex()).unwrap()
 }

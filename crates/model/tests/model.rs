@@ -16,6 +16,7 @@ fn config() -> GptConfig {
         tie_embeddings: true,
         activation: Default::default(),
         layer_norm_eps: 1e-5,
+        ..GptConfig::default()
     }
 }
 

@@ -20,6 +20,7 @@ fn config() -> GptConfig {
         tie_embeddings: false,
         activation: Default::default(),
         layer_norm_eps: 1e-5,
+        ..GptConfig::default()
     }
 }
 

@@ -53,6 +53,68 @@ pub struct TrainConfig {
     pub checkpoint_interval: usize,
     /// Checkpoints kept besides the best one.
     pub keep_checkpoints: usize,
+    /// `"adamw"` for every parameter, or `"muon"`: Muon for the blocks' weight matrices, AdamW
+    /// (with `lr`, `beta1`, `beta2`, `weight_decay`) for embeddings, head, gains and biases.
+    #[serde(skip_serializing_if = "is_default")]
+    pub optimizer: OptimizerKind,
+    /// Muon's peak learning rate (the schedule scales it as it scales `lr`).
+    #[serde(skip_serializing_if = "is_default_muon_lr")]
+    pub muon_lr: f64,
+    /// Muon's Nesterov momentum once warmed up.
+    #[serde(skip_serializing_if = "is_default_muon_momentum")]
+    pub muon_momentum: f64,
+    /// Steps over which Muon's momentum rises linearly from 0.85 to `muon_momentum`.
+    #[serde(skip_serializing_if = "is_default_muon_momentum_warmup")]
+    pub muon_momentum_warmup: usize,
+    /// Decoupled weight decay on the matrices Muon updates.
+    #[serde(skip_serializing_if = "is_default")]
+    pub muon_weight_decay: f64,
+    /// `"cosine"` (warm-up, cosine decay to `min_lr`) or `"wsd"` (warm-up, stable at `lr`,
+    /// linear warmdown to `min_lr` over the last `warmdown_fraction` of the steps).
+    #[serde(skip_serializing_if = "is_default")]
+    pub schedule: Schedule,
+    /// The share of `max_steps` the WSD schedule spends decaying.
+    #[serde(skip_serializing_if = "is_default_warmdown_fraction")]
+    pub warmdown_fraction: f64,
+}
+
+/// Which optimizer updates the blocks' weight matrices.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OptimizerKind {
+    #[default]
+    Adamw,
+    Muon,
+}
+
+/// The learning rate's shape over the run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Schedule {
+    #[default]
+    Cosine,
+    Wsd,
+}
+
+const MUON_LR: f64 = 0.02;
+const MUON_MOMENTUM: f64 = 0.95;
+const MUON_MOMENTUM_WARMUP: usize = 300;
+const WARMDOWN_FRACTION: f64 = 0.2;
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}
+fn is_default_muon_lr(value: &f64) -> bool {
+    *value == MUON_LR
+}
+fn is_default_muon_momentum(value: &f64) -> bool {
+    *value == MUON_MOMENTUM
+}
+fn is_default_muon_momentum_warmup(value: &usize) -> bool {
+    *value == MUON_MOMENTUM_WARMUP
+}
+fn is_default_warmdown_fraction(value: &f64) -> bool {
+    *value == WARMDOWN_FRACTION
 }
 
 /// The prompt of the end-of-training sample unless a config names another: a newline.
@@ -84,6 +146,13 @@ impl Default for TrainConfig {
             sample_tokens: 200,
             checkpoint_interval: 500,
             keep_checkpoints: 3,
+            optimizer: OptimizerKind::default(),
+            muon_lr: MUON_LR,
+            muon_momentum: MUON_MOMENTUM,
+            muon_momentum_warmup: MUON_MOMENTUM_WARMUP,
+            muon_weight_decay: 0.0,
+            schedule: Schedule::default(),
+            warmdown_fraction: WARMDOWN_FRACTION,
         }
     }
 }
@@ -122,7 +191,27 @@ impl RunConfig {
     /// Range checks the types alone do not express (the model's own are in `GptConfig`).
     pub fn validate(&self) -> Result<()> {
         let t = &self.train;
-        let checks: [(&str, bool, &str); 12] = [
+        let checks: [(&str, bool, &str); 16] = [
+            (
+                "muon_lr",
+                t.muon_lr > 0.0 && t.muon_lr.is_finite(),
+                "must be a positive number, e.g. 0.02",
+            ),
+            (
+                "muon_momentum",
+                (0.0..1.0).contains(&t.muon_momentum),
+                "must be in [0, 1), e.g. 0.95",
+            ),
+            (
+                "muon_weight_decay",
+                t.muon_weight_decay >= 0.0 && t.muon_weight_decay.is_finite(),
+                "must be >= 0",
+            ),
+            (
+                "warmdown_fraction",
+                (0.0..=1.0).contains(&t.warmdown_fraction),
+                "must be in [0, 1], the share of max_steps spent decaying",
+            ),
             ("batch_size", t.batch_size > 0, "must be at least 1"),
             ("max_steps", t.max_steps > 0, "must be at least 1"),
             (
@@ -198,6 +287,9 @@ pub const RESUMABLE_KEYS: &[&str] = &[
     "train.device",
     "train.sample_prompt",
     "train.sample_tokens",
+    "train.muon_lr",
+    "train.schedule",
+    "train.warmdown_fraction",
 ];
 
 /// Refuses a resume whose config differs from the checkpoint's in any key outside

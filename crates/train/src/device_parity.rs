@@ -11,7 +11,7 @@ use tinygpt_model::{Gpt, GptConfig, cross_entropy};
 
 use crate::config::TrainConfig;
 use crate::device::parse_device;
-use crate::optim::AdamW;
+use crate::optim::Optimizer;
 use crate::tensors::{batch_tensors, scalar, to_vec};
 use crate::trainer::optimizer_step;
 
@@ -41,6 +41,7 @@ fn config() -> GptConfig {
         tie_embeddings: true,
         activation: Default::default(),
         layer_norm_eps: 1e-5,
+        ..GptConfig::default()
     }
 }
 
@@ -73,7 +74,7 @@ fn one_step(device: &Device) -> (Vec<f32>, f64, f64, Vec<f32>) {
     let logits = model.forward(inputs);
     let loss = scalar(cross_entropy(logits.clone(), targets).inner());
     let logits = to_vec(logits.inner());
-    let mut optim = AdamW::new(&TrainConfig::default());
+    let mut optim = Optimizer::new(&TrainConfig::default());
     let (model, _, grad_norm) = optimizer_step(model, &mut optim, &[batch()], 1e-3, 1.0, &device);
     (logits, loss, scalar(grad_norm), weights(&model.valid()))
 }

@@ -24,6 +24,7 @@ pub mod footprint;
 pub mod init_from;
 pub mod interop;
 pub mod model_config;
+pub mod muon;
 pub mod optim;
 pub mod run;
 pub mod schedule;

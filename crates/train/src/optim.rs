@@ -1,4 +1,5 @@
-//! AdamW with decoupled weight decay on weight matrices only, and global-norm clipping.
+//! The optimizer: AdamW with decoupled weight decay on weight matrices only, or Muon for the
+//! blocks' weight matrices with AdamW for the rest (`train.optimizer`); global-norm clipping.
 //!
 //! Written here rather than taken from burn-optim: burn's parameter groups could give decay
 //! on 2-D parameters only, but its `GradientClipping::Norm` clips each tensor by its own norm,
@@ -14,34 +15,42 @@ use burn::tensor::Tensor;
 
 use tinygpt_kernels::adamw::{self, Coefficients, Moments};
 
-use crate::config::TrainConfig;
+use crate::config::{OptimizerKind, TrainConfig};
+use crate::muon::Muon;
 
 #[derive(Debug, Clone)]
-pub struct AdamW {
+pub struct Optimizer {
     beta1: f64,
     beta2: f64,
     epsilon: f64,
     weight_decay: f64,
+    /// Muon's peak learning rate over AdamW's: the schedule scales both alike.
+    muon_lr_ratio: f64,
     /// Optimizer steps taken (Adam's `t`, for bias correction).
     pub steps: u64,
-    /// First and second moments per parameter path, flattened to 1-D.
+    /// AdamW's first and second moments per parameter path, flattened to 1-D.
     pub moments: HashMap<String, Moments>,
+    /// Muon for the blocks' weight matrices, when `train.optimizer = "muon"`.
+    pub muon: Option<Muon>,
 }
 
-impl AdamW {
+impl Optimizer {
     pub fn new(train: &TrainConfig) -> Self {
         Self {
             beta1: train.beta1,
             beta2: train.beta2,
             epsilon: 1e-8,
             weight_decay: train.weight_decay,
+            muon_lr_ratio: train.muon_lr / train.lr,
             steps: 0,
             moments: HashMap::new(),
+            muon: (train.optimizer == OptimizerKind::Muon).then(|| Muon::new(train)),
         }
     }
 
-    /// One update of every parameter that has a gradient. `grad_scale` (shape `[1]`)
-    /// multiplies every gradient first: the global clipping factor, kept on the device.
+    /// One update of every parameter that has a gradient, at AdamW's learning rate `lr` (Muon's
+    /// is `lr · muon_lr / train.lr`). `grad_scale` (shape `[1]`) multiplies every gradient
+    /// first: the global clipping factor, kept on the device.
     pub fn step<M: Module>(
         &mut self,
         module: M,
@@ -50,22 +59,84 @@ impl AdamW {
         grad_scale: Option<Tensor<1>>,
     ) -> M {
         self.steps += 1;
+        let directions = match self.muon.as_mut() {
+            Some(muon) => {
+                let muon_grads = take_muon_grads(&module, grads, grad_scale.as_ref());
+                muon.directions(muon_grads, self.steps)
+            }
+            None => HashMap::new(),
+        };
         let mut update = Update {
             optim: self,
             grads,
             grad_scale,
             lr,
+            directions,
             path: Vec::new(),
         };
         module.map(&mut update)
     }
 }
 
+/// The gradients of the matrices Muon updates, by path, each times the clipping factor.
+fn take_muon_grads<M: Module>(
+    module: &M,
+    grads: &mut GradientsParams,
+    grad_scale: Option<&Tensor<1>>,
+) -> Vec<(String, Tensor<2>)> {
+    struct Collect<'a> {
+        grads: &'a mut GradientsParams,
+        grad_scale: Option<&'a Tensor<1>>,
+        path: Vec<String>,
+        taken: Vec<(String, Tensor<2>)>,
+    }
+    impl ModuleVisitor for Collect<'_> {
+        fn enter_module(&mut self, name: &str, _container_type: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _name: &str, _container_type: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let key = self.path.join(".");
+            if !takes_muon(&key, D) {
+                return;
+            }
+            let Some(grad) = self.grads.remove::<D>(param.id) else {
+                return;
+            };
+            let dims = grad.dims();
+            let mut grad = grad.reshape([dims[0], dims[1]]);
+            if let Some(scale) = self.grad_scale {
+                grad = grad * scale.clone().unsqueeze();
+            }
+            self.taken.push((key, grad));
+        }
+    }
+    let mut collect = Collect {
+        grads,
+        grad_scale,
+        path: Vec::new(),
+        taken: Vec::new(),
+    };
+    module.visit(&mut collect);
+    collect.taken
+}
+
+/// Whether Muon updates the parameter at `path` of rank `rank`: the blocks' weight matrices
+/// (queries, keys, values, outputs, the MLP's maps). Embeddings, the head, gains and biases
+/// stay with AdamW.
+pub fn takes_muon(path: &str, rank: usize) -> bool {
+    rank == 2 && path.starts_with("blocks.")
+}
+
 struct Update<'a> {
-    optim: &'a mut AdamW,
+    optim: &'a mut Optimizer,
     grads: &'a mut GradientsParams,
     grad_scale: Option<Tensor<1>>,
     lr: f64,
+    /// Muon's orthogonalised step for each matrix it updates, by path.
+    directions: HashMap<String, Tensor<2>>,
     path: Vec<String>,
 }
 
@@ -80,15 +151,25 @@ impl ModuleMapper for Update<'_> {
 
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
         let (id, tensor, mapper) = param.consume();
+        let key = self.path.join(".");
+        let shape = tensor.shape();
+        if let Some(direction) = self.directions.remove(&key)
+            && let Some(muon) = &self.optim.muon
+        {
+            let dims = [shape[0], shape[1]];
+            let muon_lr = self.lr * self.optim.muon_lr_ratio;
+            let weight = muon.apply(tensor.inner().reshape(dims), direction, muon_lr);
+            let updated = Tensor::from_inner(weight.reshape(shape)).require_grad();
+            return Param::from_mapped_value(id, updated, mapper);
+        }
         let Some(grad) = self.grads.remove::<D>(id) else {
             return Param::from_mapped_value(id, tensor, mapper);
         };
-        let shape = tensor.shape();
         let n = shape.num_elements();
         let weight = tensor.inner().reshape([n]);
         let grad = grad.reshape([n]);
 
-        let AdamW {
+        let Optimizer {
             beta1,
             beta2,
             epsilon,
@@ -109,7 +190,6 @@ impl ModuleMapper for Update<'_> {
             epsilon: epsilon * correction2,
             keep: 1.0 - self.lr * decay,
         };
-        let key = self.path.join(".");
         let previous = self.optim.moments.remove(&key);
         let scale = self.grad_scale.as_ref();
         let (weight, moments) = adamw::update(weight, grad, previous, scale, &coefficients);
@@ -190,7 +270,7 @@ mod tests {
             ..TrainConfig::default()
         };
         let (layer, mut grads) = layer_and_grads([3.0, -1.0, 0.0, 2.0], [-4.0, 1.0]);
-        let mut optim = AdamW::new(&train);
+        let mut optim = Optimizer::new(&train);
         let lr = 0.1;
         let layer = optim.step(layer, lr, &mut grads, None);
         // Step 1: m̂ = g, v̂ = g², so the Adam step is g/(|g| + ε) ≈ sign(g) (0 where g = 0).
@@ -222,7 +302,7 @@ mod tests {
             weight_decay: 0.0,
             ..TrainConfig::default()
         };
-        let mut optim = AdamW::new(&train);
+        let mut optim = Optimizer::new(&train);
         let (layer, mut grads) = layer_and_grads([2.0, 2.0, 2.0, 2.0], [2.0, 2.0]);
         let layer = optim.step(layer, 0.0, &mut grads, None); // lr 0: only moments move
         let d = device();
@@ -263,7 +343,7 @@ mod tests {
         };
         let (layer, mut grads) = layer_and_grads([3.0, 0.0, 0.0, 0.0], [0.0, 4.0]);
         let scale = clip_scale(global_grad_norm(&layer, &grads), 1.0);
-        let mut optim = AdamW::new(&train);
+        let mut optim = Optimizer::new(&train);
         optim.step(layer, 0.0, &mut grads, Some(scale));
         let second = to_vec(optim.moments["weight"].second.clone());
         assert!(

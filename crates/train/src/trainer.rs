@@ -14,7 +14,7 @@ use tinygpt_model::{Gpt, cross_entropy};
 
 use crate::collective::Collective;
 use crate::config::RunConfig;
-use crate::optim::AdamW;
+use crate::optim::Optimizer;
 use crate::run::checkpoint::{self, TrainState};
 use crate::run::metrics::{MetricsLine, MetricsWriter, bits_per_byte};
 use crate::schedule::learning_rate;
@@ -42,7 +42,7 @@ impl TrainObserver for Quiet {}
 /// Where training starts: a fresh model at step 0, or everything a checkpoint restored.
 pub struct Start {
     pub model: Gpt,
-    pub optim: AdamW,
+    pub optim: Optimizer,
     pub sampler: BatchSampler,
     pub step: usize,
     pub best_val_loss: Option<f64>,
@@ -55,7 +55,7 @@ impl Start {
         let train = &config.train;
         Self {
             model,
-            optim: AdamW::new(train),
+            optim: Optimizer::new(train),
             // Its own stream, distinct from the model init's.
             sampler: BatchSampler::new(
                 train.seed.wrapping_add(1),
@@ -311,7 +311,7 @@ impl Trainer<'_> {
     fn step(
         &self,
         model: Gpt,
-        optim: &mut AdamW,
+        optim: &mut Optimizer,
         sampler: &mut BatchSampler,
         step: usize,
         lr: f64,

@@ -23,7 +23,7 @@ use tinygpt_train::config::TrainConfig;
 use tinygpt_train::cpu::{Fp32Peak, Level, vector_isa};
 use tinygpt_train::device::{BACKENDS, adapters, auto_device, parse_device};
 use tinygpt_train::model_config::model_config;
-use tinygpt_train::optim::AdamW;
+use tinygpt_train::optim::Optimizer;
 use tinygpt_train::run::files::write_atomic;
 use tinygpt_train::tensors::scalar;
 use tinygpt_train::trainer::optimizer_step;
@@ -127,7 +127,7 @@ pub fn bench_command(args: BenchArgs) -> Result<()> {
     // Training steps on synthetic batches: the speed does not depend on the text.
     let train_device = device.clone().autodiff();
     let mut model = Gpt::new(&model_config, 0, &train_device)?;
-    let mut optim = AdamW::new(&TrainConfig::default());
+    let mut optim = Optimizer::new(&TrainConfig::default());
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let t = model_config.block_size;
     let mut times = Vec::new();

@@ -9,6 +9,8 @@ use crate::heads::split_heads;
 
 mod causal_attention;
 mod dropout_mask;
+mod modern_ops;
+mod rms_norm;
 mod vector_levels;
 
 fn training_device() -> Device {

@@ -9,8 +9,8 @@
 
 use anyhow::{Context, Result, bail};
 use tinygpt_data::Tokenizer;
-use tinygpt_model::gpt2::to_gpt2;
-use tinygpt_model::{GptConfig, NamedTensor};
+use tinygpt_model::gpt2::{not_gpt2, to_gpt2};
+use tinygpt_model::{Activation, GptConfig, NamedTensor};
 
 use super::gguf_file::{Gguf, Value};
 
@@ -31,6 +31,14 @@ pub fn gguf_bytes(
     tokenizer: &Tokenizer,
     name: &str,
 ) -> Result<Vec<u8>> {
+    let blocker = not_gpt2(config).or_else(|| {
+        (config.activation == Activation::Relu2).then(|| "model.activation = \"relu2\"".into())
+    });
+    if let Some(switch) = blocker {
+        bail!(
+            "{switch}: the GGUF export writes llama.cpp's gpt2 architecture, which has no such part; export this model with --format safetensors, or train the GPT-2 recipe (configs/shakespeare-char.toml) to export it"
+        );
+    }
     let mut vocab = Vocabulary::of(tokenizer, config.vocab_size)?;
     let appended_end = vocab.end_of_text.is_none();
     let end = *vocab.end_of_text.get_or_insert_with(|| {

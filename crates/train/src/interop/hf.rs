@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use serde_json::json;
 use tinygpt_data::Tokenizer;
-use tinygpt_model::gpt2::{from_gpt2, to_gpt2};
+use tinygpt_model::gpt2::{from_gpt2, not_gpt2, to_gpt2};
 use tinygpt_model::weights::{from_safetensors, to_safetensors};
 use tinygpt_model::{Activation, GptConfig, NamedTensor};
 
@@ -24,6 +24,8 @@ pub fn activation_name(activation: Activation) -> &'static str {
     match activation {
         Activation::Gelu => "gelu",
         Activation::GeluTanh => "gelu_new",
+        Activation::Relu2 => "relu2",
+        Activation::Swiglu => "silu",
     }
 }
 
@@ -67,6 +69,11 @@ pub fn write_dir(
     tokenizer: &Tokenizer,
     card: &str,
 ) -> Result<()> {
+    if let Some(switch) = not_gpt2(config) {
+        bail!(
+            "{switch}: the Hugging Face export writes GPT-2-shaped models (GPT2LMHeadModel), which have no such part; export this model with --format safetensors, or train the GPT-2 recipe (configs/shakespeare-char.toml) to export it"
+        );
+    }
     let weights = to_gpt2(tensors, config).context("the model's tensors")?;
     let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
     let end = tokenizer
@@ -220,6 +227,7 @@ pub fn model_config(json: &str, path: &Path) -> Result<GptConfig> {
         tie_embeddings: hf.tie_word_embeddings,
         activation,
         layer_norm_eps: hf.layer_norm_epsilon,
+        ..GptConfig::default()
     };
     config.validate().with_context(|| at.to_string())?;
     Ok(config)

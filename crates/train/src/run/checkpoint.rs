@@ -3,7 +3,7 @@
 //! ```text
 //! checkpoints/step-0000250/
 //!   model.safetensors       weights, full f32, named by module path
-//!   optimizer.safetensors   AdamW first/second moments per parameter path
+//!   optimizer.safetensors   AdamW first/second moments (and Muon's momentum) per parameter path
 //!   state.json              step, RNG, data position, best val loss, hashes, config
 //!   SHA256SUMS              sha256 of the three files above (`sha256sum -c` reads it)
 //! ```
@@ -33,7 +33,7 @@ use crate::run::hash::sha256_hex;
 use crate::run::weights::first_non_finite;
 use tinygpt_kernels::adamw::Moments;
 
-use crate::optim::AdamW;
+use crate::optim::Optimizer;
 use crate::tensors::to_vec;
 
 pub const MODEL_FILE: &str = "model.safetensors";
@@ -83,7 +83,7 @@ pub fn save(
     checkpoints: &Path,
     mut state: TrainState,
     model: &Gpt,
-    optim: &AdamW,
+    optim: &Optimizer,
 ) -> Result<PathBuf> {
     let name = step_name(state.step);
     let tmp = checkpoints.join(format!(".tmp-{name}"));
@@ -290,12 +290,12 @@ pub fn load_model(dir: &Path, model: Gpt) -> Result<Gpt> {
 }
 
 /// Rebuilds the optimizer (moments on `device`, step count) from a checkpoint.
-pub fn load_optimizer(dir: &Path, config: &RunConfig, device: &Device) -> Result<AdamW> {
+pub fn load_optimizer(dir: &Path, config: &RunConfig, device: &Device) -> Result<Optimizer> {
     let path = dir.join(OPTIMIZER_FILE);
     let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let (tensors, metadata) =
         from_safetensors(&bytes).with_context(|| path.display().to_string())?;
-    let mut optim = AdamW::new(&config.train);
+    let mut optim = Optimizer::new(&config.train);
     optim.steps = metadata
         .get("adam_steps")
         .and_then(|s| s.parse().ok())
@@ -310,6 +310,10 @@ pub fn load_optimizer(dir: &Path, config: &RunConfig, device: &Device) -> Result
             halves.entry(key.into()).or_default().0 = Some(values);
         } else if let Some(key) = t.name.strip_suffix(".second") {
             halves.entry(key.into()).or_default().1 = Some(values);
+        } else if let Some(key) = t.name.strip_suffix(".momentum")
+            && let Some(muon) = optim.muon.as_mut()
+        {
+            muon.buffers.insert(key.into(), values);
         } else {
             bail!("{}: unexpected tensor {}", path.display(), t.name);
         }
@@ -323,22 +327,27 @@ pub fn load_optimizer(dir: &Path, config: &RunConfig, device: &Device) -> Result
     Ok(optim)
 }
 
-fn optimizer_tensors(optim: &AdamW) -> Vec<NamedTensor> {
+fn optimizer_tensors(optim: &Optimizer) -> Vec<NamedTensor> {
     let mut tensors = Vec::new();
+    let named = |name: String, t: &Tensor<1>| NamedTensor {
+        name,
+        shape: t.dims().to_vec(),
+        values: to_vec(t.clone()),
+    };
     for (key, moments) in &optim.moments {
         for (suffix, t) in [("first", &moments.first), ("second", &moments.second)] {
-            tensors.push(NamedTensor {
-                name: format!("{key}.{suffix}"),
-                shape: t.dims().to_vec(),
-                values: to_vec(t.clone()),
-            });
+            tensors.push(named(format!("{key}.{suffix}"), t));
         }
+    }
+    // Muon's momentum, one per matrix it updates.
+    for (key, buffer) in optim.muon.iter().flat_map(|m| &m.buffers) {
+        tensors.push(named(format!("{key}.momentum"), buffer));
     }
     tensors.sort_by(|a, b| a.name.cmp(&b.name));
     tensors
 }
 
-fn adam_metadata(optim: &AdamW) -> HashMap<String, String> {
+fn adam_metadata(optim: &Optimizer) -> HashMap<String, String> {
     HashMap::from([("adam_steps".to_string(), optim.steps.to_string())])
 }
 

@@ -7,7 +7,7 @@ use tinygpt_data::Batch;
 use tinygpt_model::{Gpt, cross_entropy};
 
 use crate::collective::{Alone, Collective, sum_over_ranks};
-use crate::optim::{AdamW, clip_scale, global_grad_norm};
+use crate::optim::{Optimizer, clip_scale, global_grad_norm};
 use crate::tensors::batch_tensors;
 
 /// One rank's part of an optimizer step.
@@ -35,7 +35,7 @@ fn micro_batch_seed(seed: u64, k: usize) -> u64 {
 /// `max_norm` 0 means no clipping.
 pub fn optimizer_step(
     model: Gpt,
-    optim: &mut AdamW,
+    optim: &mut Optimizer,
     micro_batches: &[Batch],
     lr: f64,
     max_norm: f64,
@@ -54,7 +54,7 @@ pub fn optimizer_step(
 /// shard, the ranks sum them (and the loss), and every rank takes the same AdamW step.
 pub fn data_parallel_step(
     model: Gpt,
-    optim: &mut AdamW,
+    optim: &mut Optimizer,
     shard: &Shard,
     lr: f64,
     max_norm: f64,
