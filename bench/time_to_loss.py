@@ -10,7 +10,7 @@ logging and checkpoints included; PyTorch: its training steps alone). Contenders
 round after round, so a machine's drift touches every contender alike.
 
     python bench/time_to_loss.py --target 1.7114 --every 50 \
-        tinygpt:configs/shakespeare-char.toml tinygpt:configs/shakespeare-modern.toml \
+        tinygpt:configs/shakespeare-char.toml@250 tinygpt:configs/shakespeare-modern.toml \
         torch:configs/shakespeare-modern.toml
 """
 import argparse
@@ -80,7 +80,8 @@ def run_torch(config, target, every, threads):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("contenders", nargs="+", help="tinygpt:CONFIG or torch:CONFIG")
+    p.add_argument("contenders", nargs="+",
+                   help="tinygpt:CONFIG or torch:CONFIG, optionally @EVERY (its own evaluation interval)")
     p.add_argument("--target", type=float, required=True)
     p.add_argument("--every", type=int, default=50)
     p.add_argument("--rounds", type=int, default=1)
@@ -91,11 +92,13 @@ def main():
     for round_ in range(args.rounds):
         for contender in args.contenders:
             kind, config = contender.split(":", 1)
+            config, _, every = config.partition("@")
+            every = int(every) if every else args.every
             with tempfile.TemporaryDirectory() as scratch:
                 if kind == "tinygpt":
-                    result = run_tinygpt(config, args.target, args.every, scratch)
+                    result = run_tinygpt(config, args.target, every, scratch)
                 elif kind == "torch":
-                    result = run_torch(config, args.target, args.every, args.threads)
+                    result = run_torch(config, args.target, every, args.threads)
                 else:
                     sys.exit(f"error: contender {contender!r}: write tinygpt:CONFIG or torch:CONFIG")
             results[contender].append(result)

@@ -5,40 +5,13 @@ mod common;
 
 use common::*;
 
-const NANOCHAT: &[&str] = &[
-    "--set",
-    "model.positions=rope",
-    "--set",
-    "model.norm=rms_norm",
-    "--set",
-    "model.norm_weight=false",
-    "--set",
-    "model.embedding_norm=true",
-    "--set",
-    "model.qk_norm=true",
-    "--set",
-    "model.activation=relu2",
-    "--set",
-    "model.logit_softcap=15.0",
-    "--set",
-    "model.init=modern",
-    "--set",
-    "model.tie_embeddings=false",
-    "--set",
-    "model.bias=false",
-    "--set",
-    "train.optimizer=muon",
-    "--set",
-    "train.schedule=wsd",
-    "--set",
-    "train.min_lr=0.0",
-];
-
 #[test]
 fn a_modern_run_learns_and_exports_only_to_formats_that_hold_it() {
     let scratch = Scratch::new("modern");
     let run = scratch.str("run");
-    train_tiny(&run, NANOCHAT);
+    let mut switches = MODERN_RECIPE.to_vec();
+    switches.extend(["--set", "train.min_lr=0.0"]);
+    train_tiny(&run, &switches);
     let lines = metrics(&scratch.path("run"));
     let val: Vec<f64> = lines
         .iter()

@@ -123,46 +123,25 @@ fn resume_is_bit_exact_with_grad_accumulation_and_dropout() {
     );
 }
 
-/// The modern recipe: every model switch, Muon (its momentum buffers and warmup in the
-/// checkpoint) and the WSD schedule with its warmdown crossing the stop.
-const MODERN: &[&str] = &[
-    "--set",
-    "model.positions=rope",
-    "--set",
-    "model.norm=rms_norm",
-    "--set",
-    "model.norm_weight=false",
-    "--set",
-    "model.embedding_norm=true",
-    "--set",
-    "model.qk_norm=true",
-    "--set",
-    "model.activation=relu2",
-    "--set",
-    "model.logit_softcap=15.0",
-    "--set",
-    "model.init=modern",
-    "--set",
-    "model.tie_embeddings=false",
-    "--set",
-    "model.bias=false",
-    "--set",
-    "train.optimizer=muon",
-    "--set",
-    "train.muon_momentum_warmup=30",
-    "--set",
-    "train.schedule=wsd",
-    "--set",
-    "train.warmdown_fraction=0.6",
-];
+/// The modern recipe with Muon's momentum warm-up and the WSD warmdown both crossing the stop.
+fn modern() -> Vec<&'static str> {
+    let mut switches = MODERN_RECIPE.to_vec();
+    switches.extend([
+        "--set",
+        "train.muon_momentum_warmup=30",
+        "--set",
+        "train.warmdown_fraction=0.6",
+    ]);
+    switches
+}
 
 #[test]
 fn resume_is_bit_exact_with_the_modern_recipe_and_muon() {
-    bit_exact_resume("exact-modern", MODERN);
+    bit_exact_resume("exact-modern", &modern());
     // The checkpoint holds Muon's momentum for every block matrix (2 blocks × 6).
     let scratch = Scratch::new("exact-modern-state");
     let run = scratch.str("run");
-    run_ok(&new_run(&run, &schedule(10, MODERN), &[]));
+    run_ok(&new_run(&run, &schedule(10, &modern()), &[]));
     let bytes =
         std::fs::read(scratch.path("run/checkpoints/step-0000010/optimizer.safetensors")).unwrap();
     let (tensors, _) = tinygpt_model::weights::from_safetensors(&bytes).unwrap();

@@ -49,7 +49,8 @@ pub(super) fn place(
     };
     let [_, time, width] = qkv.dims();
     let d = width / 3 / n_head;
-    let tables_fit = rotary.is_none_or(|r| d % 2 == 0 && r.cos_values.len() == time * d / 2);
+    let tables_fit =
+        rotary.is_none_or(|r| d.is_multiple_of(2) && r.cos_values.len() == time * d / 2);
     if !tables_fit || d > MAX_HEAD || width % (3 * n_head) != 0 {
         return None;
     }

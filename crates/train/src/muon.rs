@@ -165,7 +165,8 @@ mod tests {
     }
 
     /// The eigenvalues of the small Gram matrix `XXᵀ` (or `XᵀX`) by Jacobi rotations: the
-    /// squared singular values of `X`.
+    /// squared singular values of `X`. (Indices read as the textbook's.)
+    #[allow(clippy::needless_range_loop)]
     fn squared_singular_values(x: &Tensor<2>) -> Vec<f64> {
         let [rows, cols] = x.dims();
         let v: Vec<f64> = to_vec(x.clone()).into_iter().map(f64::from).collect();

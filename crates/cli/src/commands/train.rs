@@ -24,10 +24,11 @@ use crate::signals::{exit_code, interrupt_flag};
 
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
-    /// Run configuration (TOML with [model], [data] and [train] sections).
+    /// Run configuration (TOML with [model], [data] and [train] sections). The default is the
+    /// modern recipe; configs/shakespeare-char.toml is the GPT-2 one.
     #[arg(
         long,
-        default_value = "configs/shakespeare-char.toml",
+        default_value = "configs/shakespeare-modern.toml",
         conflicts_with = "resume"
     )]
     pub config: PathBuf,

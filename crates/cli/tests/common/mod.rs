@@ -235,3 +235,31 @@ pub fn python_with(modules: &[&str]) -> Option<String> {
     );
     None
 }
+
+/// `--set`s of the modern recipe: nanochat's model switches, Muon and the WSD schedule.
+pub const MODERN_RECIPE: &[&str] = &[
+    "--set",
+    "model.positions=rope",
+    "--set",
+    "model.norm=rms_norm",
+    "--set",
+    "model.norm_weight=false",
+    "--set",
+    "model.embedding_norm=true",
+    "--set",
+    "model.qk_norm=true",
+    "--set",
+    "model.activation=relu2",
+    "--set",
+    "model.logit_softcap=15.0",
+    "--set",
+    "model.init=modern",
+    "--set",
+    "model.tie_embeddings=false",
+    "--set",
+    "model.bias=false",
+    "--set",
+    "train.optimizer=muon",
+    "--set",
+    "train.schedule=wsd",
+];
