@@ -61,13 +61,17 @@ pub fn table(config: &GptConfig, source: &str) -> String {
     let mut row = |name: &str, shape: &str, total: usize| {
         out += &format!("{name:<28} {shape:>18} {:>16} {:>20}\n", "", n(total));
     };
-    row(
-        "position embedding",
-        &shape(config.block_size, c),
-        count.position_embedding,
-    );
+    let positions = match config.positions {
+        tinygpt_model::Positions::Learned => shape(config.block_size, c),
+        tinygpt_model::Positions::Rope => "none (rotary)".to_string(),
+    };
+    row("position embedding", &positions, count.position_embedding);
     row("biases", "", count.biases);
-    row("LayerNorm gains and shifts", "", count.layer_norms);
+    let norms = match config.norm {
+        tinygpt_model::NormKind::LayerNorm => "LayerNorm gains and shifts",
+        tinygpt_model::NormKind::RmsNorm => "RMSNorm gains",
+    };
+    row(norms, "", count.layer_norms);
     row("everything", "", count.total());
     if count.tied > 0 {
         out += &format!(
