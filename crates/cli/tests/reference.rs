@@ -68,44 +68,33 @@ fn the_pytorch_reference_computes_tinygpts_first_step_loss_from_its_weights() {
         return;
     };
     let scratch = Scratch::new("reference");
+    let tiny = std::fs::read_to_string(workspace_root().join("configs/tiny-test.toml")).unwrap();
+    // tiny-test with `model_keys` added to its [model] section, written as NAME.toml.
+    let variant = |name: &str, model_keys: &str| {
+        let config = tiny.replace("dropout = 0.0", &format!("dropout = 0.0\n{model_keys}"));
+        assert_ne!(tiny, config);
+        let path = scratch.str(&format!("{name}.toml"));
+        std::fs::write(&path, config).unwrap();
+        path
+    };
     // Tied embeddings with biases (the default), an untied unembedding without biases, and
     // GPT-2's tanh GELU with another LayerNorm ε.
-    let untied = scratch.str("untied.toml");
-    let tiny = std::fs::read_to_string(workspace_root().join("configs/tiny-test.toml")).unwrap();
-    let untied_config = tiny.replace(
-        "dropout = 0.0",
-        "dropout = 0.0\ntie_embeddings = false\nbias = false",
+    let untied = variant("untied", "tie_embeddings = false\nbias = false");
+    let gpt2 = variant(
+        "gelu-tanh",
+        "activation = \"gelu_tanh\"\nlayer_norm_eps = 1e-3",
     );
-    assert_ne!(tiny, untied_config);
-    std::fs::write(&untied, untied_config).unwrap();
-    let gpt2 = scratch.str("gelu-tanh.toml");
-    let gpt2_config = tiny.replace(
-        "dropout = 0.0",
-        "dropout = 0.0\nactivation = \"gelu_tanh\"\nlayer_norm_eps = 1e-3",
-    );
-    assert_ne!(tiny, gpt2_config);
-    std::fs::write(&gpt2, gpt2_config).unwrap();
     // The modern switches: nanochat's shape (RoPE, parameter-free RMSNorm after the embedding
     // and in every block, QK-norm, ReLU², soft-cap, no biases, untied, modern init), and a
     // Llama/Qwen3-like one (RMSNorm and QK-norm with gains, SwiGLU).
-    let nanochat = scratch.str("nanochat.toml");
-    std::fs::write(
-        &nanochat,
-        tiny.replace(
-            "dropout = 0.0",
-            "dropout = 0.0\npositions = \"rope\"\nnorm = \"rms_norm\"\nnorm_weight = false\nembedding_norm = true\nqk_norm = true\nactivation = \"relu2\"\nlogit_softcap = 15.0\ninit = \"modern\"\ntie_embeddings = false\nbias = false",
-        ),
-    )
-    .unwrap();
-    let llama = scratch.str("llama.toml");
-    std::fs::write(
-        &llama,
-        tiny.replace(
-            "dropout = 0.0",
-            "dropout = 0.0\npositions = \"rope\"\nrope_base = 500.0\nnorm = \"rms_norm\"\nqk_norm = true\nactivation = \"swiglu\"\ntie_embeddings = false\nbias = false\nlayer_norm_eps = 1e-6",
-        ),
-    )
-    .unwrap();
+    let nanochat = variant(
+        "nanochat",
+        "positions = \"rope\"\nnorm = \"rms_norm\"\nnorm_weight = false\nembedding_norm = true\nqk_norm = true\nactivation = \"relu2\"\nlogit_softcap = 15.0\ninit = \"modern\"\ntie_embeddings = false\nbias = false",
+    );
+    let llama = variant(
+        "llama",
+        "positions = \"rope\"\nrope_base = 500.0\nnorm = \"rms_norm\"\nqk_norm = true\nactivation = \"swiglu\"\ntie_embeddings = false\nbias = false\nlayer_norm_eps = 1e-6",
+    );
     let mut seen = Vec::new();
     let configs = [
         "configs/tiny-test.toml",

@@ -68,7 +68,7 @@ where
     }
     let x = on_flex_autodiff(x)?;
     let (output, derivative) = evaluate(&x.primitive().to_contiguous(), &forward);
-    Some(track(Gelu, [x.node()], derivative, output))
+    Some(track(Pointwise, [x.node()], derivative, output))
 }
 
 /// The function of a contiguous tensor, and its derivative at each input.
@@ -93,10 +93,11 @@ fn same_shape(values: Vec<f32>, like: &FlexTensor) -> FlexTensor {
 }
 
 #[derive(Debug)]
-struct Gelu;
+/// An element-wise op's backward pass: the saved derivative times the output's gradient.
+struct Pointwise;
 
-impl Backward<Flex, 1> for Gelu {
-    /// The derivative at each input (`Φ(x) + x·φ(x)` for the exact form).
+impl Backward<Flex, 1> for Pointwise {
+    /// The derivative at each input (`Φ(x) + x·φ(x)` for the exact GELU, `2·max(0, x)` for ReLU²).
     type State = FlexTensor;
 
     fn backward(self, ops: Ops<FlexTensor, 1>, grads: &mut Gradients, _: &mut Checkpointer) {

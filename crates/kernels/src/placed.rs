@@ -6,6 +6,8 @@
 //! Backward of the rotation is the rotation by the opposite angle; of the norm,
 //! dx = r·(dx̂ − x̂·mean(dx̂·x̂)) with x̂ = x·r, r = 1/√(mean(x²) + ε).
 
+use std::sync::Arc;
+
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::grads::Gradients;
@@ -30,8 +32,8 @@ struct Placement {
     /// QK-norm's ε, when the heads are normalised.
     epsilon: Option<f32>,
     /// RoPE's cos and sin, `[time, d_head/2]`, when the heads are rotated.
-    cos: Option<Vec<f32>>,
-    sin: Option<Vec<f32>>,
+    cos: Option<Arc<[f32]>>,
+    sin: Option<Arc<[f32]>>,
 }
 
 /// `Some(qkv with queries and keys placed)` for an f32 `qkv` on `flex`, else `None`.

@@ -4,6 +4,8 @@
 //! convention of transformers' Llama — by the angle `position · base^(−2i/d)`. A query at
 //! position m and a key at position n then score `q·R(n−m)·k`: only their distance counts.
 
+use std::sync::Arc;
+
 use burn::tensor::{Device, Tensor, TensorData};
 
 /// cos and sin of every (position, pair) angle for positions `offset..offset + time`, each
@@ -12,9 +14,10 @@ use burn::tensor::{Device, Tensor, TensorData};
 pub struct RotaryTables {
     pub cos: Tensor<4>,
     pub sin: Tensor<4>,
-    /// The same values on the host, `[time, d_head/2]` row-major (for the fused kernel).
-    pub cos_values: Vec<f32>,
-    pub sin_values: Vec<f32>,
+    /// The same values on the host, `[time, d_head/2]` row-major (for the fused kernel, which
+    /// shares them with every layer's op and backward pass instead of copying).
+    pub cos_values: Arc<[f32]>,
+    pub sin_values: Arc<[f32]>,
 }
 
 impl RotaryTables {
@@ -37,8 +40,8 @@ impl RotaryTables {
         Self {
             cos: table(&cos),
             sin: table(&sin),
-            cos_values: cos,
-            sin_values: sin,
+            cos_values: cos.into(),
+            sin_values: sin.into(),
         }
     }
 }

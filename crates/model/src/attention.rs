@@ -75,23 +75,7 @@ impl CausalSelfAttention {
         let heads = if fused::applies(&x) {
             // One product gives queries, keys and values side by side: [batch, time, 3·n_embd].
             let qkv = fused::linear_with(x, self.packed_weight(), self.packed_bias());
-            let gainless = self.query_norm.as_ref().is_none_or(|n| n.gamma.is_none())
-                && self.key_norm.as_ref().is_none_or(|n| n.gamma.is_none());
-            let epsilon = self.query_norm.as_ref().map(|n| n.epsilon);
-            let placed = (self.moves_queries_and_keys(rotary) && gainless)
-                .then(|| fused::place_queries_and_keys(&qkv, self.n_head, epsilon, rotary))
-                .flatten();
-            let qkv = if let Some(placed) = placed {
-                placed
-            } else if self.moves_queries_and_keys(rotary) {
-                let [.., width] = qkv.dims();
-                let c = width / 3;
-                let query = self.place(qkv.clone().narrow(2, 0, c), &self.query_norm, rotary);
-                let key = self.place(qkv.clone().narrow(2, c, c), &self.key_norm, rotary);
-                Tensor::cat(vec![query, key, qkv.narrow(2, 2 * c, c)], 2)
-            } else {
-                qkv
-            };
+            let qkv = self.place_packed(qkv, rotary);
             fused::causal_self_attention(qkv, self.n_head)
         } else {
             let (query, key, value) = self.project(x, rotary);
@@ -164,6 +148,29 @@ impl CausalSelfAttention {
         };
         let heads = attention(query, key, value, None, None, options);
         self.output.forward(merge_heads(heads))
+    }
+
+    /// The packed `[batch, time, 3·n_embd]` projection with its queries and keys placed (see
+    /// [`Self::place`]): one fused op on flex when QK-norm has no gain, else split, placed with
+    /// burn's ops and joined again.
+    fn place_packed(&self, qkv: Tensor<3>, rotary: Option<&RotaryTables>) -> Tensor<3> {
+        if !self.moves_queries_and_keys(rotary) {
+            return qkv;
+        }
+        let gainless = [&self.query_norm, &self.key_norm]
+            .iter()
+            .all(|norm| norm.as_ref().is_none_or(|n| n.gamma.is_none()));
+        let epsilon = self.query_norm.as_ref().map(|n| n.epsilon);
+        if gainless
+            && let Some(placed) = fused::place_queries_and_keys(&qkv, self.n_head, epsilon, rotary)
+        {
+            return placed;
+        }
+        let [.., width] = qkv.dims();
+        let c = width / 3;
+        let query = self.place(qkv.clone().narrow(2, 0, c), &self.query_norm, rotary);
+        let key = self.place(qkv.clone().narrow(2, c, c), &self.key_norm, rotary);
+        Tensor::cat(vec![query, key, qkv.narrow(2, 2 * c, c)], 2)
     }
 
     /// Whether queries and keys change between their projection and the scores.

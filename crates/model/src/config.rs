@@ -271,18 +271,10 @@ impl GptConfig {
 mod tests {
     use super::*;
 
+    /// The default shape (4 × 4 × 128, context 64) with a vocabulary.
     fn config() -> GptConfig {
         GptConfig {
             vocab_size: 65,
-            block_size: 64,
-            n_layer: 4,
-            n_head: 4,
-            n_embd: 128,
-            dropout: 0.0,
-            bias: true,
-            tie_embeddings: true,
-            activation: Default::default(),
-            layer_norm_eps: 1e-5,
             ..GptConfig::default()
         }
     }

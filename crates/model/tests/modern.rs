@@ -1,10 +1,11 @@
 //! The modern switches of `[model]` (RoPE, RMSNorm, QK-norm, ReLU², SwiGLU, soft-cap, the
 //! modern init): hand-computed values, invariants, and the fast path against the explicit one.
 
+mod common;
+
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use common::{max_abs_diff, random, values};
 use tinygpt_kernels::softcap;
 use tinygpt_model::generate::argmax;
 use tinygpt_model::{
@@ -122,27 +123,8 @@ fn variants() -> Vec<(&'static str, GptConfig)> {
     ]
 }
 
-fn random<const D: usize>(shape: [usize; D], seed: u64, device: &Device) -> Tensor<D> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let n = shape.iter().product();
-    let values: Vec<f32> = (0..n).map(|_| rng.random_range(-2.0..2.0)).collect();
-    Tensor::from_data(TensorData::new(values, shape), device)
-}
-
 fn tokens(seq: &[i64], device: &Device) -> Tensor<2, Int> {
     Tensor::from_data(TensorData::new(seq.to_vec(), [1, seq.len()]), device)
-}
-
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f32::max)
 }
 
 #[test]

@@ -2,29 +2,11 @@
 //! turns each pair by its own frequency and makes scores depend on distance alone; RMSNorm's
 //! values for a worked example.
 
+mod common;
+
 use burn::tensor::{Device, Tensor, TensorData};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use common::{max_abs_diff, random, values};
 use tinygpt_kernels::{RotaryTables, rms_norm, rotate};
-
-fn random<const D: usize>(shape: [usize; D], seed: u64, device: &Device) -> Tensor<D> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let n = shape.iter().product();
-    let values: Vec<f32> = (0..n).map(|_| rng.random_range(-2.0..2.0)).collect();
-    Tensor::from_data(TensorData::new(values, shape), device)
-}
-
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f32::max)
-}
 
 #[test]
 fn rope_at_position_zero_is_the_identity_and_keeps_lengths_elsewhere() {
