@@ -7,18 +7,18 @@
 //! `data.val_corpus`. A document's id is its position in the corpus: files in order, and within
 //! a file its ordinal (JSONL line, Parquet row), so bad or empty documents keep ids too.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 
-use crate::cache::CACHE_DIR;
-use crate::cache_writer::Failure;
 use crate::corpus::MAP_FROM_BYTES;
 use crate::documents::{self, FileFacts, Item};
+use crate::error::Failure;
 use crate::file_memo::FileMemo;
-use crate::sources::{self, Source};
+use crate::sources::{self, Source, cache_dir, common_dir};
+use crate::store::hex;
 use crate::{Corpus, DataConfig, DataError};
 
 /// Train (0) or val (1).
@@ -132,7 +132,7 @@ impl Documents {
 
     /// The hex sha256 of [`Self::key_material`]: what runs record as their corpus.
     pub fn fingerprint(&self) -> String {
-        crate::cache::hex(&Sha256::digest(&self.key_material))
+        hex(&Sha256::digest(&self.key_material))
     }
 
     pub fn files(&self) -> usize {
@@ -227,27 +227,6 @@ impl Documents {
         }
         Ok(counts)
     }
-}
-
-/// The deepest directory holding every source.
-fn common_dir<'a>(sources: impl IntoIterator<Item = &'a Source>) -> PathBuf {
-    let mut dirs = sources
-        .into_iter()
-        .map(|s| s.path.parent().unwrap_or(Path::new("")).to_path_buf());
-    let mut common = dirs.next().unwrap_or_default();
-    for dir in dirs {
-        while !dir.starts_with(&common) {
-            if !common.pop() {
-                break;
-            }
-        }
-    }
-    common
-}
-
-/// The token cache's directory for these sources (as [`crate::cache::cache_path`] places it).
-pub(crate) fn cache_dir(sources: &[Source]) -> PathBuf {
-    common_dir(sources).join(CACHE_DIR)
 }
 
 /// The validation ids among `n` documents: `round(n × fraction)` of them (at least one, and

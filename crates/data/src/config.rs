@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::DataError;
-use crate::bpe::MIN_BPE_VOCAB;
+
+/// The smallest BPE vocabulary: 256 byte tokens plus the end-of-text token.
+pub const MIN_BPE_VOCAB: usize = 257;
 
 /// The largest BPE vocabulary tinygpt trains: far past what a tiny model uses, and far below
 /// the u32 token ids' limit.
@@ -212,6 +214,15 @@ impl DataConfig {
             ));
         }
         Ok(())
+    }
+}
+
+/// Val must be a part, and not the whole, of the text.
+pub(crate) fn check_val_fraction(val_fraction: f64) -> Result<(), DataError> {
+    if val_fraction > 0.0 && val_fraction < 1.0 {
+        Ok(())
+    } else {
+        Err(DataError::BadValFraction(val_fraction))
     }
 }
 

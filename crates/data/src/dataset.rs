@@ -4,10 +4,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use std::ops::ControlFlow;
-
+use crate::DataError;
+use crate::config::check_val_fraction;
 use crate::tokens::Tokens;
-use crate::{Corpus, DataError};
 
 /// The corpus as token ids, split once: train is the head, val the tail.
 #[derive(Debug, Clone)]
@@ -45,60 +44,6 @@ impl Splits {
         }
         Ok(Self { train, val })
     }
-}
-
-fn check_val_fraction(val_fraction: f64) -> Result<(), DataError> {
-    if val_fraction > 0.0 && val_fraction < 1.0 {
-        Ok(())
-    } else {
-        Err(DataError::BadValFraction(val_fraction))
-    }
-}
-
-/// Splits text into its train head and val tail at a character boundary, the last
-/// `val_fraction` of the characters going to val. Tokenizers are trained on the head only.
-pub fn split_text(text: &str, val_fraction: f64) -> Result<(&str, &str), DataError> {
-    let at = split_point(val_fraction, &mut |visit| {
-        let _ = visit(0, text);
-    })?;
-    Ok(text.split_at(at))
-}
-
-/// [`split_text`] of a corpus, counting its characters a window at a time (a mapped corpus
-/// is not left resident).
-pub fn split_corpus(corpus: &Corpus, val_fraction: f64) -> Result<(&str, &str), DataError> {
-    let at = split_point(val_fraction, &mut |visit| corpus.in_windows(visit))?;
-    Ok(corpus.split_at(at))
-}
-
-/// A pass over a text's consecutive windows: calls its argument with each window's byte
-/// offset and text until that breaks.
-type Walk<'a> = dyn FnMut(&mut dyn FnMut(usize, &str) -> ControlFlow<()>) + 'a;
-
-/// The byte offset where the last `val_fraction` of the characters `walk` shows begins.
-fn split_point(val_fraction: f64, walk: &mut Walk) -> Result<usize, DataError> {
-    check_val_fraction(val_fraction)?;
-    let (mut n_chars, mut len) = (0, 0);
-    walk(&mut |offset, window| {
-        n_chars += window.chars().count();
-        len = offset + window.len();
-        ControlFlow::Continue(())
-    });
-    let n_val = (n_chars as f64 * val_fraction).round() as usize;
-    let (mut before, mut at) = (n_chars - n_val, len);
-    walk(
-        &mut |offset, window| match window.char_indices().nth(before) {
-            Some((i, _)) => {
-                at = offset + i;
-                ControlFlow::Break(())
-            }
-            None => {
-                before -= window.chars().count();
-                ControlFlow::Continue(())
-            }
-        },
-    );
-    Ok(at)
 }
 
 /// A batch of `batch_size` windows: `inputs[b, t]` is followed by `targets[b, t]`.
@@ -227,43 +172,6 @@ mod tests {
         );
         assert!(Splits::new(tokens(100), 0.0, 4).is_err());
         assert!(Splits::new(tokens(100), 1.0, 4).is_err());
-    }
-
-    #[test]
-    fn text_split_is_by_characters() {
-        let (train, val) = split_text("abcdéfghij", 0.3).unwrap();
-        assert_eq!((train, val), ("abcdéfg", "hij"));
-        assert!(split_text("abc", 1.0).is_err());
-    }
-
-    #[test]
-    fn a_split_counted_in_windows_falls_where_counting_it_whole_does() {
-        let text = "naïve café — ok\n".repeat(13);
-        let n = text.chars().count();
-        for window in [1, 2, 3, 5, 8, 17, 1000] {
-            for fraction in [0.004, 0.1, 0.37, 0.5, 0.99] {
-                let before = n - (n as f64 * fraction).round() as usize;
-                let expected = text
-                    .char_indices()
-                    .nth(before)
-                    .map_or(text.len(), |(i, _)| i);
-                let at = split_point(fraction, &mut |visit| {
-                    let mut start = 0;
-                    while start < text.len() {
-                        let mut end = (start + window).min(text.len());
-                        while !text.is_char_boundary(end) {
-                            end += 1;
-                        }
-                        if visit(start, &text[start..end]).is_break() {
-                            return;
-                        }
-                        start = end;
-                    }
-                })
-                .unwrap();
-                assert_eq!(at, expected, "window {window}, fraction {fraction}");
-            }
-        }
     }
 
     #[test]

@@ -15,9 +15,9 @@ use parquet::record::Field;
 use parquet::schema::types::Type;
 use sha2::{Digest, Sha256};
 
-use crate::cache_writer::Failure;
 use crate::config::Format;
 use crate::corpus::read_corpus_mapping_from;
+use crate::error::Failure;
 use crate::sources::Source;
 use crate::{Corpus, DataError};
 

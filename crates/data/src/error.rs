@@ -61,3 +61,32 @@ fn format_chars(chars: &[char]) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+/// Why the cache could not be written: the disk (then tokens stay in memory) or the text.
+#[derive(Debug)]
+pub enum Failure {
+    Io(std::io::Error),
+    Data(DataError),
+}
+
+impl Failure {
+    /// As a data error, for callers with no disk to fall back from.
+    pub fn into_data(self) -> DataError {
+        match self {
+            Failure::Data(e) => e,
+            Failure::Io(e) => DataError::Tokenizer(e.to_string()),
+        }
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        Failure::Io(e)
+    }
+}
+
+impl From<DataError> for Failure {
+    fn from(e: DataError) -> Self {
+        Failure::Data(e)
+    }
+}

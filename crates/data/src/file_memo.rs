@@ -14,6 +14,7 @@ use crate::DataError;
 use crate::config::Format;
 use crate::documents::{self, FileFacts};
 use crate::sources::Source;
+use crate::store::{create_cache_dir, hex, unhex};
 
 /// Entries younger than this (mtime against now) are not trusted later.
 const SETTLED: Duration = Duration::from_secs(2);
@@ -88,7 +89,7 @@ impl FileMemo {
             && bytes == facts.bytes
             && mtime_ns + SETTLED.as_nanos() < now
         {
-            let sha256 = crate::cache::hex(&facts.sha256);
+            let sha256 = hex(&facts.sha256);
             let entry = Entry {
                 format: source.format,
                 bytes,
@@ -115,7 +116,7 @@ impl FileMemo {
         let Some(dir) = path.parent() else {
             return;
         };
-        if crate::cache::create_cache_dir(dir).is_err() {
+        if create_cache_dir(dir).is_err() {
             return;
         }
         let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
@@ -123,17 +124,6 @@ impl FileMemo {
             let _ = std::fs::remove_file(&tmp);
         }
     }
-}
-
-fn unhex(hex: &str) -> Option<[u8; 32]> {
-    let mut out = [0u8; 32];
-    if hex.len() != 64 {
-        return None;
-    }
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
 }
 
 #[cfg(test)]

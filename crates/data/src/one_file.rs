@@ -10,11 +10,10 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::collection::cache_dir;
-use crate::config::Format;
+use crate::config::{Format, check_val_fraction};
 use crate::documents::FileFacts;
 use crate::file_memo::FileMemo;
-use crate::sources::Source;
+use crate::sources::{Source, cache_dir};
 use crate::{Corpus, DataError, read_corpus};
 
 pub struct OneFile {
@@ -146,6 +145,52 @@ impl Chars {
     }
 }
 
+/// Splits text into its train head and val tail at a character boundary, the last
+/// `val_fraction` of the characters going to val. Tokenizers are trained on the head only.
+pub fn split_text(text: &str, val_fraction: f64) -> Result<(&str, &str), DataError> {
+    let at = split_point(val_fraction, &mut |visit| {
+        let _ = visit(0, text);
+    })?;
+    Ok(text.split_at(at))
+}
+
+/// [`split_text`] of a corpus, counting its characters a window at a time (a mapped corpus
+/// is not left resident).
+pub fn split_corpus(corpus: &Corpus, val_fraction: f64) -> Result<(&str, &str), DataError> {
+    let at = split_point(val_fraction, &mut |visit| corpus.in_windows(visit))?;
+    Ok(corpus.split_at(at))
+}
+
+/// A pass over a text's consecutive windows: calls its argument with each window's byte
+/// offset and text until that breaks.
+type Walk<'a> = dyn FnMut(&mut dyn FnMut(usize, &str) -> ControlFlow<()>) + 'a;
+
+/// The byte offset where the last `val_fraction` of the characters `walk` shows begins.
+fn split_point(val_fraction: f64, walk: &mut Walk) -> Result<usize, DataError> {
+    check_val_fraction(val_fraction)?;
+    let (mut n_chars, mut len) = (0, 0);
+    walk(&mut |offset, window| {
+        n_chars += window.chars().count();
+        len = offset + window.len();
+        ControlFlow::Continue(())
+    });
+    let n_val = (n_chars as f64 * val_fraction).round() as usize;
+    let (mut before, mut at) = (n_chars - n_val, len);
+    walk(
+        &mut |offset, window| match window.char_indices().nth(before) {
+            Some((i, _)) => {
+                at = offset + i;
+                ControlFlow::Break(())
+            }
+            None => {
+                before -= window.chars().count();
+                ControlFlow::Continue(())
+            }
+        },
+    );
+    Ok(at)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,5 +274,42 @@ mod tests {
         std::fs::remove_file(first.path.unwrap()).unwrap();
         let err = encode().unwrap_err();
         assert!(matches!(err, DataError::CorpusChanged { .. }), "{err}");
+    }
+
+    #[test]
+    fn text_split_is_by_characters() {
+        let (train, val) = split_text("abcdéfghij", 0.3).unwrap();
+        assert_eq!((train, val), ("abcdéfg", "hij"));
+        assert!(split_text("abc", 1.0).is_err());
+    }
+
+    #[test]
+    fn a_split_counted_in_windows_falls_where_counting_it_whole_does() {
+        let text = "naïve café — ok\n".repeat(13);
+        let n = text.chars().count();
+        for window in [1, 2, 3, 5, 8, 17, 1000] {
+            for fraction in [0.004, 0.1, 0.37, 0.5, 0.99] {
+                let before = n - (n as f64 * fraction).round() as usize;
+                let expected = text
+                    .char_indices()
+                    .nth(before)
+                    .map_or(text.len(), |(i, _)| i);
+                let at = split_point(fraction, &mut |visit| {
+                    let mut start = 0;
+                    while start < text.len() {
+                        let mut end = (start + window).min(text.len());
+                        while !text.is_char_boundary(end) {
+                            end += 1;
+                        }
+                        if visit(start, &text[start..end]).is_break() {
+                            return;
+                        }
+                        start = end;
+                    }
+                })
+                .unwrap();
+                assert_eq!(at, expected, "window {window}, fraction {fraction}");
+            }
+        }
     }
 }

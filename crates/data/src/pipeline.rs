@@ -5,13 +5,14 @@
 use std::path::Path;
 use std::time::Instant;
 
-use crate::bpe::{bpe_sample, train_bpe_on};
-use crate::cache::{CacheInfo, hex, load_or_encode, load_or_encode_documents};
+use crate::cache::{CacheInfo, load_or_encode, load_or_encode_documents};
 use crate::collection::{Counts, Documents, VAL};
 use crate::config::Format;
-use crate::one_file::{Chars, OneFile};
+use crate::one_file::{Chars, OneFile, split_corpus};
 use crate::sources::{self, Source};
-use crate::{CharTokenizer, DataConfig, DataError, Splits, Tokenizer, split_corpus};
+use crate::store::hex;
+use crate::tokenizer::bpe::{bpe_sample, train_bpe_on};
+use crate::{CharTokenizer, DataConfig, DataError, Splits, Tokenizer};
 
 /// A corpus as a run reads it.
 pub enum Input {
@@ -71,7 +72,7 @@ impl Input {
                     chars.add(text);
                     Ok(())
                 })
-                .map_err(crate::cache_writer::Failure::into_data)?;
+                .map_err(crate::error::Failure::into_data)?;
                 Ok(chars.into_set())
             }
         }
@@ -187,7 +188,7 @@ fn sample_documents(docs: &Documents, cap: usize) -> Result<Vec<String>, DataErr
         index += 1;
         Ok(())
     })
-    .map_err(crate::cache_writer::Failure::into_data)?;
+    .map_err(crate::error::Failure::into_data)?;
     Ok(sample)
 }
 

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::DataError;
 use crate::config::{CorpusSpec, Format};
+use crate::store::CACHE_DIR;
 
 /// One input file and how its documents are stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -111,6 +112,27 @@ fn hidden(path: &Path) -> bool {
         let c = c.as_os_str().to_string_lossy();
         c.starts_with('.') && c != "." && c != ".."
     })
+}
+
+/// The deepest directory holding every source.
+pub(crate) fn common_dir<'a>(sources: impl IntoIterator<Item = &'a Source>) -> PathBuf {
+    let mut dirs = sources
+        .into_iter()
+        .map(|s| s.path.parent().unwrap_or(Path::new("")).to_path_buf());
+    let mut common = dirs.next().unwrap_or_default();
+    for dir in dirs {
+        while !dir.starts_with(&common) {
+            if !common.pop() {
+                break;
+            }
+        }
+    }
+    common
+}
+
+/// The directory beside these sources that holds their token caches and file memo.
+pub fn cache_dir(sources: &[Source]) -> PathBuf {
+    common_dir(sources).join(CACHE_DIR)
 }
 
 #[cfg(test)]

@@ -323,7 +323,9 @@ fn read_tokenizer(dir: &Path) -> Result<Tokenizer> {
     }
     let (vocab, merges) = (dir.join("vocab.json"), dir.join("merges.txt"));
     if vocab.is_file() && merges.is_file() {
-        return Ok(tinygpt_data::bpe::byte_level_from_files(&vocab, &merges)?);
+        return Ok(tinygpt_data::tokenizer::bpe::byte_level_from_files(
+            &vocab, &merges,
+        )?);
     }
     bail!(
         "{} has no tokenizer.json (nor vocab.json and merges.txt): save the tokenizer there too, e.g. `AutoTokenizer.from_pretrained(NAME).save_pretrained(DIR)`",

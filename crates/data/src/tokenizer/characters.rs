@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use super::special::END_OF_TEXT;
 use crate::DataError;
-use crate::tokenizer::END_OF_TEXT;
 
 /// One token per distinct character of the corpus, ids in sorted character order; a corpus of
 /// many documents adds `<|endoftext|>` after the characters, to mark where each one ends.

@@ -21,15 +21,18 @@ use std::path::{Path, PathBuf};
 use memmap2::Mmap;
 use sha2::{Digest, Sha256};
 
-use crate::cache_writer::{CHUNK, CacheWriter, Emit, Failure, encode_documents, encode_in_batches};
+mod writer;
+
+use writer::{CHUNK, CacheWriter, Emit, encode_documents, encode_in_batches};
+
 use crate::collection::{Counts, Documents};
-use crate::dataset::split_corpus;
-use crate::one_file::OneFile;
+use crate::error::Failure;
+use crate::one_file::{OneFile, split_corpus};
+use crate::store::{CACHE_DIR, create_cache_dir, hex};
 use crate::tokens::Tokens;
 use crate::{DataError, Tokenizer};
 
 /// The directory beside a corpus that holds its token caches.
-pub(crate) const CACHE_DIR: &str = ".tinygpt-cache";
 const MAGIC: &[u8; 8] = b"TGTOKENS";
 const VERSION: u32 = 1;
 const HEADER: usize = 64;
@@ -160,22 +163,6 @@ fn encode_to_file(
         return Err(e);
     }
     Ok(writer.finish(COUNTS_AT)?)
-}
-
-/// Creates a cache directory that keeps itself out of git (it sits beside the corpus, often
-/// inside the user's repository).
-pub(crate) fn create_cache_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let ignore = dir.join(".gitignore");
-    if !ignore.exists() {
-        std::fs::write(&ignore, "*\n")?;
-    }
-    Ok(())
-}
-
-/// Lowercase hex digits of `bytes`.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn cache_key(

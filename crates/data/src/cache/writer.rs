@@ -11,7 +11,8 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use crate::collection::{Counts, Documents, Part};
-use crate::{Corpus, DataError, Tokenizer};
+use crate::error::Failure;
+use crate::{Corpus, Tokenizer};
 
 /// Text is encoded in pieces of about this many bytes, cut after a newline. A BPE's tokens
 /// can differ at a cut (a run of whitespace after it is split differently), so this size is
@@ -20,35 +21,6 @@ pub const CHUNK: usize = 1 << 18;
 
 /// Where encoded ids go: `emit(part, ids)`, part 0 train, 1 val.
 pub type Emit<'a> = dyn FnMut(Part, &[u32]) -> Result<(), Failure> + 'a;
-
-/// Why the cache could not be written: the disk (then tokens stay in memory) or the text.
-#[derive(Debug)]
-pub enum Failure {
-    Io(std::io::Error),
-    Data(DataError),
-}
-
-impl Failure {
-    /// As a data error, for callers with no disk to fall back from.
-    pub fn into_data(self) -> DataError {
-        match self {
-            Failure::Data(e) => e,
-            Failure::Io(e) => DataError::Tokenizer(e.to_string()),
-        }
-    }
-}
-
-impl From<std::io::Error> for Failure {
-    fn from(e: std::io::Error) -> Self {
-        Failure::Io(e)
-    }
-}
-
-impl From<DataError> for Failure {
-    fn from(e: DataError) -> Self {
-        Failure::Data(e)
-    }
-}
 
 /// `text` in pieces of about [`CHUNK`] bytes, each cut after a newline, found as they are
 /// needed (finding every cut up front would page in a little of every 256 KB of a mapped

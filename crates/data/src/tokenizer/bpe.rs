@@ -7,11 +7,10 @@ use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::{AddedToken, Tokenizer as HfTokenizer};
 
+use super::Tokenizer;
+use super::special::END_OF_TEXT;
 use crate::DataError;
-use crate::tokenizer::{END_OF_TEXT, Tokenizer};
-
-/// 256 byte tokens plus the end-of-text token.
-pub const MIN_BPE_VOCAB: usize = 257;
+use crate::config::MIN_BPE_VOCAB;
 
 /// Trains on `text` (give it the training split only) a byte-level BPE of `vocab_size` tokens.
 pub fn train_bpe(text: &str, vocab_size: usize) -> Result<Tokenizer, DataError> {

@@ -10,11 +10,15 @@ use std::path::Path;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::DataError;
-pub use crate::char_tokenizer::CharTokenizer;
+pub mod bpe;
+mod characters;
+mod hf;
+mod special;
 
-/// The special token that separates documents in a byte-level BPE vocabulary.
-pub const END_OF_TEXT: &str = "<|endoftext|>";
+pub use characters::CharTokenizer;
+pub use special::END_OF_TEXT;
+
+use crate::DataError;
 
 #[derive(Debug, Clone)]
 pub enum Tokenizer {

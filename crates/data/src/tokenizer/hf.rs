@@ -14,8 +14,9 @@ use tokenizers::decoders::fuse::Fuse;
 use tokenizers::models::wordlevel::WordLevel;
 use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
 
+use super::special::END_OF_TEXT;
+use super::{CharTokenizer, Tokenizer};
 use crate::DataError;
-use crate::tokenizer::{CharTokenizer, END_OF_TEXT, Tokenizer};
 
 /// Matches any single character.
 const ONE_CHARACTER: &str = r"[\s\S]";
@@ -167,7 +168,7 @@ mod tests {
             Tokenizer::Hf(_) => unreachable!(),
         }));
         // A BPE stays what it is.
-        let bpe = crate::bpe::train_bpe(&TEXT.repeat(30), 260).unwrap();
+        let bpe = crate::train_bpe(&TEXT.repeat(30), 260).unwrap();
         assert!(matches!(bpe.into_char_when_possible(), Tokenizer::Hf(_)));
     }
 
