@@ -6,11 +6,12 @@ use burn::tensor::{Device, Int, Tensor};
 
 use crate::attention::AttentionMaps;
 use crate::block::Block;
-use crate::config::{ConfigError, GptConfig, Positions};
+use crate::config::{GptConfig, Positions};
 use crate::init::Initializer;
 use crate::kv_cache::KvCache;
 use crate::layers::{self, Role};
 use crate::norm::Norm;
+use crate::validate::ConfigError;
 use tinygpt_kernels::{self as fused, RotaryTables};
 
 #[derive(Module, Debug)]

@@ -15,13 +15,15 @@ pub mod mlp;
 pub mod norm;
 pub mod params;
 pub mod sampling;
+pub mod validate;
 pub mod weights;
 
 pub use attention::AttentionMaps;
-pub use config::{Activation, ConfigError, GptConfig, Init, NormKind, Positions};
+pub use config::{Activation, GptConfig, Init, NormKind, Positions};
 pub use generate::Generator;
 pub use gpt::Gpt;
 pub use kv_cache::KvCache;
 pub use loss::cross_entropy;
 pub use params::ParamCount;
+pub use validate::ConfigError;
 pub use weights::{NamedTensor, WeightsError};
