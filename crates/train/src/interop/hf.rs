@@ -273,7 +273,7 @@ pub fn read_dir(dir: &Path) -> Result<HfModel> {
         tensors.append(&mut part);
     }
     let tensors = from_gpt2(tensors, &config).with_context(|| dir.display().to_string())?;
-    crate::run::weights::check_finite(&tensors, dir)?;
+    crate::run::finite::check_finite(&tensors, dir)?;
     Ok(HfModel {
         config,
         tokenizer,

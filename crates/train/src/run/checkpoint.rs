@@ -29,8 +29,8 @@ use tinygpt_model::weights::{
 
 use crate::config::RunConfig;
 use crate::run::files::{Manifest, sync_dir, write_synced};
+use crate::run::finite::{check_finite, first_non_finite};
 use crate::run::hash::sha256_hex;
-use crate::run::weights::first_non_finite;
 use tinygpt_kernels::adamw::Moments;
 
 use crate::optim::Optimizer;
@@ -285,7 +285,7 @@ pub fn load_model(dir: &Path, model: Gpt) -> Result<Gpt> {
     let path = dir.join(MODEL_FILE);
     let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let (tensors, _) = from_safetensors(&bytes).with_context(|| path.display().to_string())?;
-    super::weights::check_finite(&tensors, &path)?;
+    check_finite(&tensors, &path)?;
     load_module_tensors(model, tensors).with_context(|| path.display().to_string())
 }
 

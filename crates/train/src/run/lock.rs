@@ -8,7 +8,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-use super::LOCK;
+use super::names::LOCK;
 
 /// The pid written in the run's lock while some process holds it (`"unknown"` when it holds
 /// it but has not written its pid yet), `None` when nobody does.

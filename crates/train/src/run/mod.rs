@@ -24,21 +24,22 @@ use serde::{Deserialize, Serialize};
 
 pub mod checkpoint;
 pub mod files;
+pub mod finite;
 pub mod hash;
 mod lock;
 pub mod metrics;
+mod names;
 mod replaced;
 pub mod weights;
 
 pub use lock::holder_of_lock;
+pub use names::{LOCK, MARKER};
 pub use replaced::Replaced;
 
 use files::write_atomic;
 use lock::RunLock;
 use replaced::aside_name;
 
-pub const MARKER: &str = "tinygpt-run.json";
-pub const LOCK: &str = ".tinygpt.lock";
 /// The marker's format tag: no other program writes this file with this value.
 const MARKER_FORMAT: &str = "tinygpt-run";
 

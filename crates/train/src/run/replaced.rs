@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 
 use super::files::SUMS;
 use super::lock::RunLock;
-use super::{LOCK, MARKER};
+use super::names::{LOCK, MARKER};
 
 /// An old run moved aside by `--overwrite`, kept until the new run has a checkpoint.
 pub struct Replaced {

@@ -14,6 +14,7 @@ use crate::footprint::Footprint;
 use crate::run::RunDir;
 use crate::run::checkpoint;
 use crate::run::files::{Manifest, temporary_sibling, write_atomic, write_synced};
+use crate::run::finite::check_finite;
 use crate::run::hash::sha256_file;
 
 /// A trained run opened for inference: its config, its tokenizer and a model on a device.
@@ -178,27 +179,6 @@ fn export_bytes(
     let tensors = tinygpt_model::weights::module_tensors(model);
     check_finite(&tensors, Path::new("the model"))?;
     Ok(tinygpt_model::weights::to_safetensors(&tensors, metadata))
-}
-
-/// Refuses weights holding NaN or infinity: a diverged model only ever produces garbage.
-pub fn check_finite(tensors: &[tinygpt_model::NamedTensor], path: &Path) -> Result<()> {
-    if let Some((name, bad)) = first_non_finite(tensors) {
-        bail!(
-            "{}: tensor {name} holds {bad}: these weights come from a diverged run; use an earlier checkpoint (--checkpoint) or retrain with a lower train.lr",
-            path.display()
-        );
-    }
-    Ok(())
-}
-
-/// The first tensor holding a NaN or an infinity, with that value.
-pub fn first_non_finite(tensors: &[tinygpt_model::NamedTensor]) -> Option<(&str, f32)> {
-    tensors.iter().find_map(|t| {
-        t.values
-            .iter()
-            .find(|v| !v.is_finite())
-            .map(|&bad| (t.name.as_str(), bad))
-    })
 }
 
 /// Reads an exported file: its tensors and its metadata.
