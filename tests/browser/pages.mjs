@@ -1,5 +1,5 @@
 // Drives the system Chromium, headless, over the pages tinygpt writes, and checks them as a
-// user would see them. Called by crates/cli/tests/pages.rs:
+// user would see them. Called by tests/pages.rs:
 //
 //   node pages.mjs attention PAGE.html EXPECTED.json SCREENSHOT.png
 //   node pages.mjs report PAGE.html SCREENSHOT.png

@@ -15,7 +15,7 @@ use tinygpt_train::run::weights::open_trained_run;
 
 fn oracle(python: &str, args: &[&str]) -> serde_json::Value {
     let out = Command::new(python)
-        .arg(workspace_root().join("crates/cli/tests/oracles/interop.py"))
+        .arg(workspace_root().join("tests/oracles/interop.py"))
         .args(args)
         .env("TOKENIZERS_PARALLELISM", "false")
         .output()

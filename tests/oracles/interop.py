@@ -1,4 +1,4 @@
-"""The other side's own code, checking tinygpt's exports and imports (crates/cli/tests/interop.rs).
+"""The other side's own code, checking tinygpt's exports and imports (tests/interop.rs).
 
     interop.py check-hf DIR CASE.json     transformers loads DIR; logits, ids, text, generate()
     interop.py make-hf DIR SPEC.json      a random GPT2LMHeadModel saved by save_pretrained,

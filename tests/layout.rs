@@ -92,3 +92,36 @@ fn no_command_imports_another() {
         }
     }
 }
+
+/// The end-to-end suite lives in the top-level `tests/` and every file of it runs: cargo only
+/// finds tests beside a manifest, so each one is named in `crates/cli/Cargo.toml`.
+#[test]
+fn every_end_to_end_test_in_tests_is_run_by_cargo() {
+    let manifest: toml::Table =
+        std::fs::read_to_string(workspace_root().join("crates/cli/Cargo.toml"))
+            .unwrap()
+            .parse()
+            .unwrap();
+    let listed: std::collections::BTreeSet<String> = manifest["test"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["path"].as_str().unwrap().to_string())
+        .collect();
+    let files: std::collections::BTreeSet<String> =
+        std::fs::read_dir(workspace_root().join("tests"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".rs"))
+            .map(|name| format!("../../tests/{name}"))
+            .collect();
+    assert!(files.len() >= 20, "{files:?}");
+    assert_eq!(
+        listed, files,
+        "list each tests/*.rs as a [[test]] in crates/cli/Cargo.toml"
+    );
+    assert!(
+        !workspace_root().join("crates/cli/tests").exists(),
+        "end-to-end tests go in the top-level tests/"
+    );
+}

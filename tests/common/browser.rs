@@ -8,7 +8,7 @@ use super::*;
 
 /// The browser driver's directory, when Chromium and its node modules are installed.
 pub fn browser() -> Option<PathBuf> {
-    let driver = workspace_root().join("crates/cli/tests/browser");
+    let driver = workspace_root().join("tests/browser");
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     let ready = Path::new(&chromium).is_file()
         && driver.join("node_modules/puppeteer-core").is_dir()
@@ -16,7 +16,7 @@ pub fn browser() -> Option<PathBuf> {
     if ready {
         return Some(driver);
     }
-    let how = "apt-get install chromium nodejs npm; npm ci --prefix crates/cli/tests/browser";
+    let how = "apt-get install chromium nodejs npm; npm ci --prefix tests/browser";
     if std::env::var_os("CI").is_some() {
         panic!("CI must run the browser tests: {how} (.ci/run does)");
     }
