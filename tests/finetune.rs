@@ -196,7 +196,7 @@ fn import_refuses_in_one_line_what_tinygpt_cannot_compute() {
         (
             "wider",
             Box::new(|c| c["n_embd"] = 64.into()),
-            "the model expects [64, 192]",
+            "tensor wte.weight has shape [84, 32], the model expects [84, 64]",
         ),
     ];
     for (name, edit, needle) in cases {

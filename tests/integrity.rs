@@ -20,6 +20,9 @@ fn divergence_stops_at_once_and_leaves_only_finite_checkpoints() {
             "--set",
             "train.lr=1e9",
             "--set",
+            // Decay would be refused at this rate (lr × weight_decay ≥ 1); the steps diverge.
+            "train.weight_decay=0",
+            "--set",
             "train.grad_clip=0",
             "--set",
             "train.warmup_steps=1",

@@ -124,6 +124,9 @@ fn overwrite_keeps_the_old_run_until_the_new_one_checkpoints() {
             "--set",
             "train.lr=1e9",
             "--set",
+            // Decay would be refused at this rate (lr × weight_decay ≥ 1); the steps diverge.
+            "train.weight_decay=0",
+            "--set",
             "train.grad_clip=0",
             "--set",
             "train.checkpoint_interval=1000",

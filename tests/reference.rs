@@ -46,6 +46,8 @@ fn losses(python: &str, scratch: &Scratch, config: &str) -> (f64, f64) {
         "--json",
         "--save-first-step",
         &dir,
+        // Each variant replaces the one before in this scratch folder.
+        "--force",
     ]);
     let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     let checked = Command::new(python)

@@ -6,11 +6,13 @@
 pub mod browser;
 pub mod mpi;
 pub mod runs;
+pub mod tensors;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -263,3 +265,21 @@ pub const MODERN_RECIPE: &[&str] = &[
     "--set",
     "train.schedule=wsd",
 ];
+
+/// `command`'s output, or a panic (after killing it) when it runs past `limit`.
+pub fn within(command: &mut Command, limit: Duration, what: &str) -> Output {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            child.kill().unwrap();
+            panic!("{what}: still running after {limit:?}, it hangs");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}

@@ -1,5 +1,8 @@
 //! `tinygpt`: train, sample and inspect tiny GPTs.
 
+#[macro_use]
+mod output;
+
 mod attention_maps;
 mod commands;
 mod memory;
@@ -80,9 +83,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // `train` handles its own signals (a checkpoint first); the others end at once, without
+    // leaving a temporary behind.
+    if !matches!(cli.command, Command::Train(_))
+        && let Err(e) = signals::exit_cleanly_on_signals()
+    {
+        eprintln!("error: {e:#}");
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Command::Train(args) => match train::train(args, &job) {
             Ok(code) => return code,
+            Err(e) if output::reader_went_away(&e) => return ExitCode::SUCCESS,
             Err(e) => {
                 job.fail(&format!("{e:#}"), 1);
                 return ExitCode::FAILURE;
@@ -103,6 +115,9 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // stdout's reader went away (`| head`): the work is done, only the rest of the output
+        // has nowhere to go (see output.rs).
+        Err(e) if output::reader_went_away(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

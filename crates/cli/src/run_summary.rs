@@ -37,7 +37,8 @@ pub enum RunState {
     Running,
     /// Made by `tinygpt import`: weights, no training history.
     Imported,
-    /// Unreadable config, final weights that fail verification, or nothing to resume from.
+    /// Unreadable config, final weights that fail verification, no metrics for a trained
+    /// run, or nothing to resume from.
     Broken,
 }
 
@@ -97,7 +98,11 @@ impl RunRow {
             tokens: last.map_or(0, |l| l.tokens),
             wall_s: last.map_or(0.0, |l| l.elapsed_s),
             device: config.train.device,
-            state: state_of(&run),
+            // A trained run without its metrics has lost its record: not "finished at 0".
+            state: match state_of(&run) {
+                RunState::Finished if lines.is_empty() => RunState::Broken,
+                state => state,
+            },
         })
     }
 }

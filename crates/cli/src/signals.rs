@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use anyhow::{Context, Result};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
+use tinygpt_train::run::files::remove_temporaries;
 
 /// The number of the first stopping signal received, 0 while none has been.
 pub type InterruptFlag = Arc<AtomicI32>;
@@ -35,6 +36,7 @@ pub fn interrupt_flag(announce: bool, ranks: usize) -> Result<InterruptFlag> {
                     if announce {
                         eprintln!("\ninterrupted again: exiting without a new checkpoint");
                     }
+                    remove_temporaries();
                     std::process::exit(128 + signal);
                 }
                 if announce {
@@ -44,6 +46,24 @@ pub fn interrupt_flag(announce: bool, ranks: usize) -> Result<InterruptFlag> {
         })
         .context("cannot start the signal thread")?;
     Ok(flag)
+}
+
+/// Every command but `train`: a stopping signal ends the process with 128 + its number, as
+/// the default action would, but first removes the temporaries being written (an export's
+/// half-written file or folder).
+pub fn exit_cleanly_on_signals() -> Result<()> {
+    let mut signals =
+        Signals::new([SIGINT, SIGTERM, SIGHUP]).context("cannot install the signal handlers")?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                remove_temporaries();
+                std::process::exit(128 + signal);
+            }
+        })
+        .context("cannot start the signal thread")?;
+    Ok(())
 }
 
 /// The exit code of a process stopped by `signal`, as a shell reports it.

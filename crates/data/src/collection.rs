@@ -7,6 +7,7 @@
 //! `data.val_corpus`. A document's id is its position in the corpus: files in order, and within
 //! a file its ordinal (JSONL line, Parquet row), so bad or empty documents keep ids too.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 use rand::SeedableRng;
@@ -19,7 +20,7 @@ use crate::error::Failure;
 use crate::file_memo::FileMemo;
 use crate::sources::{self, Source, cache_dir, common_dir};
 use crate::store::hex;
-use crate::{Corpus, DataConfig, DataError};
+use crate::{Corpus, DataConfig, DataError, Format};
 
 /// Train (0) or val (1).
 pub type Part = usize;
@@ -73,6 +74,15 @@ impl Documents {
         config: &DataConfig,
         seed: u64,
     ) -> Result<Self, DataError> {
+        // Validation on text the model trains on would measure memory, not generalisation.
+        let real = |s: &Source| std::fs::canonicalize(&s.path).unwrap_or_else(|_| s.path.clone());
+        let trained: HashSet<PathBuf> = corpus.iter().map(real).collect();
+        if let Some(both) = val.iter().find(|s| trained.contains(&real(s))) {
+            return Err(DataError::Config(format!(
+                "data.val_corpus names {}, which data.corpus also holds: validation would measure text the model trains on; name files that are not in data.corpus",
+                both.path.display()
+            )));
+        }
         let corpus_files = corpus.len();
         let has_val_corpus = !val.is_empty();
         let sources: Vec<Source> = corpus.into_iter().chain(val).collect();
@@ -83,6 +93,14 @@ impl Documents {
             .map(|source| memo.facts(&source).map(|facts| (source, facts)))
             .collect::<Result<Vec<_>, _>>()?;
         memo.save(&memo_path);
+        if !config.skip_bad_documents
+            && let Some(error) = files
+                .iter()
+                .filter(|(s, f)| s.format == Format::Parquet && f.documents == 0)
+                .find_map(|(s, _)| documents::parquet_problem(&s.path))
+        {
+            return Err(error); // a damaged file, not an empty one
+        }
         let mut key = b"tinygpt documents v1\n".to_vec();
         for (i, (source, facts)) in files.iter().enumerate() {
             let role = if i < corpus_files { "corpus" } else { "val" };

@@ -1,6 +1,7 @@
 //! Reading documents out of files: a text file is one document, a JSONL line one, a Parquet
-//! row one. Each document has an ordinal in its file (JSONL: its line, counting blank lines,
-//! which hold no document; Parquet: its row), so ids stay fixed whichever documents are bad.
+//! row one. Each document has an ordinal in its file (JSONL: its line among the non-blank
+//! ones, as blank lines hold no document; Parquet: its row), so ids stay fixed whichever
+//! documents are bad.
 //!
 //! Documents are handed to a callback one at a time and never collected: a JSONL file is read
 //! line by line, a Parquet file row by row (only the text column is decoded), a large text file
@@ -48,7 +49,8 @@ pub fn facts(source: &Source) -> Result<FileFacts, DataError> {
     let mut file = std::fs::File::open(path).map_err(unreadable)?;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 1 << 20];
-    let (mut bytes, mut newlines, mut last) = (0u64, 0u64, b'\n');
+    // JSONL: the lines holding more than (ASCII) whitespace, as `read` numbers them.
+    let (mut bytes, mut lines, mut open_line) = (0u64, 0u64, false);
     loop {
         let n = file.read(&mut buffer).map_err(unreadable)?;
         if n == 0 {
@@ -57,14 +59,21 @@ pub fn facts(source: &Source) -> Result<FileFacts, DataError> {
         let block = &buffer[..n];
         hasher.update(block);
         if source.format == Format::Jsonl {
-            newlines += block.iter().filter(|&&b| b == b'\n').count() as u64;
+            for &b in block {
+                if b == b'\n' {
+                    lines += u64::from(open_line);
+                    open_line = false;
+                } else if !b.is_ascii_whitespace() {
+                    open_line = true;
+                }
+            }
         }
-        last = block[n - 1];
         bytes += n as u64;
     }
     let documents = match source.format {
-        Format::Text => 1,
-        Format::Jsonl => newlines + u64::from(last != b'\n'),
+        // An empty file holds no document (validation must not draw it).
+        Format::Text => u64::from(bytes > 0),
+        Format::Jsonl => lines + u64::from(open_line),
         // A file that is not Parquet counts no documents; reading it reports why.
         Format::Parquet => parquet_rows(path).unwrap_or(0),
     };
@@ -141,7 +150,8 @@ fn read_jsonl(
     let file = std::fs::File::open(path).map_err(|e| unreadable(path, e))?;
     let mut lines = BufReader::with_capacity(1 << 20, file);
     let mut line = Vec::new();
-    let (mut ordinal, mut consumed) = (0u64, 0u64);
+    // A blank line (ASCII whitespace only) is no document and takes no ordinal, as in `facts`.
+    let (mut ordinal, mut number, mut consumed) = (0u64, 0u64, 0u64);
     loop {
         line.clear();
         let n = lines
@@ -151,10 +161,19 @@ fn read_jsonl(
             return Ok(());
         }
         consumed += n as u64;
-        let item = match jsonl_text(&line, text_field) {
+        number += 1;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        // A byte-order mark some editors put first is not part of the JSON.
+        let text = match number {
+            1 => line.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&line),
+            _ => &line,
+        };
+        let item = match jsonl_text(text, text_field) {
             Ok(None) => None,
             Ok(Some(text)) => Some(Ok(text)),
-            Err(problem) => Some(Err(bad(path, format!(" line {}", ordinal + 1), problem))),
+            Err(problem) => Some(Err(bad(path, format!(" line {number}"), problem))),
         };
         match item {
             None => {}
@@ -219,6 +238,13 @@ fn open_parquet(path: &Path) -> Result<SerializedFileReader<std::fs::File>, Stri
     SerializedFileReader::new(file).map_err(|e| {
         format!("is not a readable Parquet file ({e}): export it again or set data.format")
     })
+}
+
+/// Why `path` cannot be read as Parquet (cut off, damaged, another format), if it cannot.
+pub fn parquet_problem(path: &Path) -> Option<DataError> {
+    open_parquet(path)
+        .err()
+        .map(|problem| bad(path, String::new(), problem))
 }
 
 fn parquet_rows(path: &Path) -> Option<u64> {
@@ -296,88 +322,4 @@ fn read_parquet(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn collect(source: &Source) -> (Vec<(u64, String)>, Vec<String>) {
-        let (mut docs, mut bad) = (Vec::new(), Vec::new());
-        read(source, "text", 1 << 30, &mut |item| {
-            match item {
-                Item::Document { ordinal, text, .. } => docs.push((ordinal, text.to_string())),
-                Item::Bad { error, .. } => bad.push(error.to_string()),
-            }
-            Ok(())
-        })
-        .unwrap();
-        (docs, bad)
-    }
-
-    #[test]
-    fn jsonl_lines_are_documents_and_bad_lines_are_named() {
-        let scratch = tempfile::tempdir().unwrap();
-        let path = scratch.path().join("d.jsonl");
-        std::fs::write(
-            &path,
-            "{\"text\": \"one\\n\", \"id\": 1}\n\n{\"text\": \"caf\u{e9}\"}\nnot json\n{\"id\": 3}\n{\"text\": 5}\n[1]\n{\"text\": \"last\"}",
-        )
-        .unwrap();
-        let source = Source {
-            path: path.clone(),
-            format: Format::Jsonl,
-        };
-        let (docs, bad) = collect(&source);
-        assert_eq!(
-            docs,
-            [
-                (0, "one\n".into()),
-                (2, "caf\u{e9}".into()),
-                (7, "last".into())
-            ]
-        );
-        assert_eq!(bad.len(), 4, "{bad:?}");
-        assert!(bad[0].contains("d.jsonl line 4 is not JSON"), "{}", bad[0]);
-        assert!(
-            bad[1].contains("line 5 has no \"text\" field (it has [\"id\"])"),
-            "{}",
-            bad[1]
-        );
-        assert!(
-            bad[2].contains("line 6 has \"text\" = a number"),
-            "{}",
-            bad[2]
-        );
-        assert!(
-            bad[3].contains("line 7 is JSON but not an object"),
-            "{}",
-            bad[3]
-        );
-        assert!(bad.iter().all(|e| e.contains("--skip-bad-documents")));
-        // Eight lines, the last without its newline: eight ordinals.
-        assert_eq!(facts(&source).unwrap().documents, 8);
-    }
-
-    #[test]
-    fn a_text_file_is_one_document_mapped_or_read() {
-        let scratch = tempfile::tempdir().unwrap();
-        let path = scratch.path().join("a.txt");
-        std::fs::write(&path, "naïve\n").unwrap();
-        let source = Source {
-            path,
-            format: Format::Text,
-        };
-        for map_from in [1, 1 << 30] {
-            let mut docs = Vec::new();
-            read(&source, "text", map_from, &mut |item| {
-                if let Item::Document { text, .. } = item {
-                    docs.push(text.to_string());
-                }
-                Ok(())
-            })
-            .unwrap();
-            assert_eq!(docs, ["naïve\n"]);
-        }
-        let facts = facts(&source).unwrap();
-        assert_eq!((facts.bytes, facts.documents), (7, 1));
-        assert_eq!(facts.sha256, <[u8; 32]>::from(Sha256::digest("naïve\n")));
-    }
-}
+mod tests;

@@ -19,8 +19,14 @@ use crate::store::{create_cache_dir, hex, unhex};
 /// Entries younger than this (mtime against now) are not trusted later.
 const SETTLED: Duration = Duration::from_secs(2);
 
+/// The memo's format: 2 counts a JSONL file's non-blank lines and an empty file as no
+/// document (a memo of another version is read as empty).
+const VERSION: u32 = 2;
+
 #[derive(Default, Serialize, Deserialize)]
 pub struct FileMemo {
+    #[serde(default)]
+    version: u32,
     files: BTreeMap<String, Entry>,
     #[serde(skip)]
     changed: bool,
@@ -57,7 +63,11 @@ impl FileMemo {
         std::fs::read(path)
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .unwrap_or_default()
+            .filter(|memo: &FileMemo| memo.version == VERSION)
+            .unwrap_or(FileMemo {
+                version: VERSION,
+                ..FileMemo::default()
+            })
     }
 
     /// `source`'s facts: remembered when its stamp matches, else read (and remembered).

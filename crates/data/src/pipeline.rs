@@ -212,13 +212,13 @@ impl Encoded {
     /// One line for the user: where the tokens came from and how fast they were made.
     pub fn describe(&self) -> String {
         let tokens = self.splits.train.len() + self.splits.val.len();
-        let place = self
-            .cache
-            .path
-            .as_ref()
-            .map_or("memory (cache directory not writable)".to_string(), |p| {
-                p.display().to_string()
-            });
+        let place = match (&self.cache.path, &self.cache.unwritten) {
+            (Some(path), _) => path.display().to_string(),
+            (None, why) => format!(
+                "memory (the cache cannot be written: {})",
+                why.as_deref().unwrap_or("unknown")
+            ),
+        };
         let mut line = if self.cache.reused {
             format!("tokens: {tokens} from the cache {place}")
         } else {

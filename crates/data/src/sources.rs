@@ -3,7 +3,7 @@
 //! list of these. Files come out in a fixed order (each entry's files sorted by path) and once
 //! each, so the same config always gives the same documents in the same order.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::DataError;
@@ -58,48 +58,94 @@ fn files_of(entry: &Path, format: Option<Format>, key: &str) -> Result<Vec<PathB
             Some(f) => f.extensions().to_vec(),
             None => Format::Text.extensions().to_vec(),
         };
-        let mut files = Vec::new();
-        walk(entry, &extensions, &mut files).map_err(|source| DataError::CorpusUnreadable {
-            path: entry.into(),
-            source,
-        })?;
-        files.sort();
-        return Ok(files);
+        let has_extension = |path: &Path| {
+            path.extension().is_some_and(|e| {
+                extensions.contains(&e.to_string_lossy().to_ascii_lowercase().as_str())
+            })
+        };
+        return files_under(entry, None, &has_extension);
     }
-    if shown.contains(['*', '?', '[']) {
-        let pattern = glob::glob(&shown).map_err(|e| {
+    if shown.contains(WILDCARDS) {
+        let pattern = glob::Pattern::new(&shown).map_err(|e| {
             DataError::Config(format!(
                 "{key} = {shown:?} is not a valid glob ({e}): use *, ** and ? as a shell would"
             ))
         })?;
-        // The directories named literally before the first wildcard may be hidden ones; only
-        // what the wildcards matched is checked.
+        // The folders named before the first wildcard are walked (they may be hidden ones);
+        // below them, as deep as the pattern reaches, each file is matched as a shell would:
+        // `*` within one name, `**` across folders.
         let literal: PathBuf = entry
             .components()
-            .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[']))
+            .take_while(|c| !c.as_os_str().to_string_lossy().contains(WILDCARDS))
             .collect();
-        let mut files: Vec<PathBuf> = pattern
-            .filter_map(Result::ok)
-            .filter(|p| p.is_file() && !hidden(p.strip_prefix(&literal).unwrap_or(p)))
-            .collect();
-        files.sort();
-        return Ok(files);
+        let depth = (!shown.contains("**"))
+            .then(|| entry.components().count() - literal.components().count());
+        let options = glob::MatchOptions {
+            require_literal_separator: true,
+            ..glob::MatchOptions::new()
+        };
+        if !literal.as_os_str().is_empty() && !literal.is_dir() {
+            return Ok(Vec::new());
+        }
+        return files_under(&literal, depth, &|path: &Path| {
+            pattern.matches_path_with(path, options)
+        });
     }
-    Err(DataError::CorpusMissing { path: entry.into() })
+    match key {
+        "data.corpus" => Err(DataError::CorpusMissing { path: entry.into() }),
+        _ => Err(DataError::Config(format!(
+            "{key} = {shown:?} not found: set {key} to existing files, or remove it"
+        ))),
+    }
 }
 
-/// Files under `dir` with one of `extensions`, skipping hidden files and directories.
-fn walk(dir: &Path, extensions: &[&str], files: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
+/// The characters that make a `data.corpus` entry a glob.
+const WILDCARDS: [char; 3] = ['*', '?', '['];
+
+/// The regular files under `dir` (at most `depth` levels down) that `keep` accepts, sorted.
+fn files_under(
+    dir: &Path,
+    depth: Option<usize>,
+    keep: &dyn Fn(&Path) -> bool,
+) -> Result<Vec<PathBuf>, DataError> {
+    let mut files = Vec::new();
+    walk(dir, depth, keep, &mut files, &mut BTreeSet::new()).map_err(|source| {
+        DataError::CorpusUnreadable {
+            path: dir.into(),
+            source,
+        }
+    })?;
+    files.sort();
+    Ok(files)
+}
+
+/// Regular files under `dir` that `keep` accepts, skipping hidden files and folders. Links to
+/// folders are followed, but each real folder (its canonical path, links resolved) is walked
+/// once: `ln -s . again` adds nothing and cannot loop. Paths are `dir` joined with the names
+/// below it (`dir` empty: the working directory, paths relative to it).
+fn walk(
+    dir: &Path,
+    depth: Option<usize>,
+    keep: &dyn Fn(&Path) -> bool,
+    files: &mut Vec<PathBuf>,
+    seen: &mut BTreeSet<PathBuf>,
+) -> std::io::Result<()> {
+    let real = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    if depth == Some(0) || !seen.insert(std::fs::canonicalize(real)?) {
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(real)? {
+        let path = dir.join(entry?.file_name());
         if hidden(Path::new(&path.file_name().unwrap_or_default())) {
             continue;
         }
         if path.is_dir() {
-            walk(&path, extensions, files)?;
-        } else if path.extension().is_some_and(|e| {
-            extensions.contains(&e.to_string_lossy().to_ascii_lowercase().as_str())
-        }) {
+            walk(&path, depth.map(|d| d - 1), keep, files, seen)?;
+        } else if path.is_file() && keep(&path) {
             files.push(path);
         }
     }

@@ -124,24 +124,25 @@ pub fn from_gpt2(
         let mask_buffer = name.ends_with(".attn.bias") || name.ends_with(".attn.masked_bias");
         (!mask_buffer).then(|| t.renamed(&name))
     }));
-    let c = config.n_embd;
+    // Every tensor's shape is checked before it is touched (split, transposed, cropped): a
+    // damaged or hostile file is refused by name, never a panic.
+    let (c, v) = (config.n_embd, config.vocab_size);
     let mut out = vec![
-        theirs.take("wte.weight")?.renamed("token_embedding.weight"),
         theirs
-            .take("wpe.weight")?
+            .take_shaped("wte.weight", &[v, c])?
+            .renamed("token_embedding.weight"),
+        theirs
+            .take_shaped("wpe.weight", &[config.block_size, c])?
             .renamed("position_embedding.weight"),
     ];
     let mut norm = |theirs: &mut Tensors, from: &str, to: &str| -> Result<(), WeightsError> {
-        out.push(
-            theirs
-                .take(&format!("{from}.weight"))?
-                .renamed(&format!("{to}.gamma")),
-        );
-        out.push(
-            theirs
-                .take(&format!("{from}.bias"))?
-                .renamed(&format!("{to}.beta")),
-        );
+        for (part, ours) in [("weight", "gamma"), ("bias", "beta")] {
+            out.push(
+                theirs
+                    .take_shaped(&format!("{from}.{part}"), &[c])?
+                    .renamed(&format!("{to}.{ours}")),
+            );
+        }
         Ok(())
     };
     for i in 0..config.n_layer {
@@ -167,21 +168,23 @@ pub fn from_gpt2(
             out.push(w.renamed(&format!("{ours_at}.attn.{map}.weight")));
             out.push(b.renamed(&format!("{ours_at}.attn.{map}.bias")));
         }
-        for (from, to) in [
-            ("attn.c_proj", "attn.output"),
-            ("mlp.c_fc", "mlp.up"),
-            ("mlp.c_proj", "mlp.down"),
+        // Conv1D weights are [in, out], as burn's.
+        for (from, to, inputs, outputs) in [
+            ("attn.c_proj", "attn.output", c, c),
+            ("mlp.c_fc", "mlp.up", c, 4 * c),
+            ("mlp.c_proj", "mlp.down", 4 * c, c),
         ] {
-            for part in ["weight", "bias"] {
-                let t = theirs.take(&format!("{theirs_at}.{from}.{part}"))?;
+            for (part, shape) in [("weight", vec![inputs, outputs]), ("bias", vec![outputs])] {
+                let t = theirs.take_shaped(&format!("{theirs_at}.{from}.{part}"), &shape)?;
                 out.push(t.renamed(&format!("{ours_at}.{to}.{part}")));
             }
         }
     }
-    match (
-        config.tie_embeddings,
-        theirs.tensors.remove("lm_head.weight"),
-    ) {
+    let head = match theirs.tensors.contains_key("lm_head.weight") {
+        true => Some(theirs.take_shaped("lm_head.weight", &[v, c])?),
+        false => None,
+    };
+    match (config.tie_embeddings, head) {
         (false, Some(head)) => out.push(head.transposed().renamed("unembedding.weight")),
         (false, None) => {
             return Err(WeightsError::Missing {
@@ -191,7 +194,7 @@ pub fn from_gpt2(
         // A tied model may still carry its head: it must then be the embedding itself.
         (true, Some(head)) => {
             let embedding = &out[0];
-            if head.shape != embedding.shape || head.values != embedding.values {
+            if head.values != embedding.values {
                 return Err(WeightsError::Unexpected {
                     name: "lm_head.weight (differs from wte.weight, yet the config ties them)"
                         .into(),

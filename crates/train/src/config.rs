@@ -178,12 +178,24 @@ impl RunConfig {
             apply_override(&mut table, assignment)?;
         }
         // serde_path_to_error names the offending key (`train.max_steps: invalid type...`).
-        let config: RunConfig = serde_path_to_error::deserialize(toml::Value::Table(table))
-            .map_err(|e| {
+        let parsed: Result<RunConfig, _> =
+            serde_path_to_error::deserialize(toml::Value::Table(table));
+        let config = match parsed {
+            Ok(config) => config,
+            Err(e) => {
                 let key = e.path().to_string();
-                anyhow::anyhow!("{key}: {}", one_line(e.inner()))
-            })
-            .with_context(|| format!("bad config {}", path.display()))?;
+                let problem = format!("{key}: {}", one_line(e.inner()));
+                // A bad value given with --set is the --set's fault, not the file's.
+                let given = overrides
+                    .iter()
+                    .rev()
+                    .find(|a| a.split_once('=').is_some_and(|(k, _)| k.trim() == key));
+                match given {
+                    Some(assignment) => bail!("--set {assignment}: {problem}"),
+                    None => bail!("bad config {}: {problem}", path.display()),
+                }
+            }
+        };
         config.validate()?;
         Ok(config)
     }
@@ -204,8 +216,8 @@ impl RunConfig {
             ),
             (
                 "muon_weight_decay",
-                t.muon_weight_decay >= 0.0 && t.muon_weight_decay.is_finite(),
-                "must be >= 0",
+                t.muon_weight_decay >= 0.0 && t.muon_lr * t.muon_weight_decay < 1.0,
+                "must be >= 0 with train.muon_lr × muon_weight_decay below 1 (each step scales the matrices by 1 - muon_lr × muon_weight_decay): lower it or train.muon_lr",
             ),
             (
                 "warmdown_fraction",
@@ -237,7 +249,12 @@ impl RunConfig {
                 t.sample_tokens <= MAX_SAMPLE_TOKENS,
                 "must be at most 100000 (the end-of-training sample is a preview; `tinygpt sample --max-new-tokens N` writes more)",
             ),
-            ("weight_decay", t.weight_decay >= 0.0, "must be >= 0"),
+            (
+                "weight_decay",
+                // Each step multiplies the weights by 1 - lr × weight_decay.
+                t.weight_decay >= 0.0 && t.lr * t.weight_decay < 1.0,
+                "must be >= 0 with train.lr × weight_decay below 1 (each step scales the weights by 1 - lr × weight_decay): lower it or train.lr (0.1 is usual)",
+            ),
             (
                 "checkpoint_interval",
                 t.checkpoint_interval > 0 && t.keep_checkpoints > 0,

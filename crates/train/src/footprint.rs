@@ -32,16 +32,23 @@ impl Footprint {
     /// token ids of the micro-batches of a step and of the fixed validation batches.
     pub fn training(config: &RunConfig) -> Self {
         let t = &config.train;
-        let params = parameters(&config.model);
-        let batch_ids = 8 * u(t.batch_size) * u(config.model.block_size);
+        Self::steps(
+            &config.model,
+            t.batch_size,
+            t.grad_accum.saturating_add(t.eval_batches),
+        )
+    }
+
+    /// Training steps of `batch_size` sequences with `batches` batches of ids held at once
+    /// (`bench` holds one).
+    pub fn steps(model: &GptConfig, batch_size: usize, batches: usize) -> Self {
+        let params = parameters(model);
+        let batch_ids = 8 * u(batch_size) * u(model.block_size);
         Self {
             parts: vec![
                 ("weights, gradients and AdamW moments", 16 * params),
-                ("activations", activations(&config.model, u(t.batch_size))),
-                (
-                    "batches",
-                    batch_ids.saturating_mul(u(t.grad_accum).saturating_add(u(t.eval_batches))),
-                ),
+                ("activations", activations(model, u(batch_size))),
+                ("batches", batch_ids.saturating_mul(u(batches))),
             ],
         }
     }

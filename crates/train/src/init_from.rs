@@ -124,7 +124,14 @@ impl InitSource {
     pub fn model(&mut self, config: &GptConfig, seed: u64, device: &Device) -> Result<Gpt> {
         let mut tensors = std::mem::take(&mut self.tensors);
         for t in &mut tensors {
-            if t.name == "position_embedding.weight" {
+            // Only a table of the right width and at least the context's length is cropped;
+            // any other shape goes on to the loader, which refuses it by name.
+            if t.name == "position_embedding.weight"
+                && let [positions, width] = t.shape[..]
+                && positions >= config.block_size
+                && width == config.n_embd
+                && t.values.len() == positions * width
+            {
                 t.values.truncate(config.block_size * config.n_embd);
                 t.shape[0] = config.block_size;
             }

@@ -161,7 +161,7 @@ fn start(args: &SessionOptions, progress: &mut dyn FnMut(usize, usize)) -> Resul
         None => {
             let (run, replaced) = RunDir::create(&out, RunKind::Trained, args.overwrite)?;
             write_config(&run, &config)?;
-            tokenizer.save(&run.tokenizer())?;
+            write_atomic(&run.tokenizer(), tokenizer.to_json()?.as_bytes())?;
             let metrics = MetricsWriter::create(&run.metrics())?;
             (run, replaced, metrics)
         }

@@ -125,7 +125,7 @@ pub fn attention_command(args: AttentionArgs) -> Result<()> {
                 page.len().div_ceil(1024)
             );
         }
-        Format::Text => print!("{}", as_text(&labels, &patterns, args.top)),
+        Format::Text => out!("{}", as_text(&labels, &patterns, args.top))?,
         Format::Json => {
             let json = serde_json::to_string(&Dump {
                 tokens: &labels,
@@ -134,7 +134,7 @@ pub fn attention_command(args: AttentionArgs) -> Result<()> {
             match args.out {
                 Some(out) => write_atomic(&out, json.as_bytes())
                     .with_context(|| format!("cannot write {}", out.display()))?,
-                None => println!("{json}"),
+                None => outln!("{json}")?,
             }
         }
     }

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result, bail, ensure};
 use burn::module::Module;
 use burn::tensor::{Device, Distribution, Tensor};
 use indicatif::HumanCount;
@@ -22,9 +22,10 @@ use crate::memory;
 use tinygpt_train::config::TrainConfig;
 use tinygpt_train::cpu::{Fp32Peak, Level, vector_isa};
 use tinygpt_train::device::{BACKENDS, adapters, auto_device, parse_device};
+use tinygpt_train::footprint::Footprint;
 use tinygpt_train::model_config::model_config;
 use tinygpt_train::optim::Optimizer;
-use tinygpt_train::run::files::write_atomic;
+use tinygpt_train::run::files::{refuse_existing, write_atomic};
 use tinygpt_train::tensors::scalar;
 use tinygpt_train::trainer::optimizer_step;
 
@@ -54,6 +55,9 @@ pub struct BenchArgs {
     /// (bench/reference/gpt.py --check DIR).
     #[arg(long, value_name = "DIR")]
     pub save_first_step: Option<PathBuf>,
+    /// Replace the files --save-first-step writes when DIR already holds them.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -105,6 +109,12 @@ pub fn bench_command(args: BenchArgs) -> Result<()> {
         "--steps must be at least 1 (the timed steps)"
     );
     ensure!(batch_size > 0, "--batch-size must be at least 1");
+    if let Some(dir) = &args.save_first_step {
+        check_first_step_dir(dir, args.force)?;
+    }
+    Footprint::steps(&model_config, batch_size, 1).check(
+        "bench a smaller model (model.n_layer, n_embd, vocab_size, block_size) or pass a smaller --batch-size",
+    )?;
     let device = parse_device(&args.device)?;
     let count = ParamCount::of(&model_config);
     let flops_per_token = count.train_flops_per_token(&model_config);
@@ -206,15 +216,15 @@ pub fn bench_command(args: BenchArgs) -> Result<()> {
         sample_tokens_per_sec_no_cache: plain,
     };
     if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+        outln!("{}", serde_json::to_string(&report)?)?;
     } else {
-        print_report(&report);
+        print_report(&report)?;
     }
     Ok(())
 }
 
-fn print_report(r: &BenchReport) {
-    println!(
+fn print_report(r: &BenchReport) -> Result<()> {
+    outln!(
         "{} on {} ({} parameters, batch {} × {} tokens; vector kernels: {})",
         r.config,
         r.device,
@@ -222,8 +232,8 @@ fn print_report(r: &BenchReport) {
         r.batch_size,
         r.block_size,
         r.kernel_level
-    );
-    println!(
+    )?;
+    outln!(
         "train: {} tok/s | step {:.1} ms median ({:.1}–{:.1}) | {:.1} GFLOP/s of {} FLOPs/token",
         HumanCount(r.train_tokens_per_sec as u64),
         r.step_ms_median,
@@ -231,43 +241,64 @@ fn print_report(r: &BenchReport) {
         r.step_ms_max,
         r.achieved_gflops,
         HumanCount(r.flops_per_token),
-    );
+    )?;
     let matmul = format!(
         "MFU {:.1}% of the matmul peak ({:.1} GFLOP/s)",
         100.0 * r.mfu,
         r.matmul_peak_gflops
     );
     match (r.mfu_hardware, r.hardware_peak_gflops) {
-        (Some(mfu), Some(peak)) => println!(
+        (Some(mfu), Some(peak)) => outln!(
             "MFU {:.1}% of the hardware's fp32 peak ({peak:.1} GFLOP/s: {} on {} threads) | {matmul}",
             100.0 * mfu,
             r.vector_isa,
             r.hardware_threads
-        ),
-        _ => println!("{matmul}"),
+        )?,
+        _ => outln!("{matmul}")?,
     }
     if let (Some(faults), Some(peak)) = (r.page_faults_per_step, r.peak_memory_mib) {
-        println!("memory: {peak:.0} MiB peak resident | {faults:.0} page faults per step");
+        outln!("memory: {peak:.0} MiB peak resident | {faults:.0} page faults per step")?;
     }
     if let (Some(cached), Some(plain)) = (
         r.sample_tokens_per_sec_kv_cache,
         r.sample_tokens_per_sec_no_cache,
     ) {
-        println!(
+        outln!(
             "sample {} tokens: {:.0} tok/s with the KV cache, {:.0} tok/s without ({:.1}×)",
             r.sample_tokens,
             cached,
             plain,
             cached / plain
-        );
+        )?;
     }
+    Ok(())
 }
 
 /// The weights a step started from, its batch and its mean loss, for a reference to redo.
+/// The files --save-first-step writes into its directory.
+const FIRST_STEP_FILES: [&str; 2] = ["model.safetensors", "first-step.json"];
+
+/// Refuses a --save-first-step directory whose files would replace others (a trained run's
+/// weights, a Hugging Face model) unless --force; before the model is built.
+fn check_first_step_dir(dir: &Path, force: bool) -> Result<()> {
+    if let Ok(meta) = std::fs::metadata(dir)
+        && !meta.is_dir()
+    {
+        bail!(
+            "--save-first-step {}: is a file, not a folder: choose a folder",
+            dir.display()
+        );
+    }
+    for name in FIRST_STEP_FILES {
+        refuse_existing(&dir.join(name), "--save-first-step folder", force)?;
+    }
+    Ok(())
+}
+
 fn save_first_step(dir: &Path, weights: &[NamedTensor], batch: &Batch, loss: f64) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     write_atomic(
-        &dir.join("model.safetensors"),
+        &dir.join(FIRST_STEP_FILES[0]),
         &to_safetensors(weights, Default::default()),
     )?;
     let rows = |ids: &[i64]| -> Vec<Vec<i64>> {
@@ -278,7 +309,7 @@ fn save_first_step(dir: &Path, weights: &[NamedTensor], batch: &Batch, loss: f64
         "targets": rows(&batch.targets),
         "loss": loss,
     });
-    write_atomic(&dir.join("first-step.json"), json.to_string().as_bytes())
+    write_atomic(&dir.join(FIRST_STEP_FILES[1]), json.to_string().as_bytes())
 }
 
 /// Whether `device` (a `--device` name) computes on this CPU, whose peak is then the

@@ -28,7 +28,7 @@ pub fn devices_command(args: DevicesArgs, job: &Job) -> Result<()> {
     let gpus = gpu_device_names(&adapters);
     if args.gpu_names {
         for name in &gpus {
-            println!("{name}");
+            outln!("{name}")?;
         }
         return Ok(());
     }
@@ -63,38 +63,38 @@ pub fn devices_command(args: DevicesArgs, job: &Job) -> Result<()> {
                 "rank": collective.rank(),
             },
         });
-        println!("{json}");
+        outln!("{json}")?;
         return Ok(());
     }
-    println!("backends compiled in:");
+    outln!("backends compiled in:")?;
     for backend in BACKENDS {
-        println!("  {:<9} {}", backend.name, backend.about);
+        outln!("  {:<9} {}", backend.name, backend.about)?;
     }
-    println!(
+    outln!(
         "CPU threads: {threads} | widest vectors: {} ({} f32 lanes{})",
         isa.name,
         isa.f32_lanes,
         if isa.fma { ", fused multiply-add" } else { "" }
-    );
+    )?;
     let (chosen, best) = (Level::chosen(), Level::best());
     if chosen == best {
-        println!(
+        outln!(
             "vector kernels: {} (the widest here; {LEVEL_VARIABLE}=baseline|avx2|avx512 holds them to another)",
             chosen.name()
-        );
+        )?;
     } else {
-        println!(
+        outln!(
             "vector kernels: {}, held there by {LEVEL_VARIABLE} (the widest here is {})",
             chosen.name(),
             best.name()
-        );
+        )?;
     }
     if adapters.is_empty() {
-        println!(
+        outln!(
             "wgpu adapters: none found (install a Vulkan driver, e.g. Debian's mesa-vulkan-drivers, or your GPU vendor's)"
-        );
+        )?;
     } else {
-        println!("wgpu adapters:");
+        outln!("wgpu adapters:")?;
         for a in &adapters {
             let driver = [a.driver.as_str(), a.driver_info.as_str()]
                 .iter()
@@ -102,26 +102,26 @@ pub fn devices_command(args: DevicesArgs, job: &Job) -> Result<()> {
                 .copied()
                 .collect::<Vec<_>>()
                 .join(" ");
-            println!(
+            outln!(
                 "  {:<40} {:<14} {:<8} driver: {:<30} --device {}",
                 a.name,
                 format!("{:?}", a.device_type),
                 format!("{:?}", a.backend),
                 driver,
                 device_name(a.device_type)
-            );
+            )?;
         }
     }
-    println!(
+    outln!(
         "GPU devices: {}",
         if gpus.is_empty() {
             "none".to_string()
         } else {
             gpus.join(", ")
         }
-    );
-    println!("auto picks: {auto}");
-    println!("MPI: {}", mpi_line(job));
+    )?;
+    outln!("auto picks: {auto}")?;
+    outln!("MPI: {}", mpi_line(job))?;
     Ok(())
 }
 

@@ -7,6 +7,7 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use tinygpt_data::{DataError, read_corpus};
 use tinygpt_train::eval::mean_loss;
+use tinygpt_train::run::checkpoint;
 use tinygpt_train::run::metrics::bits_per_byte;
 use tinygpt_train::run::weights::TrainedRun;
 
@@ -26,6 +27,10 @@ pub struct EvalArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Evaluate the val split of the corpus as it is now, even though it changed since the
+    /// run trained on it (the figures then measure a different split).
+    #[arg(long)]
+    pub corpus_changed: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -59,6 +64,7 @@ pub fn eval_command(args: EvalArgs) -> Result<()> {
         }
         None => {
             let input = tinygpt_data::pipeline::Input::open(&config.data, config.train.seed)?;
+            check_corpus(&args, &input.fingerprint())?;
             let encoded = encode_with_bar(&config, &tokenizer, &input)?;
             ("val split".to_string(), encoded.splits.val.all())
         }
@@ -80,9 +86,9 @@ pub fn eval_command(args: EvalArgs) -> Result<()> {
         bits_per_byte: bits_per_byte(loss, bytes_per_token),
     };
     if args.json {
-        println!("{}", serde_json::to_string(&result)?);
+        outln!("{}", serde_json::to_string(&result)?)?;
     } else {
-        println!(
+        outln!(
             "{}: {} tokens in {} windows | loss {:.4} | perplexity {:.3} | {:.4} bits/byte",
             result.source,
             result.tokens,
@@ -90,7 +96,7 @@ pub fn eval_command(args: EvalArgs) -> Result<()> {
             result.loss,
             result.perplexity,
             result.bits_per_byte
-        );
+        )?;
     }
     Ok(())
 }
@@ -110,4 +116,28 @@ fn text_error(e: DataError, path: &std::path::Path) -> anyhow::Error {
         ),
         other => anyhow::anyhow!("--text {shown}: {other}"),
     }
+}
+
+/// Refuses a corpus that changed since the run trained on it (the fingerprint its checkpoints
+/// recorded): its val split is no longer the one the run was measured on. `--corpus-changed`
+/// evaluates it anyway, and says so.
+fn check_corpus(args: &EvalArgs, fingerprint: &str) -> Result<()> {
+    let checkpoints = args.selection.run.join("checkpoints");
+    let Some((_, latest)) = checkpoint::list(&checkpoints)?.pop() else {
+        return Ok(()); // an imported run: no corpus was recorded
+    };
+    let recorded = checkpoint::load_state(&latest)?.corpus_sha256;
+    if recorded == fingerprint {
+        return Ok(());
+    }
+    if args.corpus_changed {
+        eprintln!(
+            "note: the corpus changed since the run trained on it; this is the val split of the corpus as it is now"
+        );
+        return Ok(());
+    }
+    bail!(
+        "the corpus of {} changed since the run trained on it (its sha256 differs from the checkpoints'), so its val split is not the one the run was measured on: restore the original files, evaluate a text with --text, or pass --corpus-changed to evaluate the new split anyway",
+        args.selection.run.display()
+    )
 }

@@ -77,6 +77,7 @@ pub struct ImportArgs {
 }
 
 pub fn export_command(args: ExportArgs) -> Result<()> {
+    refuse_inside_run(&args.out, &args.run)?;
     match args.format {
         Format::Hf => refuse_non_empty_folder(&args.out, args.force)?,
         _ => tinygpt_train::run::files::refuse_existing(&args.out, "--out", args.force)?,
@@ -112,6 +113,41 @@ pub fn export_command(args: ExportArgs) -> Result<()> {
         }
     }
     eprintln!("wrote {}", args.out.display());
+    Ok(())
+}
+
+/// An export goes outside the run it comes from: the run's files stay as training wrote them
+/// (`--out RUN --force` would otherwise replace its weights).
+fn refuse_inside_run(out: &Path, run: &Path) -> Result<()> {
+    let Ok(run_dir) = run.canonicalize() else {
+        return Ok(()); // opening the run reports it
+    };
+    // `out` may not exist yet: its nearest existing ancestor decides where it would be.
+    let mut existing = out.to_path_buf();
+    let mut below = Vec::new();
+    while !existing.exists() {
+        let Some(name) = existing.file_name() else {
+            break;
+        };
+        below.push(name.to_owned());
+        existing.pop();
+    }
+    let base = if existing.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        &existing
+    };
+    let Ok(mut resolved) = base.canonicalize() else {
+        return Ok(());
+    };
+    resolved.extend(below.iter().rev());
+    if resolved.starts_with(&run_dir) {
+        bail!(
+            "--out {} is inside the run {} it exports: the run's files stay as training wrote them; choose an --out outside the run",
+            out.display(),
+            run.display()
+        );
+    }
     Ok(())
 }
 
@@ -201,7 +237,7 @@ pub fn import_command(args: ImportArgs) -> Result<()> {
         train: TrainConfig::default(),
     };
     write_atomic(&run.config(), toml::to_string(&run_config)?.as_bytes())?;
-    tokenizer.save(&run.tokenizer())?;
+    write_atomic(&run.tokenizer(), tokenizer.to_json()?.as_bytes())?;
     save_run_model(&run, &model, &config, &tokenizer)?;
     if let Some(warning) = replaced.and_then(|old| old.discard_with_warning()) {
         eprintln!("warning: {warning}");

@@ -32,7 +32,7 @@ pub fn params_command(args: ParamsArgs) -> Result<()> {
         None => args.config.clone(),
     };
     let config = model_config(&path, &args.overrides)?;
-    print!("{}", table(&config, &path.display().to_string()));
+    out!("{}", table(&config, &path.display().to_string()))?;
     Ok(())
 }
 

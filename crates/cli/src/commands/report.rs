@@ -295,15 +295,18 @@ fn curves(lines: &[MetricsLine]) -> Curves {
 /// An existing `out` must be an earlier report, unless `--force`: never overwrite a page
 /// (or anything else) the user wrote.
 fn refuse_foreign_page(out: &Path, force: bool) -> Result<()> {
-    if force || !out.exists() {
-        return Ok(());
-    }
     if out.is_dir() {
         bail!(
             "--out {} is a directory: name the page to write, e.g. {}/report.html",
             out.display(),
             out.display()
         );
+    }
+    // A device or a named pipe is refused even with --force (and never read: a pipe would
+    // block, /dev/zero never end).
+    tinygpt_train::run::files::refuse_existing(out, "--out", true)?;
+    if force || !out.exists() {
+        return Ok(());
     }
     let head = std::fs::read(out).unwrap_or_default();
     let head = String::from_utf8_lossy(&head[..head.len().min(512)]);

@@ -19,16 +19,22 @@ pub struct RunsArgs {
 pub fn runs_command(args: RunsArgs) -> Result<()> {
     let rows = collect(&args.dir)?;
     if rows.is_empty() {
-        println!("no runs in {}", args.dir.display());
+        outln!("no runs in {}", args.dir.display())?;
         return Ok(());
     }
-    println!(
+    outln!(
         "{:<28} {:>13} {:>9} {:>7} {:>14} {:>9} {:<8} state",
-        "run", "steps", "best val", "bpb", "tokens", "wall", "device"
-    );
+        "run",
+        "steps",
+        "best val",
+        "bpb",
+        "tokens",
+        "wall",
+        "device"
+    )?;
     for r in rows {
         let opt = |v: Option<f64>, p: usize| v.map_or("-".into(), |v| format!("{v:.p$}"));
-        println!(
+        outln!(
             "{:<28} {:>13} {:>9} {:>7} {:>14} {:>9} {:<8} {}",
             r.name,
             format!("{}/{}", r.steps, r.max_steps),
@@ -38,7 +44,7 @@ pub fn runs_command(args: RunsArgs) -> Result<()> {
             format!("{:.0}s", r.wall_s),
             r.device,
             r.state.label()
-        );
+        )?;
     }
     Ok(())
 }

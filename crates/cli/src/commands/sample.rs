@@ -9,6 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use tinygpt_data::Tokenizer;
 use tinygpt_model::{Generator, Gpt};
 
+use crate::output::StdoutError;
 use crate::stream::StopStream;
 use tinygpt_data::prompt_tokens;
 use tinygpt_model::sampling::{SamplingParams, sample};
@@ -84,8 +85,9 @@ pub fn sample_command(args: SampleArgs) -> Result<()> {
     let stdout = std::io::stdout();
     for _ in 0..args.num_samples {
         let mut out = stdout.lock();
-        out.write_all(prompt_text.as_bytes())?;
-        out.flush()?;
+        out.write_all(prompt_text.as_bytes())
+            .and_then(|()| out.flush())
+            .map_err(StdoutError)?;
         generate(
             &model, &tokenizer, &prompt, &args, &params, &mut rng, &device, &mut out,
         )?;
@@ -94,8 +96,9 @@ pub fn sample_command(args: SampleArgs) -> Result<()> {
         } else {
             "\n"
         };
-        out.write_all(end.as_bytes())?;
-        out.flush()?;
+        out.write_all(end.as_bytes())
+            .and_then(|()| out.flush())
+            .map_err(StdoutError)?;
     }
     Ok(())
 }
@@ -130,11 +133,11 @@ fn generate(
             .unwrap_or(&text)
             .to_string();
         shown = text;
-        if stream.push(&piece)? {
+        if stream.push(&piece).map_err(StdoutError)? {
             return Ok(());
         }
     }
-    stream.finish()?;
+    stream.finish().map_err(StdoutError)?;
     Ok(())
 }
 

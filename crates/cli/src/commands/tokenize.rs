@@ -76,7 +76,7 @@ pub fn tokenize_command(args: TokenizeArgs) -> Result<()> {
     let documents = encoded.documents.as_ref();
     let counts = documents.and_then(|d| d.counts.as_ref());
     if let Some(path) = &args.save_tokenizer {
-        tokenizer.save(path)?;
+        tinygpt_train::run::files::write_atomic(path, tokenizer.to_json()?.as_bytes())?;
     }
     let (train, val) = (&encoded.splits.train, &encoded.splits.val);
     let report = TokenizeReport {
@@ -100,10 +100,10 @@ pub fn tokenize_command(args: TokenizeArgs) -> Result<()> {
         reused: encoded.cache.reused,
     };
     if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+        outln!("{}", serde_json::to_string(&report)?)?;
         return Ok(());
     }
-    println!("corpus: {}", input.describe());
+    outln!("corpus: {}", input.describe())?;
     let built = if config.data.tokenizer == "bpe" {
         format!(
             ", trained on the train split in {:.2}s",
@@ -112,19 +112,20 @@ pub fn tokenize_command(args: TokenizeArgs) -> Result<()> {
     } else {
         String::new()
     };
-    println!(
+    outln!(
         "tokenizer: {} with {} tokens{built}",
-        report.tokenizer, report.vocab_size
-    );
-    println!("{}", encoded.describe());
-    println!(
+        report.tokenizer,
+        report.vocab_size
+    )?;
+    outln!("{}", encoded.describe())?;
+    outln!(
         "split: {} train / {} val tokens, {:.3} bytes per token",
         HumanCount(report.train_tokens as u64),
         HumanCount(report.val_tokens as u64),
         report.bytes_per_token
-    );
+    )?;
     if let Some(path) = &args.save_tokenizer {
-        println!("tokenizer saved to {}", path.display());
+        outln!("tokenizer saved to {}", path.display())?;
     }
     Ok(())
 }

@@ -177,11 +177,11 @@ pub fn train(args: TrainArgs, job: &Job) -> Result<ExitCode> {
         run.model().display()
     );
     let continuation = greedy(&model, &prompt.tokens, config.train.sample_tokens, device);
-    println!(
+    outln!(
         "--- greedy continuation of {:?} ---",
         config.train.sample_prompt
-    );
-    println!("{}", tokenizer.decode(&continuation)?);
+    )?;
+    outln!("{}", tokenizer.decode(&continuation)?)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -42,9 +42,11 @@ const COUNTS_AT: u64 = 16;
 /// How the tokens were obtained.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CacheInfo {
-    /// `None` when the cache directory was not writable (tokens then live in memory).
+    /// `None` when the cache could not be written (tokens then live in memory).
     pub path: Option<PathBuf>,
     pub reused: bool,
+    /// Why the cache could not be written (`No space left on device`, a read-only folder).
+    pub unwritten: Option<String>,
 }
 
 /// Train and val tokens of a one-file corpus: from the cache when it holds this corpus and
@@ -110,6 +112,7 @@ fn load_or_write(
         let info = CacheInfo {
             path: Some(path),
             reused: true,
+            unwritten: None,
         };
         return Ok((train, val, info));
     }
@@ -120,12 +123,13 @@ fn load_or_write(
             let info = CacheInfo {
                 path: Some(path),
                 reused: false,
+                unwritten: None,
             };
             Ok((train, val, info))
         }
         Err(Failure::Data(e)) => Err(e),
         // A read-only corpus directory (or a full disk) still trains, from memory.
-        Err(Failure::Io(_)) => {
+        Err(Failure::Io(why)) => {
             let mut ids = [Vec::new(), Vec::new()];
             encode(&mut |part, batch| {
                 ids[part].extend_from_slice(batch);
@@ -136,6 +140,7 @@ fn load_or_write(
             let info = CacheInfo {
                 path: None,
                 reused: false,
+                unwritten: Some(why.to_string()),
             };
             Ok((Tokens::from(train), Tokens::from(val), info))
         }
@@ -143,7 +148,7 @@ fn load_or_write(
 }
 
 /// Writes what `encode` emits into the cache file `path`, streaming (see
-/// [`crate::cache_writer`]).
+/// [`writer`]).
 fn encode_to_file(
     path: &Path,
     key: &[u8; 32],

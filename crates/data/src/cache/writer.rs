@@ -219,7 +219,18 @@ impl CacheWriter {
     }
 
     /// Writes the counts at `counts_at`, syncs, and renames the file into place.
-    pub fn finish(mut self, counts_at: u64) -> std::io::Result<()> {
+    pub fn finish(self, counts_at: u64) -> std::io::Result<()> {
+        let (tmp, val_tmp) = (self.tmp.clone(), self.val_tmp.clone());
+        let finished = self.write_out(counts_at);
+        if finished.is_err() {
+            // A full disk at the end leaves nothing behind either.
+            let _ = std::fs::remove_file(&tmp);
+            let _ = std::fs::remove_file(&val_tmp);
+        }
+        finished
+    }
+
+    fn write_out(mut self, counts_at: u64) -> std::io::Result<()> {
         let mut val = self.val.into_inner().map_err(|e| e.into_error())?;
         val.seek(SeekFrom::Start(0))?;
         std::io::copy(&mut val, &mut self.file)?;

@@ -32,7 +32,7 @@ impl CharTokenizer {
             return Err("vocabulary lists a character twice".into());
         }
         if vocab.is_empty() {
-            return Err("vocabulary is empty".into());
+            return Err("vocabulary is empty: list its characters in \"vocab\"".into());
         }
         Ok(Self {
             vocab,

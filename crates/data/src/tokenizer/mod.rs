@@ -106,15 +106,9 @@ impl Tokenizer {
         bytes as f64 / ids.len().max(1) as f64
     }
 
-    pub fn save(&self, path: &Path) -> Result<(), DataError> {
-        let json = serde_json::to_string_pretty(self).map_err(|e| DataError::TokenizerFile {
-            path: path.into(),
-            reason: e.to_string(),
-        })?;
-        std::fs::write(path, json).map_err(|e| DataError::TokenizerFile {
-            path: path.into(),
-            reason: e.to_string(),
-        })
+    /// The tokenizer file's text (callers write it atomically, beside the file it replaces).
+    pub fn to_json(&self) -> Result<String, DataError> {
+        serde_json::to_string_pretty(self).map_err(|e| DataError::Tokenizer(e.to_string()))
     }
 
     /// Loads a tinygpt char tokenizer or any Hugging Face `tokenizer.json`.
@@ -236,7 +230,7 @@ mod tests {
 
         let scratch = tempfile::tempdir().unwrap();
         let path = scratch.path().join("tokenizer.json");
-        tokenizer.save(&path).unwrap();
+        std::fs::write(&path, tokenizer.to_json().unwrap()).unwrap();
         let loaded = Tokenizer::load(&path).unwrap();
         assert_eq!(loaded.encode(text).unwrap(), ids);
         assert_eq!(loaded.vocab_size(), tokenizer.vocab_size());
@@ -253,13 +247,13 @@ mod tests {
         assert!(tokenizer.decode(&[3]).is_err());
         let scratch = tempfile::tempdir().unwrap();
         let path = scratch.path().join("tokenizer.json");
-        tokenizer.save(&path).unwrap();
+        std::fs::write(&path, tokenizer.to_json().unwrap()).unwrap();
         let loaded = Tokenizer::load(&path).unwrap();
         assert_eq!(loaded.end_of_text(), Some(2));
         assert_eq!(loaded.vocab_size(), 3);
         // Without one, the file is exactly what it always was.
         let plain = Tokenizer::Char(CharTokenizer::from_corpus("ab"));
-        plain.save(&path).unwrap();
+        std::fs::write(&path, plain.to_json().unwrap()).unwrap();
         assert!(
             !std::fs::read_to_string(&path)
                 .unwrap()

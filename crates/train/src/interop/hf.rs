@@ -17,7 +17,7 @@ use tinygpt_model::gpt2::{from_gpt2, not_gpt2, to_gpt2};
 use tinygpt_model::weights::{from_safetensors, to_safetensors};
 use tinygpt_model::{Activation, GptConfig, NamedTensor};
 
-use crate::run::files::write_atomic;
+use crate::run::files::{done_writing, sync_dir, temporary_sibling, write_synced, writing};
 
 /// What `transformers` calls each of tinygpt's activations.
 pub fn activation_name(activation: Activation) -> &'static str {
@@ -115,11 +115,53 @@ pub fn write_dir(
         ),
         ("README.md", card.as_bytes().to_vec()),
     ];
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    for (name, bytes) in files {
-        write_atomic(&out.join(name), &bytes)?;
+    write_folder(out, &files)
+}
+
+/// Test hook: milliseconds to pause after a folder export's files are written aside and before
+/// the folder is renamed into place, so a test can interrupt it there.
+pub const PAUSE_ENV: &str = "TINYGPT_TEST_PAUSE_IN_EXPORT_MS";
+
+/// Writes `files` as the folder `out`, built aside first: an export that is interrupted or
+/// fails leaves a hidden `.NAME.tmp-PID` sibling (removed on failure), never a half-written
+/// folder under the final name. A new or empty `out` is the aside folder renamed; an `out`
+/// already holding files (`--force`) gets each file renamed in, and keeps every other file.
+fn write_folder(out: &Path, files: &[(&str, Vec<u8>)]) -> Result<()> {
+    let aside = temporary_sibling(out).with_extension(format!("tmp-{}", std::process::id()));
+    writing(&aside);
+    let built = (|| -> Result<()> {
+        std::fs::create_dir_all(&aside)
+            .with_context(|| format!("cannot create {}", aside.display()))?;
+        for (name, bytes) in files {
+            write_synced(&aside.join(name), bytes)?;
+        }
+        sync_dir(&aside)?;
+        if let Some(ms) = std::env::var(PAUSE_ENV).ok().and_then(|v| v.parse().ok()) {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
+        let empty = std::fs::read_dir(out).map_or(true, |mut entries| entries.next().is_none());
+        if empty {
+            if out.is_dir() {
+                std::fs::remove_dir(out)
+                    .with_context(|| format!("cannot replace {}", out.display()))?;
+            }
+            std::fs::rename(&aside, out)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+        } else {
+            for (name, _) in files {
+                std::fs::rename(aside.join(name), out.join(name))
+                    .with_context(|| format!("cannot write {}", out.join(name).display()))?;
+            }
+            std::fs::remove_dir(&aside)
+                .with_context(|| format!("cannot remove {}", aside.display()))?;
+        }
+        sync_dir(out.parent().unwrap_or(Path::new(".")))
+    })();
+    if built.is_err() {
+        let _ = std::fs::remove_dir_all(&aside);
     }
-    Ok(())
+    done_writing(&aside);
+    built
 }
 
 fn pretty(value: &serde_json::Value) -> Result<Vec<u8>> {
@@ -202,7 +244,11 @@ pub fn model_config(json: &str, path: &Path) -> Result<GptConfig> {
             "{at}: activation_function {other:?} is not one tinygpt has: it computes \"gelu\" (erf) and \"gelu_new\" (tanh)"
         ),
     };
-    if let Some(inner) = hf.n_inner.filter(|&n| n != 4 * hf.n_embd) {
+    // Checked: an absurd n_embd (4 × it overflows) is left to validation's message.
+    if let Some(inner) = hf
+        .n_inner
+        .filter(|&n| hf.n_embd.checked_mul(4).is_some_and(|four| four != n))
+    {
         bail!(
             "{at}: n_inner {inner} is not 4 × n_embd ({}): tinygpt's MLP is four times the width",
             4 * hf.n_embd

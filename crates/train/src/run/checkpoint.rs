@@ -153,11 +153,7 @@ pub fn list(checkpoints: &Path) -> Result<Vec<(usize, PathBuf)>> {
     for entry in entries {
         let entry = entry?;
         let name = entry.file_name();
-        if let Some(step) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("step-"))
-            .and_then(|n| n.parse().ok())
-        {
+        if let Some(step) = name.to_str().and_then(step_of) {
             found.push((step, entry.path()));
         }
     }
@@ -353,4 +349,11 @@ fn adam_metadata(optim: &Optimizer) -> HashMap<String, String> {
 
 pub fn step_name(step: usize) -> String {
     format!("step-{step:07}")
+}
+
+/// The step of a checkpoint directory's name, when tinygpt wrote exactly that name (a copy
+/// the user kept, `step-0000500.bak` or `step-20`, is not one).
+pub fn step_of(name: &str) -> Option<usize> {
+    let step = name.strip_prefix("step-")?.parse().ok()?;
+    (step_name(step) == name).then_some(step)
 }

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use anyhow::{Context, Result, bail};
 
@@ -25,12 +26,52 @@ pub fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// The temporaries being written now (by [`write_atomic`], or a folder built aside): what a
+/// signal that ends the process removes first ([`remove_temporaries`]).
+static WRITING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Notes that `path` is a temporary being written, until [`done_writing`].
+pub fn writing(path: &Path) {
+    WRITING
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(path.into());
+}
+
+/// `path` is renamed into place or removed: a signal no longer needs to remove it.
+pub fn done_writing(path: &Path) {
+    WRITING
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|p| p != path);
+}
+
+/// Removes every temporary being written (a file, or a folder built aside): called when a
+/// signal ends the process, so an interrupted export leaves nothing behind.
+pub fn remove_temporaries() {
+    for path in WRITING.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+        if path.is_dir() {
+            let _ = std::fs::remove_dir_all(&path);
+        } else {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
 /// Replaces `path` with `bytes` atomically: a temporary sibling, fsynced, then renamed over
 /// it. A reader sees the old file or the new one, never a mixture.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = temporary_sibling(path);
-    write_synced(&tmp, bytes)?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    writing(&tmp);
+    let written = write_synced(&tmp, bytes).and_then(|()| {
+        std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+    });
+    if written.is_err() {
+        // A full disk leaves the old file as it was and no temporary beside it.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    done_writing(&tmp);
+    written?;
     if let Some(dir) = path.parent() {
         sync_dir(dir)?;
     }
@@ -47,8 +88,19 @@ pub fn temporary_sibling(path: &Path) -> PathBuf {
 }
 
 /// Refuses to replace an existing file unless `force`: an output path that names a file the
-/// user wrote (a config, a picture of another run) must not silently swallow it.
+/// user wrote (a config, a picture of another run) must not silently swallow it. Even with
+/// `force` only a regular file (or a link to one, which is replaced, not written through) can
+/// be replaced: never a folder, a device such as `/dev/null`, a named pipe or a socket.
 pub fn refuse_existing(path: &Path, flag: &str, force: bool) -> Result<()> {
+    if let Ok(meta) = std::fs::metadata(path)
+        && !meta.is_file()
+    {
+        bail!(
+            "{} is {}, not a regular file: choose another {flag} (a new file's path)",
+            path.display(),
+            kind_of(&meta)
+        );
+    }
     if !force && (path.exists() || path.is_symlink()) {
         bail!(
             "{} already exists: choose another {flag} or pass --force to replace it",
@@ -56,6 +108,29 @@ pub fn refuse_existing(path: &Path, flag: &str, force: bool) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// What a path that is not a regular file is, in words.
+pub fn kind_of(meta: &std::fs::Metadata) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let kind = meta.file_type();
+        if kind.is_block_device() || kind.is_char_device() {
+            return "a device";
+        }
+        if kind.is_fifo() {
+            return "a named pipe";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+    }
+    if meta.is_dir() {
+        "a folder"
+    } else {
+        "not a regular file"
+    }
 }
 
 /// Flushes a directory's entries (a rename inside it) to disk.

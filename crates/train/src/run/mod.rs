@@ -77,6 +77,18 @@ impl RunDir {
             return Ok(());
         }
         let shown = path.display();
+        // A run another process is writing (or creating) is judged by nothing but that.
+        if let Some(pid) = holder_of_lock(path) {
+            bail!(
+                "{shown} is in use by another tinygpt process (pid {pid}): wait for it to finish or stop it, or choose another --out"
+            );
+        }
+        if overwrite && path.is_symlink() {
+            bail!(
+                "--overwrite refused: {shown} is a link; tinygpt replaces only a run directory itself, never through a link: pass the directory it points to ({}), or choose another --out",
+                std::fs::read_link(path).map_or("?".into(), |t| t.display().to_string())
+            );
+        }
         if !overwrite {
             if !is_run(path) {
                 bail!(

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use super::checkpoint::step_of;
 use super::files::SUMS;
 use super::lock::RunLock;
 use super::names::{LOCK, MARKER};
@@ -34,7 +35,10 @@ impl Replaced {
             for entry in entries {
                 let dir = entry?.path();
                 let name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
-                let ours = name.is_some_and(|n| n.starts_with("step-") || n.starts_with(".tmp-"));
+                // Only the names tinygpt writes: `step-0000500`, and `.tmp-step-0000500` for
+                // one it was writing; `step-0000500.bak` is the user's.
+                let ours =
+                    name.is_some_and(|n| step_of(n.strip_prefix(".tmp-").unwrap_or(&n)).is_some());
                 if ours && dir.is_dir() {
                     for file in CHECKPOINT_FILES {
                         remove_file_if_present(&dir.join(file))?;

@@ -1,0 +1,117 @@
+//! Every subcommand with its standard output closed before it writes (`tinygpt runs | head
+//! -0`, a reader that went away): no panic, no "internal error", and exit 0, since the work
+//! is done before the output is printed (a run saved, a file exported); the rest of the
+//! output simply has nowhere to go (README, "What tinygpt promises").
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use common::runs::*;
+use common::*;
+
+/// `tinygpt ARGS` with a standard output whose reading end is already closed.
+fn into_closed_pipe(args: &[&str]) -> std::process::Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    tinygpt_command(args).stdout(writer).output().unwrap()
+}
+
+/// The subcommands `tinygpt --help` lists.
+fn subcommands() -> BTreeSet<String> {
+    let help = stdout(&tinygpt_ok(&["--help"]));
+    help.lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn every_subcommand_ends_cleanly_when_its_reader_went_away() {
+    let scratch = Scratch::new("closed-pipe");
+    let run = scratch.str("run");
+    run_ok(&tiny(&run, &[]));
+    let at = |name: &str| scratch.str(name);
+    let (exported, imported, trained) = (at("exported.safetensors"), at("imported"), at("trained"));
+    let train = tiny(&trained, &[]);
+    let train: Vec<&str> = train.iter().map(String::as_str).collect();
+    let tiny_config = "configs/tiny-test.toml";
+    let scratch_dir = scratch.0.to_string_lossy().into_owned();
+    let (plot, report) = (at("loss.png"), at("report.html"));
+    let commands: Vec<Vec<&str>> = vec![
+        train,
+        vec!["sample", "--run", &run, "--max-new-tokens", "300"],
+        vec!["params", "--config", tiny_config],
+        vec![
+            "attention",
+            "--run",
+            &run,
+            "--prompt",
+            "To be",
+            "--format",
+            "text",
+        ],
+        vec![
+            "attention",
+            "--run",
+            &run,
+            "--prompt",
+            "To be",
+            "--format",
+            "json",
+        ],
+        vec![
+            "bench",
+            "--config",
+            tiny_config,
+            "--steps",
+            "1",
+            "--warmup",
+            "0",
+            "--sample-tokens",
+            "8",
+        ],
+        vec![
+            "bench",
+            "--config",
+            tiny_config,
+            "--steps",
+            "1",
+            "--warmup",
+            "0",
+            "--json",
+        ],
+        vec!["eval", "--run", &run],
+        vec!["eval", "--run", &run, "--json"],
+        vec!["plot", "--run", &run, "--out", &plot],
+        vec!["report", "--run", &run, "--out", &report],
+        vec!["export", "--run", &run, "--out", &exported],
+        vec!["import", "--weights", &exported, "--out", &imported],
+        vec!["runs", &scratch_dir],
+        vec!["tokenize", "--config", tiny_config],
+        vec!["tokenize", "--config", tiny_config, "--json"],
+        vec!["devices"],
+        vec!["devices", "--json"],
+    ];
+    let tested: BTreeSet<String> = commands.iter().map(|c| c[0].to_string()).collect();
+    assert_eq!(tested, subcommands(), "a subcommand is missing here");
+    for args in &commands {
+        let out = into_closed_pipe(args);
+        let err = stderr(&out);
+        assert!(
+            !err.contains("internal error") && !err.contains("panicked"),
+            "{args:?}:\n{err}"
+        );
+        assert_eq!(out.status.code(), Some(0), "{args:?}:\n{err}");
+    }
+    // The work was done although nobody read the output.
+    assert!(Path::new(&trained).join("model.safetensors").is_file());
+    assert!(Path::new(&exported).is_file() && Path::new(&plot).is_file());
+    assert!(Path::new(&imported).join("model.safetensors").is_file());
+    assert!(Path::new(&report).is_file());
+}
