@@ -126,3 +126,35 @@ fn bad_modern_switches_are_one_error_line() {
         assert!(!std::path::Path::new(&out_dir).exists());
     }
 }
+
+#[test]
+fn grouped_query_attention_is_counted_and_kept_out_of_gpt2_formats() {
+    let gqa = ["--set", "model.n_kv_head=1"];
+    let table = stdout(&tinygpt_ok(
+        &[
+            &["params", "--config", "configs/tiny-test.toml"][..],
+            &gqa[..],
+        ]
+        .concat(),
+    ));
+    assert!(
+        table.contains("2 heads of size 16 (1 key/value heads)"),
+        "{table}"
+    );
+    let key = table.lines().find(|l| l.starts_with("key ")).unwrap();
+    assert!(key.contains("32 × 16"), "{key}");
+    let scratch = Scratch::new("gqa-export");
+    let run = scratch.str("run");
+    train_tiny(
+        &run,
+        &[&gqa[..], &["--set", "train.max_steps=2"][..]].concat(),
+    );
+    for format in ["hf", "gguf"] {
+        let out_path = scratch.str(&format!("export-{format}"));
+        let out = tinygpt(&[
+            "export", "--run", &run, "--format", format, "--out", &out_path,
+        ]);
+        assert_clean_error(&out, "model.n_kv_head < n_head");
+        assert!(!std::path::Path::new(&out_path).exists(), "{format}");
+    }
+}

@@ -97,6 +97,12 @@ fn the_pytorch_reference_computes_tinygpts_first_step_loss_from_its_weights() {
         "llama",
         "positions = \"rope\"\nrope_base = 500.0\nnorm = \"rms_norm\"\nqk_norm = true\nactivation = \"swiglu\"\ntie_embeddings = false\nbias = false\nlayer_norm_eps = 1e-6",
     );
+    // Grouped-query attention: tiny-test's two query heads share one key/value head (with
+    // rotated, normalised keys, so the sharing is checked after they are placed).
+    let gqa = variant(
+        "gqa",
+        "n_kv_head = 1\npositions = \"rope\"\nnorm = \"rms_norm\"\nqk_norm = true\ntie_embeddings = false",
+    );
     let mut seen = Vec::new();
     let configs = [
         "configs/tiny-test.toml",
@@ -104,6 +110,7 @@ fn the_pytorch_reference_computes_tinygpts_first_step_loss_from_its_weights() {
         gpt2.as_str(),
         nanochat.as_str(),
         llama.as_str(),
+        gqa.as_str(),
     ];
     for config in configs {
         let (ours, reference) = losses(&python, &scratch, config);

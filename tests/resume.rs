@@ -136,6 +136,14 @@ fn modern() -> Vec<&'static str> {
 }
 
 #[test]
+fn resume_is_bit_exact_with_grouped_query_attention() {
+    // tiny-test's two query heads share one key/value head.
+    let mut switches = modern();
+    switches.extend(["--set", "model.n_kv_head=1"]);
+    bit_exact_resume("exact-gqa", &switches);
+}
+
+#[test]
 fn resume_is_bit_exact_with_the_modern_recipe_and_muon() {
     bit_exact_resume("exact-modern", &modern());
     // The checkpoint holds Muon's momentum for every block matrix (2 blocks × 6).

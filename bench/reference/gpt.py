@@ -16,7 +16,8 @@ with a KV cache, one token at a time from a one-token prompt, as `bench` samples
 The modern switches of [model] follow crates/model too: positions = "rope" (Llama's halves
 convention, rope_base), norm = "rms_norm", norm_weight, embedding_norm, qk_norm (each head's
 queries and keys normalised, then rotated), activation = "relu2" | "swiglu", logit_softcap
-and init = "modern" (nanochat's scales).
+and init = "modern" (nanochat's scales), n_kv_head (grouped-query attention: key/value heads
+shared by n_head / n_kv_head query heads each, as torch's repeat_interleave spreads them).
 
     python bench/reference/gpt.py --model '{"vocab_size": 65, ...}' --batch-size 32 --json
     (bench/reference/compare.py passes the model `tinygpt bench --json` reports)
@@ -97,7 +98,9 @@ class Attention(nn.Module):
     def __init__(self, c, n_head, bias, m):
         super().__init__()
         self.n_head = n_head
-        self.qkv = nn.Linear(c, 3 * c, bias=bias)
+        self.n_kv_head = m.get("n_kv_head", 0) or n_head
+        self.kv = self.n_kv_head * (c // n_head)
+        self.qkv = nn.Linear(c, c + 2 * self.kv, bias=bias)
         self.output = nn.Linear(c, c, bias=bias)
         init_matrix(self.qkv.weight, m, "input")
         init_matrix(self.output.weight, m, "residual_output")
@@ -106,33 +109,38 @@ class Attention(nn.Module):
         self.key_norm = Norm(d_head, m) if m.get("qk_norm", False) else None
         self.rope_base = m.get("rope_base", 10000.0) if m.get("positions") == "rope" else None
 
-    def heads(self, x):
+    def heads(self, x, n):
         b, t, c = x.shape
-        return x.view(b, t, self.n_head, c // self.n_head).transpose(1, 2)
+        return x.view(b, t, n, c // n).transpose(1, 2)
 
-    def place(self, x, norm, offset):
-        """Queries or keys [b, t, c] as attention uses them: normalised, then rotated."""
+    def place(self, x, norm, offset, n):
+        """Queries or keys [b, t, n·d] as attention uses them: normalised, then rotated."""
         if norm is None and self.rope_base is None:
             return x
         b, t, c = x.shape
-        heads = x.view(b, t, self.n_head, c // self.n_head)
+        heads = x.view(b, t, n, c // n)
         if norm is not None:
             heads = norm(heads)
         if self.rope_base is not None:
-            heads = rotate(heads, *rotary_tables(offset, t, c // self.n_head, self.rope_base))
+            heads = rotate(heads, *rotary_tables(offset, t, c // n, self.rope_base))
         return heads.reshape(b, t, c)
 
     def forward(self, x, cache=None, offset=0):
         b, t, c = x.shape
-        q, k, v = self.qkv(x).split(c, dim=2)
-        q = self.place(q, self.query_norm, offset)
-        k = self.place(k, self.key_norm, offset)
-        q, k, v = self.heads(q), self.heads(k), self.heads(v)
+        q, k, v = self.qkv(x).split([c, self.kv, self.kv], dim=2)
+        q = self.place(q, self.query_norm, offset, self.n_head)
+        k = self.place(k, self.key_norm, offset, self.n_kv_head)
+        q = self.heads(q, self.n_head)
+        k, v = self.heads(k, self.n_kv_head), self.heads(v, self.n_kv_head)
         if cache is not None:
             if "k" in cache:
                 k = torch.cat([cache["k"], k], dim=2)
                 v = torch.cat([cache["v"], v], dim=2)
             cache["k"], cache["v"] = k, v
+        groups = self.n_head // self.n_kv_head
+        if groups > 1:
+            k = k.repeat_interleave(groups, dim=1)
+            v = v.repeat_interleave(groups, dim=1)
         # One new query attends to every cached key: no mask needed then.
         causal = t > 1 or cache is None
         y = F.scaled_dot_product_attention(q, k, v, is_causal=causal)

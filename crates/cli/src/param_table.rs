@@ -11,9 +11,13 @@ pub fn table(config: &GptConfig, source: &str) -> String {
     let shape = |a: usize, b: usize| format!("{} × {}", n(a), n(b));
     let (c, v, l) = (config.n_embd, config.vocab_size, config.n_layer);
     let mut out = format!(
-        "{source}: {l} layers, {} heads of size {}, n_embd {}, context {}, vocab {}, {} embeddings\n\n",
+        "{source}: {l} layers, {} heads of size {}{}, n_embd {}, context {}, vocab {}, {} embeddings\n\n",
         config.n_head,
         config.head_size(),
+        match config.kv_heads() {
+            kv if kv == config.n_head => String::new(),
+            kv => format!(" ({kv} key/value heads)"),
+        },
         n(c),
         n(config.block_size),
         n(v),
@@ -34,8 +38,19 @@ pub fn table(config: &GptConfig, source: &str) -> String {
         "",
         &n(count.token_embedding),
     );
-    for name in ["query", "key", "value (down)", "output (value up)"] {
-        row(name, &shape(c, c), &n(attention), &n(l * attention));
+    let (kv, key_value) = (config.kv_width(), count.key_value_matrix);
+    for (name, width, each) in [
+        ("query", c, attention),
+        ("key", kv, key_value),
+        ("value (down)", kv, key_value),
+        ("output (value up)", c, attention),
+    ] {
+        let (inputs, outputs) = if name.starts_with("output") {
+            (width, c)
+        } else {
+            (c, width)
+        };
+        row(name, &shape(inputs, outputs), &n(each), &n(l * each));
     }
     row("MLP up", &shape(c, 4 * c), &n(mlp), &n(l * mlp));
     row("MLP down", &shape(4 * c, c), &n(mlp), &n(l * mlp));

@@ -45,11 +45,14 @@ pub struct CausalSelfAttention {
     pub query_norm: Option<Norm>,
     pub key_norm: Option<Norm>,
     pub n_head: usize,
+    /// Heads of keys and values: `n_head`, or fewer with grouped-query attention (each then
+    /// serves `n_head / n_kv_head` query heads).
+    pub n_kv_head: usize,
 }
 
 impl CausalSelfAttention {
     pub fn new(config: &GptConfig, init: &mut Initializer) -> Self {
-        let c = config.n_embd;
+        let (c, kv) = (config.n_embd, config.kv_width());
         let qk_norm = || {
             config
                 .qk_norm
@@ -58,12 +61,13 @@ impl CausalSelfAttention {
         let (query_norm, key_norm) = (qk_norm(), qk_norm());
         Self {
             query: linear(init, config, Role::Input, c, c),
-            key: linear(init, config, Role::Input, c, c),
-            value: linear(init, config, Role::Input, c, c),
+            key: linear(init, config, Role::Input, c, kv),
+            value: linear(init, config, Role::Input, c, kv),
             output: linear(init, config, Role::ResidualOutput, c, c),
             query_norm,
             key_norm,
             n_head: config.n_head,
+            n_kv_head: config.kv_heads(),
         }
     }
 
@@ -73,18 +77,23 @@ impl CausalSelfAttention {
     /// `rotary` holds RoPE's angles for the tokens' positions when the model rotates.
     pub fn forward(&self, x: Tensor<3>, rotary: Option<&RotaryTables>) -> Tensor<3> {
         let heads = if fused::applies(&x) {
-            // One product gives queries, keys and values side by side: [batch, time, 3·n_embd].
+            // One product gives queries, keys and values side by side: [batch, time, 3·n_embd]
+            // (n_embd + 2·kv_width with GQA, whose keys and values are then shared out).
             let qkv = fused::linear_with(x, self.packed_weight(), self.packed_bias());
-            let qkv = self.place_packed(qkv, rotary);
+            let qkv = if self.n_kv_head == self.n_head {
+                self.place_packed(qkv, rotary)
+            } else {
+                self.share_packed(qkv, rotary)
+            };
             fused::causal_self_attention(qkv, self.n_head)
         } else {
             let (query, key, value) = self.project(x, rotary);
-            fused::plain_causal_attention(query, key, value)
+            fused::plain_causal_attention(query, self.share(key), self.share(value))
         };
         fused::linear(&self.output, merge_heads(heads))
     }
 
-    /// `[W_query | W_key | W_value]`, `[n_embd, 3·n_embd]`.
+    /// `[W_query | W_key | W_value]`, `[n_embd, 3·n_embd]` (`n_embd + 2·kv_width` with GQA).
     fn packed_weight(&self) -> Tensor<2> {
         let weights = [&self.query, &self.key, &self.value].map(|l| l.weight.val());
         Tensor::cat(weights.to_vec(), 1)
@@ -107,6 +116,7 @@ impl CausalSelfAttention {
         rotary: Option<&RotaryTables>,
     ) -> (Tensor<3>, AttentionMaps) {
         let (query, key, value) = self.project(x, rotary);
+        let (key, value) = (self.share(key), self.share(value));
         let [batch, n_head, t, d_head] = query.dims();
 
         let scores = query
@@ -140,7 +150,9 @@ impl CausalSelfAttention {
             first || t_new == 1,
             "a warm cache takes one token at a time"
         );
+        // The cache keeps the key/value heads themselves: n_head / n_kv_head times smaller.
         let (key, value) = cache.extend(key, value);
+        let (key, value) = (self.share(key), self.share(value));
         let options = AttentionModuleOptions {
             scale: None,
             softcap: None,
@@ -168,9 +180,62 @@ impl CausalSelfAttention {
         }
         let [.., width] = qkv.dims();
         let c = width / 3;
-        let query = self.place(qkv.clone().narrow(2, 0, c), &self.query_norm, rotary);
-        let key = self.place(qkv.clone().narrow(2, c, c), &self.key_norm, rotary);
+        let query = self.place(
+            qkv.clone().narrow(2, 0, c),
+            &self.query_norm,
+            rotary,
+            self.n_head,
+        );
+        let key = self.place(
+            qkv.clone().narrow(2, c, c),
+            &self.key_norm,
+            rotary,
+            self.n_head,
+        );
         Tensor::cat(vec![query, key, qkv.narrow(2, 2 * c, c)], 2)
+    }
+
+    /// GQA's packed projection `[batch, time, n_embd + 2·kv_width]` as attention takes it,
+    /// `[batch, time, 3·n_embd]`: queries and keys placed, and each key and value head repeated
+    /// for the query heads it serves (their gradients are summed back by the repeat's backward).
+    fn share_packed(&self, qkv: Tensor<3>, rotary: Option<&RotaryTables>) -> Tensor<3> {
+        let [batch, t, width] = qkv.dims();
+        let d_head = width / (self.n_head + 2 * self.n_kv_head);
+        let (c, kv) = (self.n_head * d_head, self.n_kv_head * d_head);
+        let query = self.place(
+            qkv.clone().narrow(2, 0, c),
+            &self.query_norm,
+            rotary,
+            self.n_head,
+        );
+        let key = self.place(
+            qkv.clone().narrow(2, c, kv),
+            &self.key_norm,
+            rotary,
+            self.n_kv_head,
+        );
+        let value = qkv.narrow(2, c + kv, kv);
+        let share = |x: Tensor<3>| {
+            let groups = self.n_head / self.n_kv_head;
+            x.reshape([batch, t, self.n_kv_head, 1, d_head])
+                .expand([batch, t, self.n_kv_head, groups, d_head])
+                .reshape([batch, t, c])
+        };
+        Tensor::cat(vec![query, share(key), share(value)], 2)
+    }
+
+    /// Keys or values `[batch, n_kv_head, time, d_head]` with each head repeated for the query
+    /// heads it serves: `[batch, n_head, time, d_head]`, query head h reading key/value head
+    /// `h / (n_head / n_kv_head)` (Llama's `repeat_kv`). Unchanged without GQA.
+    fn share(&self, x: Tensor<4>) -> Tensor<4> {
+        if self.n_kv_head == self.n_head {
+            return x;
+        }
+        let [batch, kv, t, d_head] = x.dims();
+        let groups = self.n_head / kv;
+        x.reshape([batch, kv, 1, t, d_head])
+            .expand([batch, kv, groups, t, d_head])
+            .reshape([batch, self.n_head, t, d_head])
     }
 
     /// Whether queries and keys change between their projection and the scores.
@@ -178,14 +243,20 @@ impl CausalSelfAttention {
         rotary.is_some() || self.query_norm.is_some()
     }
 
-    /// Queries or keys `[batch, time, n_embd]` as attention uses them: each head's normalised
-    /// (QK-norm), then turned by its position (RoPE).
-    fn place(&self, x: Tensor<3>, norm: &Option<Norm>, rotary: Option<&RotaryTables>) -> Tensor<3> {
+    /// Queries or keys `[batch, time, heads · d_head]` as attention uses them: each head's
+    /// normalised (QK-norm), then turned by its position (RoPE).
+    fn place(
+        &self,
+        x: Tensor<3>,
+        norm: &Option<Norm>,
+        rotary: Option<&RotaryTables>,
+        n_heads: usize,
+    ) -> Tensor<3> {
         if norm.is_none() && rotary.is_none() {
             return x;
         }
         let [batch, t, c] = x.dims();
-        let mut heads = x.reshape([batch, t, self.n_head, c / self.n_head]);
+        let mut heads = x.reshape([batch, t, n_heads, c / n_heads]);
         if let Some(norm) = norm {
             heads = norm.forward(heads);
         }
@@ -195,23 +266,29 @@ impl CausalSelfAttention {
         heads.reshape([batch, t, c])
     }
 
-    /// Queries, keys and values, each split into heads: `[batch, head, time, d_head]`.
+    /// Queries, keys and values, each split into heads: `[batch, head, time, d_head]`, the
+    /// keys and values in their own `n_kv_head` heads (see [`Self::share`]).
     fn project(
         &self,
         x: Tensor<3>,
         rotary: Option<&RotaryTables>,
     ) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
-        let split = |t: Tensor<3>| split_heads(t, self.n_head);
         let query = self.place(
             fused::linear(&self.query, x.clone()),
             &self.query_norm,
             rotary,
+            self.n_head,
         );
-        let key = self.place(fused::linear(&self.key, x.clone()), &self.key_norm, rotary);
+        let key = self.place(
+            fused::linear(&self.key, x.clone()),
+            &self.key_norm,
+            rotary,
+            self.n_kv_head,
+        );
         (
-            split(query),
-            split(key),
-            split(fused::linear(&self.value, x)),
+            split_heads(query, self.n_head),
+            split_heads(key, self.n_kv_head),
+            split_heads(fused::linear(&self.value, x), self.n_kv_head),
         )
     }
 }

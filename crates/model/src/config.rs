@@ -59,6 +59,11 @@ pub struct GptConfig {
     /// rotation keeps the root mean square, so without a gain the order does not matter).
     #[serde(default, skip_serializing_if = "is_default")]
     pub qk_norm: bool,
+    /// Grouped-query attention: heads of keys and values, each shared by `n_head / n_kv_head`
+    /// query heads (1 is multi-query attention); the KV cache shrinks by the same factor.
+    /// 0 (the default) means `n_head`: every query head has keys and values of its own.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub n_kv_head: usize,
     /// Logit soft-capping `c·tanh(z/c)`: logits stay inside (−c, c). 0 turns it off.
     #[serde(default, skip_serializing_if = "is_default")]
     pub logit_softcap: f64,
@@ -159,6 +164,7 @@ impl Default for GptConfig {
             norm_weight: true,
             embedding_norm: false,
             qk_norm: false,
+            n_kv_head: 0,
             logit_softcap: 0.0,
             init: Init::default(),
         }
@@ -169,5 +175,19 @@ impl GptConfig {
     /// Size of one attention head: the query/key space each head works in.
     pub fn head_size(&self) -> usize {
         self.n_embd / self.n_head
+    }
+
+    /// Heads of keys and values (`n_kv_head`, or `n_head` when it is 0).
+    pub fn kv_heads(&self) -> usize {
+        if self.n_kv_head == 0 {
+            self.n_head
+        } else {
+            self.n_kv_head
+        }
+    }
+
+    /// Width of the keys (and of the values): `kv_heads · head_size`.
+    pub fn kv_width(&self) -> usize {
+        self.kv_heads() * self.head_size()
     }
 }

@@ -25,6 +25,7 @@ pub fn not_gpt2(config: &GptConfig) -> Option<String> {
         (config.embedding_norm, "embedding_norm = true"),
         (config.qk_norm, "qk_norm = true"),
         (config.logit_softcap > 0.0, "logit_softcap > 0"),
+        (config.kv_heads() != config.n_head, "n_kv_head < n_head"),
         (
             config.activation == Activation::Swiglu,
             "activation = \"swiglu\"",

@@ -12,8 +12,10 @@ use crate::config::{Activation, GptConfig, NormKind, Positions};
 pub struct ParamCount {
     pub n_layer: usize,
     pub token_embedding: usize,
-    /// Each of query, key, value and output, per block.
+    /// Each of query and output, per block (and of key and value without GQA).
     pub attention_matrix: usize,
+    /// Each of key and value, per block: `n_embd × kv_width` (smaller with GQA).
+    pub key_value_matrix: usize,
     /// Each of MLP up and MLP down (and SwiGLU's gate), per block.
     pub mlp_matrix: usize,
     /// MLP matrices per block: 2, or 3 with SwiGLU's gate.
@@ -32,15 +34,17 @@ pub struct ParamCount {
 impl ParamCount {
     pub fn of(config: &GptConfig) -> Self {
         let (c, v, l) = (config.n_embd, config.vocab_size, config.n_layer);
+        let kv = config.kv_width();
         let bias = usize::from(config.bias);
         let mlp_matrices = mlp_matrices(config);
-        // Per block: q, k, v, output biases (4c) + MLP biases (4c per up map, c down).
-        let biases_per_block = bias * (4 * c + (mlp_matrices - 1) * 4 * c + c);
+        // Per block: q, output biases (2c), k, v (2 kv) + MLP biases (4c per up map, c down).
+        let biases_per_block = bias * (2 * c + 2 * kv + (mlp_matrices - 1) * 4 * c + c);
         let (per_norm, norms, per_qk_norm) = norms(config);
         Self {
             n_layer: l,
             token_embedding: v * c,
             attention_matrix: c * c,
+            key_value_matrix: c * kv,
             mlp_matrix: c * 4 * c,
             mlp_matrices,
             unembedding: if config.tie_embeddings { 0 } else { c * v },
@@ -66,14 +70,22 @@ impl ParamCount {
             u(config.block_size)?,
         );
         let bias = u64::from(config.bias);
+        let kv = u(config.kv_heads())?.checked_mul(u(config.head_size())?)?;
         let mlp = u(mlp_matrices(config))?;
         let (per_norm, norms, per_qk_norm) = norms(config);
         let (per_norm, per_qk_norm) = (u(per_norm)?, u(per_qk_norm)?);
-        // 4c² attention + 4c² per MLP matrix; biases 4c + 4c per up map + c.
+        // 2c² (query, output) + 2c·kv (key, value) + 4c² per MLP matrix; biases 2c + 2kv +
+        // 4c per up map + c.
         let per_block = c
             .checked_mul(c)?
-            .checked_mul(4 + 4 * mlp)?
-            .checked_add(bias.checked_mul(c)?.checked_mul(1 + 4 * mlp)?)?
+            .checked_mul(2 + 4 * mlp)?
+            .checked_add(c.checked_mul(kv)?.checked_mul(2)?)?
+            .checked_add(
+                bias.checked_mul(
+                    c.checked_mul(4 * mlp - 1)?
+                        .checked_add(kv.checked_mul(2)?)?,
+                )?,
+            )?
             .checked_add(per_qk_norm.checked_mul(2)?)?;
         let positions = if config.positions == Positions::Learned {
             t
@@ -91,7 +103,7 @@ impl ParamCount {
 
     /// Query, key, value and output matrices of one block.
     pub fn attention_per_block(&self) -> usize {
-        4 * self.attention_matrix
+        2 * self.attention_matrix + 2 * self.key_value_matrix
     }
 
     /// MLP up and down (and gate) matrices of one block.

@@ -59,6 +59,16 @@ impl GptConfig {
                 reason: "must be in (0, 1), e.g. 1e-5 (GPT-2's)".into(),
             });
         }
+        if self.n_kv_head > self.n_head || !self.n_head.is_multiple_of(self.kv_heads()) {
+            return Err(ConfigError {
+                key: "n_kv_head",
+                value: self.n_kv_head.to_string(),
+                reason: format!(
+                    "must divide n_head = {} (each key/value head serves n_head / n_kv_head query heads; 0 means n_head)",
+                    self.n_head
+                ),
+            });
+        }
         if self.positions == Positions::Rope && !self.head_size().is_multiple_of(2) {
             return Err(ConfigError {
                 key: "positions",

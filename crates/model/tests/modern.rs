@@ -5,127 +5,13 @@ mod common;
 
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use common::variants::{base, modern, tokens, variants};
 use common::{max_abs_diff, random, values};
 use tinygpt_kernels::softcap;
 use tinygpt_model::generate::argmax;
 use tinygpt_model::{
-    Activation, Generator, Gpt, GptConfig, Init, NormKind, ParamCount, Positions, cross_entropy,
+    Activation, Generator, Gpt, GptConfig, Init, ParamCount, Positions, cross_entropy,
 };
-
-fn base() -> GptConfig {
-    GptConfig {
-        vocab_size: 13,
-        block_size: 12,
-        n_layer: 2,
-        n_head: 2,
-        n_embd: 16,
-        ..GptConfig::default()
-    }
-}
-
-/// nanochat's shape: every modern switch on at once.
-fn modern() -> GptConfig {
-    GptConfig {
-        positions: Positions::Rope,
-        norm: NormKind::RmsNorm,
-        norm_weight: false,
-        embedding_norm: true,
-        qk_norm: true,
-        activation: Activation::Relu2,
-        logit_softcap: 15.0,
-        init: Init::Modern,
-        tie_embeddings: false,
-        bias: false,
-        ..base()
-    }
-}
-
-/// Each switch alone, then all of them, then a SwiGLU Llama-like shape with norm gains.
-fn variants() -> Vec<(&'static str, GptConfig)> {
-    vec![
-        (
-            "rope",
-            GptConfig {
-                positions: Positions::Rope,
-                ..base()
-            },
-        ),
-        (
-            "rms_norm",
-            GptConfig {
-                norm: NormKind::RmsNorm,
-                ..base()
-            },
-        ),
-        (
-            "no norm weight",
-            GptConfig {
-                norm_weight: false,
-                ..base()
-            },
-        ),
-        (
-            "embedding_norm",
-            GptConfig {
-                embedding_norm: true,
-                ..base()
-            },
-        ),
-        (
-            "qk_norm",
-            GptConfig {
-                qk_norm: true,
-                ..base()
-            },
-        ),
-        (
-            "relu2",
-            GptConfig {
-                activation: Activation::Relu2,
-                ..base()
-            },
-        ),
-        (
-            "swiglu",
-            GptConfig {
-                activation: Activation::Swiglu,
-                ..base()
-            },
-        ),
-        (
-            "softcap",
-            GptConfig {
-                logit_softcap: 2.0,
-                ..base()
-            },
-        ),
-        (
-            "modern init",
-            GptConfig {
-                init: Init::Modern,
-                tie_embeddings: false,
-                ..base()
-            },
-        ),
-        ("nanochat", modern()),
-        (
-            "llama-like",
-            GptConfig {
-                positions: Positions::Rope,
-                norm: NormKind::RmsNorm,
-                qk_norm: true,
-                activation: Activation::Swiglu,
-                bias: false,
-                tie_embeddings: false,
-                ..base()
-            },
-        ),
-    ]
-}
-
-fn tokens(seq: &[i64], device: &Device) -> Tensor<2, Int> {
-    Tensor::from_data(TensorData::new(seq.to_vec(), [1, seq.len()]), device)
-}
 
 #[test]
 fn softcap_bounds_logits_and_is_c_tanh_of_the_uncapped_ones() {

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod variants;
+
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
