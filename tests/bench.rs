@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Scratch, assert_clean_error, isa_from_cpuinfo, stdout, tinygpt, tinygpt_ok};
+use common::{Scratch, assert_clean_error, cpu_has, isa_from_cpuinfo, stdout, tinygpt, tinygpt_ok};
 use serde_json::Value;
 
 fn bench_json(config: &str, extra: &[&str]) -> Value {
@@ -125,4 +125,31 @@ fn bench_refuses_zero_steps_and_zero_batch_with_clear_errors() {
         "0",
     ]);
     assert_clean_error(&out, "--batch-size must be at least 1");
+}
+
+#[test]
+fn the_bf16_peak_is_measured_exactly_where_the_cpu_has_avx512_bf16() {
+    let report = bench_json(
+        "configs/tiny-test.toml",
+        &["--steps", "1", "--warmup", "0", "--sample-tokens", "0"],
+    );
+    let devices: Value =
+        serde_json::from_str(stdout(&tinygpt_ok(&["devices", "--json"])).trim()).unwrap();
+    let has = cpu_has("avx512_bf16");
+    assert_eq!(devices["cpu_bf16"]["avx512_bf16"], has, "{devices}");
+    assert_eq!(
+        devices["cpu_bf16"]["amx_bf16"],
+        cpu_has("amx_bf16"),
+        "{devices}"
+    );
+    match report.get("hardware_bf16_peak_gflops") {
+        Some(peak) => {
+            assert!(has, "a bf16 peak on a CPU without AVX512_BF16: {report}");
+            assert!(peak.as_f64().unwrap() > 0.0, "{report}");
+        }
+        None => {
+            assert!(!has, "no bf16 peak on a CPU with AVX512_BF16: {report}");
+            eprintln!("note: this CPU has no AVX512_BF16, so bench reports no bf16 peak");
+        }
+    }
 }

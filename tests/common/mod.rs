@@ -193,14 +193,18 @@ pub fn assert_error_after_output(out: &Output, needle: &str) {
     );
 }
 
-/// The widest vector ISA `/proc/cpuinfo`'s flags name, spelt as `bench` spells it.
-pub fn isa_from_cpuinfo() -> &'static str {
+/// Whether `/proc/cpuinfo`'s flags name `flag` (`avx512_bf16`, `amx_bf16`...).
+pub fn cpu_has(flag: &str) -> bool {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let flags: Vec<&str> = cpuinfo
+    cpuinfo
         .lines()
         .find(|l| l.starts_with("flags"))
-        .map_or(vec![], |l| l.split_whitespace().collect());
-    let has = |f: &str| flags.contains(&f);
+        .is_some_and(|l| l.split_whitespace().any(|f| f == flag))
+}
+
+/// The widest vector ISA `/proc/cpuinfo`'s flags name, spelt as `bench` spells it.
+pub fn isa_from_cpuinfo() -> &'static str {
+    let has = cpu_has;
     match () {
         _ if has("avx512f") => "AVX-512F",
         _ if has("avx2") && has("fma") => "AVX2+FMA",

@@ -1,5 +1,6 @@
 //! What this CPU can do at most: its widest f32 vector instructions, and the fp32 FLOP/s its
-//! cores reach with multiply-adds alone, from a loop that never touches memory. `bench`
+//! cores reach with multiply-adds alone (and the bf16 FLOP/s of `VDPBF16PS` where it has
+//! AVX512_BF16), from a loop that never touches memory. `bench`
 //! reports MFU against this physical peak, beside the peak of the matmul it runs, so a
 //! kernel that leaves half of every vector register idle cannot look efficient.
 
@@ -9,6 +10,8 @@ use std::time::Instant;
 /// run compiled for, and the variable that holds them to one. gemm's products choose theirs
 /// by the CPU alone.
 pub use crate::math::{LEVEL_VARIABLE, Level};
+
+pub use crate::bf16::{has_amx_bf16, has_avx512_bf16};
 
 /// The widest f32 vector instructions this CPU runs (checked at run time).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,31 +78,60 @@ pub fn vector_isa() -> VectorIsa {
 /// 16 registers of AVX2.
 const CHAINS: usize = 12;
 
-/// The fp32 peak of `threads` threads running at once: each runs `CHAINS` multiply-add chains
-/// in registers with the widest vectors [`vector_isa`] found. Like any peak it is the best of
-/// many short tries; spread them over a run so that a busy moment cannot hide it.
-pub struct Fp32Peak {
-    isa: VectorIsa,
+/// A peak of `threads` threads running at once, each running `CHAINS` chains of one
+/// instruction in registers: fp32 multiply-adds with the widest vectors [`vector_isa`] found
+/// ([`Peak::fp32`]), or bf16 pair dot products, `VDPBF16PS` ([`Peak::bf16`]). Like any peak
+/// it is the best of many short tries; spread them over a run so that a busy moment cannot
+/// hide it.
+pub struct Peak {
+    /// One thread's loop of `iterations` rounds over every chain.
+    run: fn(u64) -> f32,
+    /// FLOPs of one round over every chain.
+    flops_per_round: f64,
     threads: usize,
     /// Iterations per try: about 20 ms on one thread.
     iterations: u64,
     best_gflops: f64,
 }
 
-impl Fp32Peak {
-    pub fn new(threads: usize) -> Self {
+impl Peak {
+    /// fp32 multiply-adds: two FLOPs per lane.
+    pub fn fp32(threads: usize) -> Self {
         let isa = vector_isa();
+        // `vector_isa` is a cached feature check.
+        let run: fn(u64) -> f32 = |n| chains(vector_isa(), n);
+        Self::calibrated(run, (CHAINS * isa.f32_lanes * 2) as f64, threads)
+    }
+
+    /// bf16 pair dot products: 16 lanes × 2 products × 2 FLOPs per instruction; `None` when
+    /// this CPU lacks AVX512_BF16.
+    pub fn bf16(threads: usize) -> Option<Self> {
+        if !crate::bf16::has_avx512_bf16() {
+            return None;
+        }
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: the CPU has AVX512_BF16 (checked above).
+            let run: fn(u64) -> f32 = |n| unsafe { crate::bf16::x86::peak_loop::<CHAINS>(n) };
+            Some(Self::calibrated(run, (CHAINS * 16 * 2 * 2) as f64, threads))
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        None
+    }
+
+    fn calibrated(run: fn(u64) -> f32, flops_per_round: f64, threads: usize) -> Self {
         let mut iterations = 1u64 << 12;
         loop {
             let started = Instant::now();
-            chains(isa, iterations);
+            run(iterations);
             if started.elapsed().as_secs_f64() > 0.02 || iterations > 1 << 40 {
                 break;
             }
             iterations *= 2;
         }
         Self {
-            isa,
+            run,
+            flops_per_round,
             threads: threads.max(1),
             iterations,
             best_gflops: 0.0,
@@ -108,13 +140,12 @@ impl Fp32Peak {
 
     /// Runs `tries` more tries, all threads at once.
     pub fn measure(&mut self, tries: usize) {
-        let flops =
-            (self.threads * CHAINS * self.isa.f32_lanes * 2) as f64 * self.iterations as f64;
+        let flops = self.threads as f64 * self.flops_per_round * self.iterations as f64;
         for _ in 0..tries {
             let started = Instant::now();
             std::thread::scope(|scope| {
                 for _ in 0..self.threads {
-                    scope.spawn(|| chains(self.isa, self.iterations));
+                    scope.spawn(|| (self.run)(std::hint::black_box(self.iterations)));
                 }
             });
             let gflops = flops / started.elapsed().as_secs_f64() / 1e9;
@@ -253,12 +284,37 @@ mod tests {
 
     #[test]
     fn the_peak_is_the_best_of_its_tries() {
-        let mut peak = Fp32Peak::new(1);
+        let mut peak = Peak::fp32(1);
         assert_eq!(peak.gflops(), 0.0);
         peak.measure(1);
         let first = peak.gflops();
         assert!(first.is_finite() && first > 0.0, "{first}");
         peak.measure(2);
         assert!(peak.gflops() >= first);
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn the_bf16_loop_computes_the_dot_products_it_counts() {
+        let Some(mut peak) = Peak::bf16(1) else {
+            assert!(!crate::bf16::has_avx512_bf16());
+            eprintln!("skipped: this CPU has no AVX512_BF16, so no bf16 peak");
+            return;
+        };
+        // Each lane of each chain: 1000 × acc ← dot_pair(acc, a, b) from 1.0, where the low
+        // eight lanes pair 0.25s with 2e-3s and the high eight 0.5s with 1e-3s.
+        use crate::bf16::{dot_pair, round};
+        let lane = |a: f32, b: f32| {
+            (0..1000).fold(1.0f32, |acc, _| dot_pair(acc, [round(a); 2], [round(b); 2]))
+        };
+        let expected = (CHAINS * 8) as f32 * (lane(0.25, 2e-3) + lane(0.5, 1e-3));
+        // SAFETY: `Peak::bf16` returned a peak, so the CPU has AVX512_BF16.
+        let computed = unsafe { crate::bf16::x86::peak_loop::<CHAINS>(1000) };
+        assert!(
+            (computed - expected).abs() / expected < 1e-5,
+            "{computed} vs {expected}"
+        );
+        peak.measure(1);
+        assert!(peak.gflops().is_finite() && peak.gflops() > 0.0);
     }
 }

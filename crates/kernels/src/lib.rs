@@ -15,6 +15,7 @@
 
 pub mod adamw;
 mod attention;
+pub mod bf16;
 pub mod cpu;
 mod dropout;
 mod fresh;

@@ -20,7 +20,7 @@ use tinygpt_model::{Generator, Gpt, ParamCount};
 
 use crate::memory;
 use tinygpt_train::config::TrainConfig;
-use tinygpt_train::cpu::{Fp32Peak, Level, vector_isa};
+use tinygpt_train::cpu::{Level, Peak, vector_isa};
 use tinygpt_train::device::{BACKENDS, adapters, auto_device, parse_device};
 use tinygpt_train::footprint::Footprint;
 use tinygpt_train::model_config::model_config;
@@ -89,6 +89,10 @@ pub struct BenchReport {
     pub hardware_peak_gflops: Option<f64>,
     /// Achieved over the hardware peak: the MFU to compare across machines and frameworks.
     pub mfu_hardware: Option<f64>,
+    /// The CPU's bf16 peak (`VDPBF16PS` in registers on every core) where it has AVX512_BF16,
+    /// measured beside the fp32 one: the peak for runs whose products take bf16.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hardware_bf16_peak_gflops: Option<f64>,
     /// Minor page faults per timed step (Linux only).
     pub page_faults_per_step: Option<f64>,
     /// Peak resident memory of the process after the training steps (Linux only).
@@ -126,10 +130,12 @@ pub fn bench_command(args: BenchArgs) -> Result<()> {
     peak.measure(10);
     // The hardware's peak the same way, on a CPU device: tries before, between and after.
     let hardware_threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut hardware = on_cpu(&args.device).then(|| Fp32Peak::new(hardware_threads));
+    let on_this_cpu = on_cpu(&args.device);
+    let mut hardware = on_this_cpu.then(|| Peak::fp32(hardware_threads));
+    let mut bf16 = on_this_cpu.then(|| Peak::bf16(hardware_threads)).flatten();
     let mut measure_hardware = |tries| {
-        if let Some(hardware) = &mut hardware {
-            hardware.measure(tries);
+        for peak in [&mut hardware, &mut bf16].into_iter().flatten() {
+            peak.measure(tries);
         }
     };
     measure_hardware(10);
@@ -182,6 +188,7 @@ pub fn bench_command(args: BenchArgs) -> Result<()> {
     let peak = peak.gflops();
     let isa = vector_isa();
     let hardware_peak = hardware.map(|h| h.gflops());
+    let hardware_bf16_peak = bf16.map(|h| h.gflops());
 
     let (mut cached, mut plain) = (None, None);
     if args.sample_tokens > 0 {
@@ -209,6 +216,7 @@ pub fn bench_command(args: BenchArgs) -> Result<()> {
         hardware_threads,
         hardware_peak_gflops: hardware_peak,
         mfu_hardware: hardware_peak.map(|hardware| achieved / hardware),
+        hardware_bf16_peak_gflops: hardware_bf16_peak,
         page_faults_per_step,
         peak_memory_mib: usage_after.map(|(_, peak)| peak as f64 / (1 << 20) as f64),
         sample_tokens: args.sample_tokens,
@@ -255,6 +263,13 @@ fn print_report(r: &BenchReport) -> Result<()> {
             r.hardware_threads
         )?,
         _ => outln!("{matmul}")?,
+    }
+    if let (Some(bf16), Some(fp32)) = (r.hardware_bf16_peak_gflops, r.hardware_peak_gflops) {
+        outln!(
+            "bf16 peak: {bf16:.1} GFLOP/s (VDPBF16PS on {} threads, {:.2}× the fp32 peak; this run's products are fp32)",
+            r.hardware_threads,
+            bf16 / fp32
+        )?;
     }
     if let (Some(faults), Some(peak)) = (r.page_faults_per_step, r.peak_memory_mib) {
         outln!("memory: {peak:.0} MiB peak resident | {faults:.0} page faults per step")?;

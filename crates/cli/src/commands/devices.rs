@@ -4,7 +4,7 @@
 use anyhow::Result;
 use burn::tensor::wgpu::wgpu;
 
-use tinygpt_train::cpu::{LEVEL_VARIABLE, Level, vector_isa};
+use tinygpt_train::cpu::{LEVEL_VARIABLE, Level, has_amx_bf16, has_avx512_bf16, vector_isa};
 use tinygpt_train::device::{BACKENDS, adapters, auto_device, device_name};
 
 use crate::ranks::{Job, MPI_COMPILED};
@@ -51,6 +51,10 @@ pub fn devices_command(args: DevicesArgs, job: &Job) -> Result<()> {
             "cpu_threads": threads,
             "cpu_vector_isa": isa.name,
             "cpu_f32_lanes": isa.f32_lanes,
+            "cpu_bf16": {
+                "avx512_bf16": has_avx512_bf16(),
+                "amx_bf16": has_amx_bf16(),
+            },
             "kernel_level": Level::chosen().name(),
             "kernel_level_best": Level::best().name(),
             "wgpu_adapters": adapters,
@@ -75,6 +79,12 @@ pub fn devices_command(args: DevicesArgs, job: &Job) -> Result<()> {
         isa.name,
         isa.f32_lanes,
         if isa.fma { ", fused multiply-add" } else { "" }
+    )?;
+    let yes_no = |has: bool| if has { "yes" } else { "no" };
+    outln!(
+        "bf16 products: AVX512_BF16 (VDPBF16PS) {} | AMX-BF16 tiles {}",
+        yes_no(has_avx512_bf16()),
+        yes_no(has_amx_bf16())
     )?;
     let (chosen, best) = (Level::chosen(), Level::best());
     if chosen == best {
