@@ -158,3 +158,33 @@ fn grouped_query_attention_is_counted_and_kept_out_of_gpt2_formats() {
         assert!(!std::path::Path::new(&out_path).exists(), "{format}");
     }
 }
+
+#[test]
+fn the_params_table_rows_add_up_to_its_weight_matrices_for_every_shape() {
+    let number = |text: &str| -> usize { text.replace(',', "").parse().unwrap() };
+    for extra in [
+        &[][..],
+        &["--set", "model.activation=swiglu"][..],
+        &[
+            "--set",
+            "model.n_kv_head=1",
+            "--set",
+            "model.tie_embeddings=false",
+        ][..],
+    ] {
+        let args = [&["params", "--config", "configs/tiny-test.toml"][..], extra].concat();
+        let table = stdout(&tinygpt_ok(&args));
+        let total = |name: &str| {
+            let line = table.lines().find(|l| l.starts_with(name)).unwrap();
+            number(line.split_whitespace().last().unwrap())
+        };
+        let rows: usize = table
+            .lines()
+            .skip_while(|l| !l.starts_with("token embedding"))
+            .take_while(|l| !l.starts_with("weight matrices"))
+            .filter(|l| !l.contains("tied"))
+            .map(|l| number(l.split_whitespace().last().unwrap()))
+            .sum();
+        assert_eq!(rows, total("weight matrices"), "{extra:?}:\n{table}");
+    }
+}

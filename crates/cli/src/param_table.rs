@@ -53,6 +53,9 @@ pub fn table(config: &GptConfig, source: &str) -> String {
         row(name, &shape(inputs, outputs), &n(each), &n(l * each));
     }
     row("MLP up", &shape(c, 4 * c), &n(mlp), &n(l * mlp));
+    if count.mlp_matrices == 3 {
+        row("MLP gate (SwiGLU)", &shape(c, 4 * c), &n(mlp), &n(l * mlp));
+    }
     row("MLP down", &shape(4 * c, c), &n(mlp), &n(l * mlp));
     if count.unembedding > 0 {
         row("unembedding", &shape(c, v), "", &n(count.unembedding));
