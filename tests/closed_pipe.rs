@@ -1,7 +1,8 @@
 //! Every subcommand with its standard output closed before it writes (`tinygpt runs | head
-//! -0`, a reader that went away): no panic, no "internal error", and exit 0, since the work
-//! is done before the output is printed (a run saved, a file exported); the rest of the
-//! output simply has nowhere to go (README, "What tinygpt promises").
+//! -0`, a reader that went away), then with standard error closed too (`tinygpt train 2>&1 |
+//! head`): no panic, no "internal error", and exit 0, since the work is done before the
+//! output is printed (a run saved, a file exported); the rest of the output simply has
+//! nowhere to go (README, "What tinygpt promises").
 
 mod common;
 
@@ -11,11 +12,16 @@ use std::path::Path;
 use common::runs::*;
 use common::*;
 
-/// `tinygpt ARGS` with a standard output whose reading end is already closed.
-fn into_closed_pipe(args: &[&str]) -> std::process::Output {
+/// `tinygpt ARGS` with a standard output (and with `stderr_too` a standard error) whose
+/// reading end is already closed.
+fn into_closed_pipe(args: &[&str], stderr_too: bool) -> std::process::Output {
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
-    tinygpt_command(args).stdout(writer).output().unwrap()
+    let mut command = tinygpt_command(args);
+    if stderr_too {
+        command.stderr(writer.try_clone().unwrap());
+    }
+    command.stdout(writer).output().unwrap()
 }
 
 /// The subcommands `tinygpt --help` lists.
@@ -101,13 +107,24 @@ fn every_subcommand_ends_cleanly_when_its_reader_went_away() {
     let tested: BTreeSet<String> = commands.iter().map(|c| c[0].to_string()).collect();
     assert_eq!(tested, subcommands(), "a subcommand is missing here");
     for args in &commands {
-        let out = into_closed_pipe(args);
+        let out = into_closed_pipe(args, false);
         let err = stderr(&out);
         assert!(
             !err.contains("internal error") && !err.contains("panicked"),
             "{args:?}:\n{err}"
         );
         assert_eq!(out.status.code(), Some(0), "{args:?}:\n{err}");
+    }
+    // `tinygpt train 2>&1 | head`: standard error closed too. Nothing can be read from it, so
+    // the exit code says it all (a panic there would abort: 134).
+    std::fs::remove_dir_all(&trained).unwrap();
+    std::fs::remove_dir_all(&imported).unwrap();
+    for path in [&exported, &plot, &report] {
+        std::fs::remove_file(path).unwrap();
+    }
+    for args in &commands {
+        let out = into_closed_pipe(args, true);
+        assert_eq!(out.status.code(), Some(0), "{args:?}, stderr closed too");
     }
     // The work was done although nobody read the output.
     assert!(Path::new(&trained).join("model.safetensors").is_file());

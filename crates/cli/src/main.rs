@@ -66,7 +66,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // Checked before any kernel runs: the kernels would quietly fall back to the best level.
     if let Err(message) = tinygpt_train::cpu::Level::from_environment() {
-        eprintln!("error: {message}");
+        say!("error: {message}");
         return ExitCode::FAILURE;
     }
     // Training needs malloc to keep its memory in one arena; encoding a corpus on every core
@@ -79,7 +79,7 @@ fn main() -> ExitCode {
     let job = match ranks::Job::join() {
         Ok(job) => job,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            say!("error: {e:#}");
             return ExitCode::FAILURE;
         }
     };
@@ -88,7 +88,7 @@ fn main() -> ExitCode {
     if !matches!(cli.command, Command::Train(_))
         && let Err(e) = signals::exit_cleanly_on_signals()
     {
-        eprintln!("error: {e:#}");
+        say!("error: {e:#}");
         return ExitCode::FAILURE;
     }
     let result = match cli.command {
@@ -119,7 +119,7 @@ fn main() -> ExitCode {
         // has nowhere to go (see output.rs).
         Err(e) if output::reader_went_away(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            say!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -142,7 +142,7 @@ fn quiet_panics() {
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
-        eprintln!(
+        say!(
             "error: internal error{location}: {msg} (please report it; RUST_BACKTRACE=1 shows where)"
         );
     }));

@@ -1,4 +1,4 @@
-//! Standard output that a closed pipe cannot turn into a panic. `println!` panics when its
+//! Standard output (and error) that a closed pipe cannot turn into a panic. `println!` panics when its
 //! write fails (`tinygpt runs | head -1` closes the pipe after one line); [`outln!`] and
 //! [`out!`] return the error instead, every command passes it up with `?`, and `main` ends a
 //! command whose reader went away with exit 0 and no message ([`reader_went_away`]). Commands
@@ -21,6 +21,15 @@ macro_rules! out {
         write!(stdout, $($arg)*)
             .and_then(|()| stdout.flush())
             .map_err($crate::output::StdoutError)
+    }};
+}
+
+/// `eprintln!` that never panics: with standard error closed (`tinygpt train 2>&1 | head`)
+/// the message is lost, never the run (a panic there would abort the command mid-work).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
     }};
 }
 

@@ -72,7 +72,7 @@ impl Progress {
         if !self.bar.is_hidden() {
             self.bar.set_message(msg);
         } else if self.lines {
-            eprintln!("step {:>6}/{} | {msg}", line.step, self.max_steps);
+            say!("step {:>6}/{} | {msg}", line.step, self.max_steps);
         }
     }
 

@@ -54,9 +54,9 @@ impl Job {
     pub fn fail(&self, message: &str, code: i32) {
         let collective = self.collective();
         if collective.ranks() == 1 || collective.is_leader() {
-            eprintln!("error: {message}");
+            say!("error: {message}");
         } else {
-            eprintln!("error (rank {}): {message}", collective.rank());
+            say!("error (rank {}): {message}", collective.rank());
         }
         #[cfg(feature = "mpi")]
         if let Some(mpi) = &self.mpi

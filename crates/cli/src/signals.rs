@@ -34,13 +34,13 @@ pub fn interrupt_flag(announce: bool, ranks: usize) -> Result<InterruptFlag> {
             for signal in signals.forever() {
                 if seen.swap(signal, Ordering::SeqCst) != 0 {
                     if announce {
-                        eprintln!("\ninterrupted again: exiting without a new checkpoint");
+                        say!("\ninterrupted again: exiting without a new checkpoint");
                     }
                     remove_temporaries();
                     std::process::exit(128 + signal);
                 }
                 if announce {
-                    eprintln!("{first}");
+                    say!("{first}");
                 }
             }
         })

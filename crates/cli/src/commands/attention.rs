@@ -77,7 +77,7 @@ pub fn attention_command(args: AttentionArgs) -> Result<()> {
 
     let (ids, note) = prompt_ids(&tokenizer, &args.prompt, model.block_size).context("--prompt")?;
     if let Some(note) = note {
-        eprintln!("note: {note}");
+        say!("note: {note}");
     }
     let labels = token_labels(&tokenizer, &ids)?;
     let patterns = select(
@@ -104,7 +104,7 @@ pub fn attention_command(args: AttentionArgs) -> Result<()> {
                 config.model.n_head
             };
             attention_grid(&out, &labels, &maps, columns)?;
-            eprintln!(
+            say!(
                 "wrote {} ({} heads, {} tokens)",
                 out.display(),
                 maps.len(),
@@ -117,7 +117,7 @@ pub fn attention_command(args: AttentionArgs) -> Result<()> {
             let page = tinygpt_viz::html::attention_page(&explorer);
             write_atomic(&out, page.as_bytes())
                 .with_context(|| format!("cannot write {}", out.display()))?;
-            eprintln!(
+            say!(
                 "wrote {} ({} heads, {} tokens, {} KB): open it in a browser",
                 out.display(),
                 patterns.len(),

@@ -131,7 +131,7 @@ fn check_corpus(args: &EvalArgs, fingerprint: &str) -> Result<()> {
         return Ok(());
     }
     if args.corpus_changed {
-        eprintln!(
+        say!(
             "note: the corpus changed since the run trained on it; this is the val split of the corpus as it is now"
         );
         return Ok(());

@@ -106,13 +106,13 @@ pub fn export_command(args: ExportArgs) -> Result<()> {
             let bytes = gguf::gguf_bytes(module_tensors(&model), &config.model, &tokenizer, &name)?;
             write_atomic(&args.out, &bytes)?;
             if config.model.activation == tinygpt_model::Activation::Gelu {
-                eprintln!(
+                say!(
                     "note: llama.cpp's gpt2 computes the tanh GELU; this model was trained with the exact (erf) one, so its logits there differ slightly (about 1e-3); train with model.activation = \"gelu_tanh\" for an exact match"
                 );
             }
         }
     }
-    eprintln!("wrote {}", args.out.display());
+    say!("wrote {}", args.out.display());
     Ok(())
 }
 
@@ -240,9 +240,9 @@ pub fn import_command(args: ImportArgs) -> Result<()> {
     write_atomic(&run.tokenizer(), tokenizer.to_json()?.as_bytes())?;
     save_run_model(&run, &model, &config, &tokenizer)?;
     if let Some(warning) = replaced.and_then(|old| old.discard_with_warning()) {
-        eprintln!("warning: {warning}");
+        say!("warning: {warning}");
     }
-    eprintln!("imported {} into {}", source.display(), run.path.display());
+    say!("imported {} into {}", source.display(), run.path.display());
     Ok(())
 }
 

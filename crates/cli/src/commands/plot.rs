@@ -34,6 +34,6 @@ pub fn plot_command(args: PlotArgs) -> Result<()> {
         runs.push((run_name(dir), run_metrics(&RunDir::open(dir)?)?));
     }
     line_charts(&args.out, &panels(&runs, args.x, args.log), 1000, 420)?;
-    eprintln!("wrote {} ({} runs)", args.out.display(), runs.len());
+    say!("wrote {} ({} runs)", args.out.display(), runs.len());
     Ok(())
 }

@@ -56,11 +56,11 @@ pub fn report_command(args: ReportArgs) -> Result<()> {
     if !args.watch {
         let page = build(&args, &Look::at(&args.run)?, false)?;
         for note in &page.notes {
-            eprintln!("note: {note}");
+            say!("note: {note}");
         }
         write_atomic(&args.out, page.html.as_bytes())
             .with_context(|| format!("cannot write {}", args.out.display()))?;
-        eprintln!(
+        say!(
             "wrote {} (step {}): open it in a browser",
             args.out.display(),
             page.step
@@ -75,7 +75,7 @@ pub fn report_command(args: ReportArgs) -> Result<()> {
 fn watch(args: &ReportArgs) -> Result<()> {
     let interval = Duration::from_secs(u64::from(args.interval));
     if !is_run(&args.run) {
-        eprintln!(
+        say!(
             "waiting for {} to become a run (start `tinygpt train --out {}`)…",
             args.run.display(),
             args.run.display()
@@ -105,7 +105,7 @@ fn watch(args: &ReportArgs) -> Result<()> {
                         args.out.display()
                     );
                     if line != last_line {
-                        eprintln!("{line}");
+                        say!("{line}");
                         last_line = line;
                     }
                     // Missing weights while training (none yet, or a checkpoint rotated away
@@ -115,12 +115,12 @@ fn watch(args: &ReportArgs) -> Result<()> {
                     }
                 }
                 // A run still being set up (its config not written yet): look again.
-                Err(e) if training => eprintln!("note: {e:#}; trying again"),
+                Err(e) if training => say!("note: {e:#}; trying again"),
                 Err(e) => return Err(e),
             }
         }
         if !training && written.is_some() {
-            eprintln!("the run is {}: this report is final", row.state.label());
+            say!("the run is {}: this report is final", row.state.label());
             return Ok(());
         }
         std::thread::sleep(interval);

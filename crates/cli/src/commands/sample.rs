@@ -73,7 +73,7 @@ pub fn sample_command(args: SampleArgs) -> Result<()> {
     };
     let prompt = prompt_tokens(&tokenizer, &prompt_text, model.block_size).context("prompt")?;
     if prompt.dropped > 0 {
-        eprintln!(
+        say!(
             "note: the prompt is {} tokens; keeping its last {} (the model's block_size)",
             prompt.dropped + prompt.tokens.len(),
             model.block_size

@@ -153,7 +153,7 @@ pub fn train(args: TrainArgs, job: &Job) -> Result<ExitCode> {
             Stopped::AtStep => ("stopped as asked", ExitCode::SUCCESS),
         };
         let checkpoint = summary.checkpoint.as_deref().unwrap_or(Path::new("?"));
-        eprintln!(
+        say!(
             "{why} at step {}: checkpoint saved in {}; continue with: tinygpt train --resume {}",
             summary.steps,
             checkpoint.display(),
@@ -167,7 +167,7 @@ pub fn train(args: TrainArgs, job: &Job) -> Result<ExitCode> {
     let val = summary
         .initial_val_loss
         .map_or(String::new(), |v| format!(" (from {v:.4})"));
-    eprintln!(
+    say!(
         "done: {} steps | train loss {:.4} | val loss {:.4}{val} | {} | {} tok/s | weights in {}",
         summary.steps,
         summary.train_loss,
@@ -197,10 +197,10 @@ fn announce(session: &Session, ranks: usize) {
         start,
         ..
     } = session;
-    eprintln!("{}", session.encoded);
+    say!("{}", session.encoded);
 
     let params = ParamCount::of(&config.model);
-    eprintln!(
+    say!(
         "tinygpt: {} parameters | {} layers, {} heads, n_embd {}, block {} | vocab {} | {} train / {} val tokens | device {} | run {}",
         HumanCount(params.total() as u64),
         config.model.n_layer,
@@ -215,7 +215,7 @@ fn announce(session: &Session, ranks: usize) {
     );
     if ranks > 1 {
         let per_rank = config.train.batch_size * config.train.grad_accum;
-        eprintln!(
+        say!(
             "data parallel: {} ranks × {} sequences (batch_size {} × grad_accum {}) = a global batch of {} sequences, {} tokens per step",
             ranks,
             per_rank,
@@ -226,16 +226,16 @@ fn announce(session: &Session, ranks: usize) {
         );
     }
     if let Some(source) = &session.initialised_from {
-        eprintln!(
+        say!(
             "fine-tuning: weights and tokenizer from {}, a fresh optimizer and schedule",
             source.display()
         );
     }
     if let Some(dir) = &session.resumed_from {
-        eprintln!("resuming at step {} from {}", start.step, dir.display());
+        say!("resuming at step {} from {}", start.step, dir.display());
     }
     if prompt.dropped > 0 {
-        eprintln!(
+        say!(
             "note: train.sample_prompt is {} tokens; keeping its last {} (the model's block_size)",
             prompt.dropped + prompt.tokens.len(),
             prompt.tokens.len()
@@ -264,7 +264,7 @@ fn open_session(options: &SessionOptions, collective: &dyn Collective) -> Result
     let session = session?;
     if failed {
         if collective.is_leader() {
-            eprintln!("error: another rank could not open the run (its message is above)");
+            say!("error: another rank could not open the run (its message is above)");
         }
         return Ok(None);
     }
@@ -294,7 +294,7 @@ impl TrainObserver for Terminal<'_> {
         if let Err(e) = refresh_run_plot(self.run)
             && !std::mem::replace(&mut self.plot_failed, true)
         {
-            eprintln!("warning: {e:#} (training goes on)");
+            say!("warning: {e:#} (training goes on)");
         }
     }
 
@@ -304,7 +304,7 @@ impl TrainObserver for Terminal<'_> {
             .take()
             .and_then(Replaced::discard_with_warning)
         {
-            eprintln!("warning: {warning}");
+            say!("warning: {warning}");
         }
     }
 }

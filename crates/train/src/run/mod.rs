@@ -17,6 +17,7 @@
 //! aside, and only once the new run has its first checkpoint deletes the files it knows are
 //! its own, leaving anything else where it is with a warning.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -139,7 +140,9 @@ impl RunDir {
                     aside.display()
                 )
             })?;
-            eprintln!(
+            // Written without eprintln!, which panics when stderr is a closed pipe.
+            let _ = writeln!(
+                std::io::stderr(),
                 "note: the old run is moved to {} until the new one writes its first checkpoint",
                 aside.display()
             );
