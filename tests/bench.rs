@@ -142,10 +142,12 @@ fn the_bf16_peak_is_measured_exactly_where_the_cpu_has_avx512_bf16() {
         cpu_has("amx_bf16"),
         "{devices}"
     );
+    assert_eq!(report.get("bf16_matmul_gflops").is_some(), has, "{report}");
     match report.get("hardware_bf16_peak_gflops") {
         Some(peak) => {
             assert!(has, "a bf16 peak on a CPU without AVX512_BF16: {report}");
             assert!(peak.as_f64().unwrap() > 0.0, "{report}");
+            assert!(number(&report, "bf16_matmul_gflops") > 0.0, "{report}");
         }
         None => {
             assert!(!has, "no bf16 peak on a CPU with AVX512_BF16: {report}");

@@ -156,5 +156,7 @@ pub(crate) mod x86 {
     }
 }
 
+pub mod matmul;
+
 #[cfg(test)]
 mod tests;

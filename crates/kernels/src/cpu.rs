@@ -159,6 +159,26 @@ impl Peak {
     }
 }
 
+/// The speed of tinygpt's bf16 product ([`crate::bf16::matmul::multiply`], packing
+/// included) on two 1024×1024 matrices: the best of `tries`, in GFLOP/s; `None` without
+/// AVX512_BF16.
+pub fn bf16_matmul_gflops(tries: usize) -> Option<f64> {
+    const N: usize = 1024;
+    let a: Vec<f32> = (0..N * N)
+        .map(|i| ((i % 251) as f32 - 125.0) / 125.0)
+        .collect();
+    let b: Vec<f32> = (0..N * N)
+        .map(|i| ((i % 241) as f32 - 120.0) / 120.0)
+        .collect();
+    let mut fastest = f64::INFINITY;
+    for _ in 0..tries {
+        let started = Instant::now();
+        std::hint::black_box(crate::bf16::matmul::multiply(&a, &b, [N, N, N])?);
+        fastest = fastest.min(started.elapsed().as_secs_f64());
+    }
+    Some(2.0 * (N * N * N) as f64 / fastest / 1e9)
+}
+
 /// `iterations` rounds of `acc ← acc·a + b` on every chain; returns the sum so that nothing
 /// is optimised away.
 fn chains(isa: VectorIsa, iterations: u64) -> f32 {

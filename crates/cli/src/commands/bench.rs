@@ -20,7 +20,7 @@ use tinygpt_model::{Generator, Gpt, ParamCount};
 
 use crate::memory;
 use tinygpt_train::config::TrainConfig;
-use tinygpt_train::cpu::{Level, Peak, vector_isa};
+use tinygpt_train::cpu::{Level, Peak, bf16_matmul_gflops, vector_isa};
 use tinygpt_train::device::{BACKENDS, adapters, auto_device, parse_device};
 use tinygpt_train::footprint::Footprint;
 use tinygpt_train::model_config::model_config;
@@ -93,6 +93,10 @@ pub struct BenchReport {
     /// measured beside the fp32 one: the peak for runs whose products take bf16.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hardware_bf16_peak_gflops: Option<f64>,
+    /// tinygpt's bf16 product (`VDPBF16PS`, packing included) on 1024×1024 matrices, beside
+    /// the fp32 matmul peak: what bf16 products will gain here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bf16_matmul_gflops: Option<f64>,
     /// Minor page faults per timed step (Linux only).
     pub page_faults_per_step: Option<f64>,
     /// Peak resident memory of the process after the training steps (Linux only).
@@ -189,6 +193,7 @@ pub fn bench_command(args: BenchArgs) -> Result<()> {
     let isa = vector_isa();
     let hardware_peak = hardware.map(|h| h.gflops());
     let hardware_bf16_peak = bf16.map(|h| h.gflops());
+    let bf16_matmul = on_this_cpu.then(|| bf16_matmul_gflops(10)).flatten();
 
     let (mut cached, mut plain) = (None, None);
     if args.sample_tokens > 0 {
@@ -217,6 +222,7 @@ pub fn bench_command(args: BenchArgs) -> Result<()> {
         hardware_peak_gflops: hardware_peak,
         mfu_hardware: hardware_peak.map(|hardware| achieved / hardware),
         hardware_bf16_peak_gflops: hardware_bf16_peak,
+        bf16_matmul_gflops: bf16_matmul,
         page_faults_per_step,
         peak_memory_mib: usage_after.map(|(_, peak)| peak as f64 / (1 << 20) as f64),
         sample_tokens: args.sample_tokens,
@@ -269,6 +275,12 @@ fn print_report(r: &BenchReport) -> Result<()> {
             "bf16 peak: {bf16:.1} GFLOP/s (VDPBF16PS on {} threads, {:.2}× the fp32 peak; this run's products are fp32)",
             r.hardware_threads,
             bf16 / fp32
+        )?;
+    }
+    if let Some(product) = r.bf16_matmul_gflops {
+        outln!(
+            "bf16 product (tinygpt's VDPBF16PS kernel, 1024³, packing included): {product:.1} GFLOP/s, {:.2}× the fp32 matmul",
+            product / r.matmul_peak_gflops
         )?;
     }
     if let (Some(faults), Some(peak)) = (r.page_faults_per_step, r.peak_memory_mib) {
