@@ -5,6 +5,7 @@ mod output;
 
 mod attention_maps;
 mod commands;
+mod first_step;
 mod memory;
 mod param_table;
 mod plots;

@@ -80,11 +80,7 @@ impl CausalSelfAttention {
             // One product gives queries, keys and values side by side: [batch, time, 3·n_embd]
             // (n_embd + 2·kv_width with GQA, whose keys and values are then shared out).
             let qkv = fused::linear_with(x, self.packed_weight(), self.packed_bias());
-            let qkv = if self.n_kv_head == self.n_head {
-                self.place_packed(qkv, rotary)
-            } else {
-                self.share_packed(qkv, rotary)
-            };
+            let qkv = self.place_packed(qkv, rotary);
             fused::causal_self_attention(qkv, self.n_head)
         } else {
             let (query, key, value) = self.project(x, rotary);
@@ -162,43 +158,25 @@ impl CausalSelfAttention {
         self.output.forward(merge_heads(heads))
     }
 
-    /// The packed `[batch, time, 3·n_embd]` projection with its queries and keys placed (see
-    /// [`Self::place`]): one fused op on flex when QK-norm has no gain, else split, placed with
-    /// burn's ops and joined again.
+    /// The packed projection as attention takes it, `[batch, time, 3·n_embd]`: queries and
+    /// keys placed (see [`Self::place`]), and with GQA (`[batch, time, n_embd + 2·kv_width]`
+    /// in) each key and value head repeated for the query heads it serves, whose gradients the
+    /// repeat's backward sums. Without GQA and QK-norm gains: one fused op on flex.
     fn place_packed(&self, qkv: Tensor<3>, rotary: Option<&RotaryTables>) -> Tensor<3> {
-        if !self.moves_queries_and_keys(rotary) {
+        let grouped = self.n_kv_head != self.n_head;
+        if !grouped && !self.moves_queries_and_keys(rotary) {
             return qkv;
         }
         let gainless = [&self.query_norm, &self.key_norm]
             .iter()
             .all(|norm| norm.as_ref().is_none_or(|n| n.gamma.is_none()));
         let epsilon = self.query_norm.as_ref().map(|n| n.epsilon);
-        if gainless
+        if !grouped
+            && gainless
             && let Some(placed) = fused::place_queries_and_keys(&qkv, self.n_head, epsilon, rotary)
         {
             return placed;
         }
-        let [.., width] = qkv.dims();
-        let c = width / 3;
-        let query = self.place(
-            qkv.clone().narrow(2, 0, c),
-            &self.query_norm,
-            rotary,
-            self.n_head,
-        );
-        let key = self.place(
-            qkv.clone().narrow(2, c, c),
-            &self.key_norm,
-            rotary,
-            self.n_head,
-        );
-        Tensor::cat(vec![query, key, qkv.narrow(2, 2 * c, c)], 2)
-    }
-
-    /// GQA's packed projection `[batch, time, n_embd + 2·kv_width]` as attention takes it,
-    /// `[batch, time, 3·n_embd]`: queries and keys placed, and each key and value head repeated
-    /// for the query heads it serves (their gradients are summed back by the repeat's backward).
-    fn share_packed(&self, qkv: Tensor<3>, rotary: Option<&RotaryTables>) -> Tensor<3> {
         let [batch, t, width] = qkv.dims();
         let d_head = width / (self.n_head + 2 * self.n_kv_head);
         let (c, kv) = (self.n_head * d_head, self.n_kv_head * d_head);
@@ -215,11 +193,14 @@ impl CausalSelfAttention {
             self.n_kv_head,
         );
         let value = qkv.narrow(2, c + kv, kv);
-        let share = |x: Tensor<3>| {
-            let groups = self.n_head / self.n_kv_head;
-            x.reshape([batch, t, self.n_kv_head, 1, d_head])
-                .expand([batch, t, self.n_kv_head, groups, d_head])
-                .reshape([batch, t, c])
+        let share = |x: Tensor<3>| match grouped {
+            false => x,
+            true => {
+                let groups = self.n_head / self.n_kv_head;
+                x.reshape([batch, t, self.n_kv_head, 1, d_head])
+                    .expand([batch, t, self.n_kv_head, groups, d_head])
+                    .reshape([batch, t, c])
+            }
         };
         Tensor::cat(vec![query, share(key), share(value)], 2)
     }

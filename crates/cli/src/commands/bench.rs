@@ -3,10 +3,10 @@
 //! device: every core running multiply-adds on its widest vectors, `tinygpt_train::cpu`)
 //! and the device's own matmul's.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Result, ensure};
 use burn::module::Module;
 use burn::tensor::{Device, Distribution, Tensor};
 use indicatif::HumanCount;
@@ -15,9 +15,10 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use tinygpt_data::Batch;
 use tinygpt_model::generate::argmax;
-use tinygpt_model::weights::{NamedTensor, module_tensors, to_safetensors};
+use tinygpt_model::weights::module_tensors;
 use tinygpt_model::{Generator, Gpt, ParamCount};
 
+use crate::first_step::{check_first_step_dir, save_first_step};
 use crate::memory;
 use tinygpt_train::config::TrainConfig;
 use tinygpt_train::cpu::{Level, Peak, bf16_matmul_gflops, vector_isa};
@@ -25,7 +26,6 @@ use tinygpt_train::device::{BACKENDS, adapters, auto_device, parse_device};
 use tinygpt_train::footprint::Footprint;
 use tinygpt_train::model_config::model_config;
 use tinygpt_train::optim::Optimizer;
-use tinygpt_train::run::files::{refuse_existing, write_atomic};
 use tinygpt_train::tensors::scalar;
 use tinygpt_train::trainer::optimizer_step;
 
@@ -302,43 +302,6 @@ fn print_report(r: &BenchReport) -> Result<()> {
 }
 
 /// The weights a step started from, its batch and its mean loss, for a reference to redo.
-/// The files --save-first-step writes into its directory.
-const FIRST_STEP_FILES: [&str; 2] = ["model.safetensors", "first-step.json"];
-
-/// Refuses a --save-first-step directory whose files would replace others (a trained run's
-/// weights, a Hugging Face model) unless --force; before the model is built.
-fn check_first_step_dir(dir: &Path, force: bool) -> Result<()> {
-    if let Ok(meta) = std::fs::metadata(dir)
-        && !meta.is_dir()
-    {
-        bail!(
-            "--save-first-step {}: is a file, not a folder: choose a folder",
-            dir.display()
-        );
-    }
-    for name in FIRST_STEP_FILES {
-        refuse_existing(&dir.join(name), "--save-first-step folder", force)?;
-    }
-    Ok(())
-}
-
-fn save_first_step(dir: &Path, weights: &[NamedTensor], batch: &Batch, loss: f64) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    write_atomic(
-        &dir.join(FIRST_STEP_FILES[0]),
-        &to_safetensors(weights, Default::default()),
-    )?;
-    let rows = |ids: &[i64]| -> Vec<Vec<i64>> {
-        ids.chunks(batch.block_size).map(<[i64]>::to_vec).collect()
-    };
-    let json = serde_json::json!({
-        "inputs": rows(&batch.inputs),
-        "targets": rows(&batch.targets),
-        "loss": loss,
-    });
-    write_atomic(&dir.join(FIRST_STEP_FILES[1]), json.to_string().as_bytes())
-}
-
 /// Whether `device` (a `--device` name) computes on this CPU, whose peak is then the
 /// hardware's.
 fn on_cpu(device: &str) -> bool {
