@@ -45,12 +45,7 @@ pub fn table(config: &GptConfig, source: &str) -> String {
         ("value (down)", kv, key_value),
         ("output (value up)", c, attention),
     ] {
-        let (inputs, outputs) = if name.starts_with("output") {
-            (width, c)
-        } else {
-            (c, width)
-        };
-        row(name, &shape(inputs, outputs), &n(each), &n(l * each));
+        row(name, &shape(c, width), &n(each), &n(l * each));
     }
     row("MLP up", &shape(c, 4 * c), &n(mlp), &n(l * mlp));
     if count.mlp_matrices == 3 {

@@ -14,6 +14,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 
+use crate::config::check_val_fraction;
 use crate::corpus::MAP_FROM_BYTES;
 use crate::documents::{self, FileFacts, Item};
 use crate::error::Failure;
@@ -250,9 +251,7 @@ impl Documents {
 /// The validation ids among `n` documents: `round(n × fraction)` of them (at least one, and
 /// at least one left to train on), drawn without replacement from `seed`.
 fn choose_val(n: u64, fraction: f64, seed: u64) -> Result<Vec<u64>, DataError> {
-    if !(fraction > 0.0 && fraction < 1.0) {
-        return Err(DataError::BadValFraction(fraction));
-    }
+    check_val_fraction(fraction)?;
     if n < 2 {
         return Err(DataError::Config(format!(
             "data.corpus holds {n} document(s): holding out whole documents for validation needs at least 2; add documents or name validation files in data.val_corpus"

@@ -91,7 +91,9 @@ unsafe fn xcr0() -> u64 {
 }
 
 /// `VDPBF16PS` over whole vectors: for every 16 lanes, `acc[j] = dot_pair(acc[j], a[2j..],
-/// b[2j..])`. `None` when this CPU lacks AVX512_BF16 (the caller then says so).
+/// b[2j..])`. `None` when this CPU lacks AVX512_BF16 (the caller then says so). The test of
+/// the instruction against [`dot_pair`] on any bit pattern; products go through `matmul`.
+#[cfg(test)]
 pub fn dot_pairs(acc: &mut [f32], a: &[u16], b: &[u16]) -> Option<()> {
     assert!(a.len() == 2 * acc.len() && b.len() == a.len());
     if !has_avx512_bf16() {
@@ -109,6 +111,7 @@ pub fn dot_pairs(acc: &mut [f32], a: &[u16], b: &[u16]) -> Option<()> {
 pub(crate) mod x86 {
     use std::arch::x86_64::*;
 
+    #[cfg(test)]
     #[target_feature(enable = "avx512f,avx512bf16")]
     pub unsafe fn dot_pairs(acc: &mut [f32], a: &[u16], b: &[u16]) {
         let whole = acc.len() / 16 * 16;

@@ -7,9 +7,9 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use tinygpt_data::{DataError, read_corpus};
 use tinygpt_train::eval::mean_loss;
-use tinygpt_train::run::checkpoint;
 use tinygpt_train::run::metrics::bits_per_byte;
 use tinygpt_train::run::weights::TrainedRun;
+use tinygpt_train::run::{RunDir, checkpoint};
 
 use super::RunSelection;
 use crate::progress::encode_with_bar;
@@ -122,7 +122,7 @@ fn text_error(e: DataError, path: &std::path::Path) -> anyhow::Error {
 /// recorded): its val split is no longer the one the run was measured on. `--corpus-changed`
 /// evaluates it anyway, and says so.
 fn check_corpus(args: &EvalArgs, fingerprint: &str) -> Result<()> {
-    let checkpoints = args.selection.run.join("checkpoints");
+    let checkpoints = RunDir::open(&args.selection.run)?.checkpoints();
     let Some((_, latest)) = checkpoint::list(&checkpoints)?.pop() else {
         return Ok(()); // an imported run: no corpus was recorded
     };

@@ -17,7 +17,7 @@ use tinygpt_model::gpt2::{from_gpt2, not_gpt2, to_gpt2};
 use tinygpt_model::weights::{from_safetensors, to_safetensors};
 use tinygpt_model::{Activation, GptConfig, NamedTensor};
 
-use crate::run::files::{done_writing, sync_dir, temporary_sibling, write_synced, writing};
+use crate::run::files::{Temporary, sync_dir, temporary_sibling, write_synced};
 
 /// What `transformers` calls each of tinygpt's activations.
 pub fn activation_name(activation: Activation) -> &'static str {
@@ -127,41 +127,35 @@ pub const PAUSE_ENV: &str = "TINYGPT_TEST_PAUSE_IN_EXPORT_MS";
 /// folder under the final name. A new or empty `out` is the aside folder renamed; an `out`
 /// already holding files (`--force`) gets each file renamed in, and keeps every other file.
 fn write_folder(out: &Path, files: &[(&str, Vec<u8>)]) -> Result<()> {
-    let aside = temporary_sibling(out).with_extension(format!("tmp-{}", std::process::id()));
-    writing(&aside);
-    let built = (|| -> Result<()> {
-        std::fs::create_dir_all(&aside)
-            .with_context(|| format!("cannot create {}", aside.display()))?;
-        for (name, bytes) in files {
-            write_synced(&aside.join(name), bytes)?;
-        }
-        sync_dir(&aside)?;
-        if let Some(ms) = std::env::var(PAUSE_ENV).ok().and_then(|v| v.parse().ok()) {
-            std::thread::sleep(std::time::Duration::from_millis(ms));
-        }
-        let empty = std::fs::read_dir(out).map_or(true, |mut entries| entries.next().is_none());
-        if empty {
-            if out.is_dir() {
-                std::fs::remove_dir(out)
-                    .with_context(|| format!("cannot replace {}", out.display()))?;
-            }
-            std::fs::rename(&aside, out)
-                .with_context(|| format!("cannot write {}", out.display()))?;
-        } else {
-            for (name, _) in files {
-                std::fs::rename(aside.join(name), out.join(name))
-                    .with_context(|| format!("cannot write {}", out.join(name).display()))?;
-            }
-            std::fs::remove_dir(&aside)
-                .with_context(|| format!("cannot remove {}", aside.display()))?;
-        }
-        sync_dir(out.parent().unwrap_or(Path::new(".")))
-    })();
-    if built.is_err() {
-        let _ = std::fs::remove_dir_all(&aside);
+    let aside = Temporary::new(
+        temporary_sibling(out).with_extension(format!("tmp-{}", std::process::id())),
+    );
+    std::fs::create_dir_all(&aside.path)
+        .with_context(|| format!("cannot create {}", aside.path.display()))?;
+    for (name, bytes) in files {
+        write_synced(&aside.path.join(name), bytes)?;
     }
-    done_writing(&aside);
-    built
+    sync_dir(&aside.path)?;
+    if let Some(ms) = std::env::var(PAUSE_ENV).ok().and_then(|v| v.parse().ok()) {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+    let empty = std::fs::read_dir(out).map_or(true, |mut entries| entries.next().is_none());
+    if empty {
+        if out.is_dir() {
+            std::fs::remove_dir(out)
+                .with_context(|| format!("cannot replace {}", out.display()))?;
+        }
+        std::fs::rename(&aside.path, out)
+            .with_context(|| format!("cannot write {}", out.display()))?;
+        aside.placed();
+    } else {
+        // Each file renamed in; the emptied aside folder goes when `aside` is dropped.
+        for (name, _) in files {
+            std::fs::rename(aside.path.join(name), out.join(name))
+                .with_context(|| format!("cannot write {}", out.join(name).display()))?;
+        }
+    }
+    sync_dir(out.parent().unwrap_or(Path::new(".")))
 }
 
 fn pretty(value: &serde_json::Value) -> Result<Vec<u8>> {

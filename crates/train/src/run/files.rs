@@ -30,48 +30,67 @@ pub fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
 /// signal that ends the process removes first ([`remove_temporaries`]).
 static WRITING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
-/// Notes that `path` is a temporary being written, until [`done_writing`].
-pub fn writing(path: &Path) {
-    WRITING
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(path.into());
+fn writing() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    WRITING.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// `path` is renamed into place or removed: a signal no longer needs to remove it.
-pub fn done_writing(path: &Path) {
-    WRITING
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .retain(|p| p != path);
+/// Removes a file, or a folder and what it holds.
+fn remove(path: &Path) {
+    if path.is_dir() {
+        let _ = std::fs::remove_dir_all(path);
+    } else {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
-/// Removes every temporary being written (a file, or a folder built aside): called when a
-/// signal ends the process, so an interrupted export leaves nothing behind.
-pub fn remove_temporaries() {
-    for path in WRITING.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
-        if path.is_dir() {
-            let _ = std::fs::remove_dir_all(&path);
-        } else {
-            let _ = std::fs::remove_file(&path);
+/// A temporary file or folder being written: listed for [`remove_temporaries`] while it lives,
+/// and removed when dropped unless [`Temporary::placed`] says it was renamed into place. Every
+/// way out of a failed write (an error, a full disk, a signal) leaves nothing behind.
+pub struct Temporary {
+    pub path: PathBuf,
+    placed: bool,
+}
+
+impl Temporary {
+    pub fn new(path: PathBuf) -> Self {
+        writing().push(path.clone());
+        Self {
+            path,
+            placed: false,
         }
+    }
+
+    /// The temporary was renamed into place: nothing is left to remove.
+    pub fn placed(mut self) {
+        self.placed = true;
+    }
+}
+
+impl Drop for Temporary {
+    fn drop(&mut self) {
+        writing().retain(|p| p != &self.path);
+        if !self.placed {
+            remove(&self.path);
+        }
+    }
+}
+
+/// Removes every temporary being written: called when a signal ends the process, so an
+/// interrupted export leaves nothing behind.
+pub fn remove_temporaries() {
+    for path in writing().drain(..) {
+        remove(&path);
     }
 }
 
 /// Replaces `path` with `bytes` atomically: a temporary sibling, fsynced, then renamed over
 /// it. A reader sees the old file or the new one, never a mixture.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = temporary_sibling(path);
-    writing(&tmp);
-    let written = write_synced(&tmp, bytes).and_then(|()| {
-        std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
-    });
-    if written.is_err() {
-        // A full disk leaves the old file as it was and no temporary beside it.
-        let _ = std::fs::remove_file(&tmp);
-    }
-    done_writing(&tmp);
-    written?;
+    // A full disk leaves the old file as it was and no temporary beside it.
+    let tmp = Temporary::new(temporary_sibling(path));
+    write_synced(&tmp.path, bytes)?;
+    std::fs::rename(&tmp.path, path).with_context(|| format!("cannot write {}", path.display()))?;
+    tmp.placed();
     if let Some(dir) = path.parent() {
         sync_dir(dir)?;
     }
@@ -111,7 +130,7 @@ pub fn refuse_existing(path: &Path, flag: &str, force: bool) -> Result<()> {
 }
 
 /// What a path that is not a regular file is, in words.
-pub fn kind_of(meta: &std::fs::Metadata) -> &'static str {
+fn kind_of(meta: &std::fs::Metadata) -> &'static str {
     #[cfg(unix)]
     {
         use std::os::unix::fs::FileTypeExt;
