@@ -5,7 +5,14 @@ mod common;
 use common::{Scratch, assert_clean_error, cpu_has, isa_from_cpuinfo, stdout, tinygpt, tinygpt_ok};
 use serde_json::Value;
 
+/// Held while a bench runs: two benches measuring peaks at once on the same cores would each
+/// see a busy machine (the test harness runs this file's tests in parallel).
+static ONE_BENCH_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn bench_json(config: &str, extra: &[&str]) -> Value {
+    let _alone = ONE_BENCH_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     let mut args = vec!["bench", "--config", config, "--json"];
     args.extend_from_slice(extra);
     let out = tinygpt_ok(&args);
