@@ -47,11 +47,12 @@ pub fn table(config: &GptConfig, source: &str) -> String {
     ] {
         row(name, &shape(c, width), &n(each), &n(l * each));
     }
-    row("MLP up", &shape(c, 4 * c), &n(mlp), &n(l * mlp));
+    let hidden = config.mlp_hidden();
+    row("MLP up", &shape(c, hidden), &n(mlp), &n(l * mlp));
     if count.mlp_matrices == 3 {
-        row("MLP gate (SwiGLU)", &shape(c, 4 * c), &n(mlp), &n(l * mlp));
+        row("MLP gate (SwiGLU)", &shape(c, hidden), &n(mlp), &n(l * mlp));
     }
-    row("MLP down", &shape(4 * c, c), &n(mlp), &n(l * mlp));
+    row("MLP down", &shape(hidden, c), &n(mlp), &n(l * mlp));
     if count.unembedding > 0 {
         row("unembedding", &shape(c, v), "", &n(count.unembedding));
     } else {

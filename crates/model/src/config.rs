@@ -31,6 +31,10 @@ pub struct GptConfig {
     /// Hugging Face's `gelu_new`).
     #[serde(default)]
     pub activation: Activation,
+    /// Width of the MLP's hidden layer (Hugging Face's `intermediate_size`). 0 (the default)
+    /// means GPT-2's 4 × `n_embd`.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub mlp_width: usize,
     /// The ε every norm (LayerNorm or RMSNorm, blocks, final, queries and keys) adds to the
     /// variance or mean square (GPT-2's 1e-5 unless set).
     #[serde(default = "default_layer_norm_eps")]
@@ -157,6 +161,7 @@ impl Default for GptConfig {
             bias: true,
             tie_embeddings: true,
             activation: Activation::default(),
+            mlp_width: 0,
             layer_norm_eps: default_layer_norm_eps(),
             positions: Positions::default(),
             rope_base: ROPE_BASE,
@@ -183,6 +188,15 @@ impl GptConfig {
             self.n_head
         } else {
             self.n_kv_head
+        }
+    }
+
+    /// Width of the MLP's hidden layer: `mlp_width`, or 4 × `n_embd` when it is 0.
+    pub fn mlp_hidden(&self) -> usize {
+        if self.mlp_width == 0 {
+            4 * self.n_embd
+        } else {
+            self.mlp_width
         }
     }
 

@@ -9,9 +9,8 @@
 //! - GPT-2 always has biases: a model trained without them exports zeros (the same function).
 //! - LayerNorm's scale and shift are `weight`/`bias` there, `gamma`/`beta` here.
 
-use std::collections::HashMap;
-
 use crate::config::{Activation, GptConfig, NormKind, Positions};
+use crate::tensor_set::Tensors;
 use crate::weights::{NamedTensor, WeightsError};
 
 /// The first switch of `config` that GPT-2's architecture cannot express, as
@@ -127,7 +126,7 @@ pub fn from_gpt2(
     }));
     // Every tensor's shape is checked before it is touched (split, transposed, cropped): a
     // damaged or hostile file is refused by name, never a panic.
-    let (c, v) = (config.n_embd, config.vocab_size);
+    let (c, v, hidden) = (config.n_embd, config.vocab_size, config.mlp_hidden());
     let mut out = vec![
         theirs
             .take_shaped("wte.weight", &[v, c])?
@@ -172,8 +171,8 @@ pub fn from_gpt2(
         // Conv1D weights are [in, out], as burn's.
         for (from, to, inputs, outputs) in [
             ("attn.c_proj", "attn.output", c, c),
-            ("mlp.c_fc", "mlp.up", c, 4 * c),
-            ("mlp.c_proj", "mlp.down", 4 * c, c),
+            ("mlp.c_fc", "mlp.up", c, hidden),
+            ("mlp.c_proj", "mlp.down", hidden, c),
         ] {
             for (part, shape) in [("weight", vec![inputs, outputs]), ("bias", vec![outputs])] {
                 let t = theirs.take_shaped(&format!("{theirs_at}.{from}.{part}"), &shape)?;
@@ -181,7 +180,7 @@ pub fn from_gpt2(
             }
         }
     }
-    let head = match theirs.tensors.contains_key("lm_head.weight") {
+    let head = match theirs.has("lm_head.weight") {
         true => Some(theirs.take_shaped("lm_head.weight", &[v, c])?),
         false => None,
     };
@@ -207,73 +206,6 @@ pub fn from_gpt2(
     theirs.finish()?;
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
-}
-
-/// Tensors by name, taken out one by one; whatever is left at the end was not expected.
-struct Tensors {
-    tensors: HashMap<String, NamedTensor>,
-}
-
-impl Tensors {
-    fn new(tensors: impl IntoIterator<Item = NamedTensor>) -> Self {
-        Self {
-            tensors: tensors.into_iter().map(|t| (t.name.clone(), t)).collect(),
-        }
-    }
-
-    fn take(&mut self, name: &str) -> Result<NamedTensor, WeightsError> {
-        self.tensors
-            .remove(name)
-            .ok_or_else(|| WeightsError::Missing { name: name.into() })
-    }
-
-    fn take_shaped(&mut self, name: &str, shape: &[usize]) -> Result<NamedTensor, WeightsError> {
-        let t = self.take(name)?;
-        if t.shape != shape {
-            return Err(WeightsError::Shape {
-                name: name.into(),
-                found: t.shape,
-                expected: shape.to_vec(),
-            });
-        }
-        Ok(t)
-    }
-
-    fn take_or_zeros(&mut self, name: &str, shape: &[usize]) -> NamedTensor {
-        self.tensors.remove(name).unwrap_or_else(|| NamedTensor {
-            name: name.into(),
-            shape: shape.to_vec(),
-            values: vec![0.0; shape.iter().product()],
-        })
-    }
-
-    /// A linear map's weight `[d_in, d_out]` and its bias (zeros when it has none).
-    fn take_linear(
-        &mut self,
-        at: &str,
-        d_out: usize,
-    ) -> Result<(NamedTensor, NamedTensor), WeightsError> {
-        let weight = self.take(&format!("{at}.weight"))?;
-        let bias = self.take_or_zeros(&format!("{at}.bias"), &[d_out]);
-        Ok((weight, bias))
-    }
-
-    /// The output width of the matrix `name`.
-    fn width(&self, name: &str) -> Result<usize, WeightsError> {
-        self.tensors
-            .get(name)
-            .and_then(|t| t.shape.last().copied())
-            .ok_or_else(|| WeightsError::Missing { name: name.into() })
-    }
-
-    fn finish(self) -> Result<(), WeightsError> {
-        let mut left: Vec<String> = self.tensors.into_keys().collect();
-        left.sort();
-        match left.into_iter().next() {
-            Some(name) => Err(WeightsError::Unexpected { name }),
-            None => Ok(()),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! tinygpt's model: a GPT-style causal transformer on burn, written to read like the math.
 
+pub mod architecture;
 pub mod attention;
 pub mod block;
 pub mod config;
@@ -10,11 +11,13 @@ pub mod gpt2;
 pub mod init;
 pub mod kv_cache;
 pub mod layers;
+pub mod llama;
 pub mod loss;
 pub mod mlp;
 pub mod norm;
 pub mod params;
 pub mod sampling;
+pub mod tensor_set;
 pub mod validate;
 pub mod weights;
 

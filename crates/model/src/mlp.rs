@@ -1,4 +1,4 @@
-//! The per-token feed-forward network: up to 4× width, a nonlinearity (GELU exact or tanh,
+//! The per-token feed-forward network: up to `mlp_hidden` (4× unless set), a nonlinearity (GELU exact or tanh,
 //! ReLU², or SwiGLU's gate), back down.
 
 use burn::module::Module;
@@ -13,7 +13,7 @@ use tinygpt_kernels::{self as fused, gelu, gelu_tanh};
 #[derive(Module, Debug)]
 pub struct Mlp {
     pub up: Linear,
-    /// SwiGLU's gate, `[n_embd, 4·n_embd]` (no gate for the other activations).
+    /// SwiGLU's gate, `[n_embd, mlp_hidden]` (no gate for the other activations).
     pub gate: Option<Linear>,
     pub down: Linear,
     #[module(skip)]
@@ -22,7 +22,7 @@ pub struct Mlp {
 
 impl Mlp {
     pub fn new(config: &GptConfig, init: &mut Initializer) -> Self {
-        let (c, hidden) = (config.n_embd, 4 * config.n_embd);
+        let (c, hidden) = (config.n_embd, config.mlp_hidden());
         let up = linear(init, config, Role::MlpUp, c, hidden);
         let gate = (config.activation == Activation::Swiglu)
             .then(|| linear(init, config, Role::MlpUp, c, hidden));

@@ -16,7 +16,7 @@ pub struct ParamCount {
     pub attention_matrix: usize,
     /// Each of key and value, per block: `n_embd × kv_width` (smaller with GQA).
     pub key_value_matrix: usize,
-    /// Each of MLP up and MLP down (and SwiGLU's gate), per block.
+    /// Each of MLP up and MLP down (and SwiGLU's gate), per block: `n_embd × mlp_hidden`.
     pub mlp_matrix: usize,
     /// MLP matrices per block: 2, or 3 with SwiGLU's gate.
     pub mlp_matrices: usize,
@@ -37,15 +37,16 @@ impl ParamCount {
         let kv = config.kv_width();
         let bias = usize::from(config.bias);
         let mlp_matrices = mlp_matrices(config);
-        // Per block: q, output biases (2c), k, v (2 kv) + MLP biases (4c per up map, c down).
-        let biases_per_block = bias * (2 * c + 2 * kv + (mlp_matrices - 1) * 4 * c + c);
+        let hidden = config.mlp_hidden();
+        // Per block: q, output biases (2c), k, v (2 kv) + MLP biases (hidden per up map, c down).
+        let biases_per_block = bias * (2 * c + 2 * kv + (mlp_matrices - 1) * hidden + c);
         let (per_norm, norms, per_qk_norm) = norms(config);
         Self {
             n_layer: l,
             token_embedding: v * c,
             attention_matrix: c * c,
             key_value_matrix: c * kv,
-            mlp_matrix: c * 4 * c,
+            mlp_matrix: c * hidden,
             mlp_matrices,
             unembedding: if config.tie_embeddings { 0 } else { c * v },
             position_embedding: if config.positions == Positions::Learned {
@@ -74,15 +75,21 @@ impl ParamCount {
         let mlp = u(mlp_matrices(config))?;
         let (per_norm, norms, per_qk_norm) = norms(config);
         let (per_norm, per_qk_norm) = (u(per_norm)?, u(per_qk_norm)?);
-        // 2c² (query, output) + 2c·kv (key, value) + 4c² per MLP matrix; biases 2c + 2kv +
-        // 4c per up map + c.
+        let hidden = match config.mlp_width {
+            0 => c.checked_mul(4)?,
+            width => u(width)?,
+        };
+        // 2c² (query, output) + 2c·kv (key, value) + c·hidden per MLP matrix; biases 2c + 2kv
+        // + hidden per up map + c.
         let per_block = c
             .checked_mul(c)?
-            .checked_mul(2 + 4 * mlp)?
+            .checked_mul(2)?
+            .checked_add(c.checked_mul(hidden)?.checked_mul(mlp)?)?
             .checked_add(c.checked_mul(kv)?.checked_mul(2)?)?
             .checked_add(
                 bias.checked_mul(
-                    c.checked_mul(4 * mlp - 1)?
+                    c.checked_mul(3)?
+                        .checked_add(hidden.checked_mul(mlp - 1)?)?
                         .checked_add(kv.checked_mul(2)?)?,
                 )?,
             )?
@@ -213,6 +220,31 @@ mod tests {
             ..gpt3()
         };
         assert_eq!(ParamCount::checked_total(&absurd), None);
+    }
+
+    #[test]
+    fn an_mlp_width_counts_as_its_matrices_and_biases() {
+        // Llama-like: SwiGLU, 11/4 × width; GPT-2-like with biases, 3 × width.
+        for (activation, width, bias) in [
+            (Activation::Swiglu, 88, false),
+            (Activation::Gelu, 96, true),
+        ] {
+            let config = GptConfig {
+                vocab_size: 50,
+                n_embd: 32,
+                n_head: 4,
+                activation,
+                mlp_width: width,
+                bias,
+                ..GptConfig::default()
+            };
+            let count = ParamCount::of(&config);
+            assert_eq!(count.mlp_matrix, 32 * width);
+            assert_eq!(
+                ParamCount::checked_total(&config),
+                Some(count.total() as u64)
+            );
+        }
     }
 
     #[test]

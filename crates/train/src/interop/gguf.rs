@@ -61,7 +61,7 @@ pub fn gguf_bytes(
     file.put("gpt2.embedding_length", Value::U32(u32_of(config.n_embd)?));
     file.put(
         "gpt2.feed_forward_length",
-        Value::U32(u32_of(4 * config.n_embd)?),
+        Value::U32(u32_of(config.mlp_hidden())?),
     );
     file.put(
         "gpt2.attention.head_count",

@@ -41,7 +41,7 @@ pub fn config_json(config: &GptConfig, tokenizer: &Tokenizer) -> serde_json::Val
         "n_embd": config.n_embd,
         "n_layer": config.n_layer,
         "n_head": config.n_head,
-        "n_inner": null,
+        "n_inner": (config.mlp_width != 0).then_some(config.mlp_width),
         "activation_function": activation_name(config.activation),
         "layer_norm_epsilon": config.layer_norm_eps,
         "resid_pdrop": config.dropout,
@@ -238,16 +238,6 @@ pub fn model_config(json: &str, path: &Path) -> Result<GptConfig> {
             "{at}: activation_function {other:?} is not one tinygpt has: it computes \"gelu\" (erf) and \"gelu_new\" (tanh)"
         ),
     };
-    // Checked: an absurd n_embd (4 × it overflows) is left to validation's message.
-    if let Some(inner) = hf
-        .n_inner
-        .filter(|&n| hf.n_embd.checked_mul(4).is_some_and(|four| four != n))
-    {
-        bail!(
-            "{at}: n_inner {inner} is not 4 × n_embd ({}): tinygpt's MLP is four times the width",
-            4 * hf.n_embd
-        );
-    }
     if hf.add_cross_attention {
         bail!("{at}: add_cross_attention is true: tinygpt's blocks have self-attention only");
     }
@@ -266,6 +256,11 @@ pub fn model_config(json: &str, path: &Path) -> Result<GptConfig> {
         bias: true,
         tie_embeddings: hf.tie_word_embeddings,
         activation,
+        // GPT-2's null n_inner is 4 × n_embd, tinygpt's 0.
+        mlp_width: hf
+            .n_inner
+            .filter(|&n| Some(n) != hf.n_embd.checked_mul(4))
+            .unwrap_or(0),
         layer_norm_eps: hf.layer_norm_epsilon,
         ..GptConfig::default()
     };
