@@ -164,9 +164,9 @@ fn import_refuses_in_one_line_what_tinygpt_cannot_compute() {
     type Edit = Box<dyn Fn(&mut serde_json::Value)>;
     let cases: Vec<(&str, Edit, &str)> = vec![
         (
-            "llama",
-            Box::new(|c| c["model_type"] = "llama".into()),
-            "model_type \"llama\" is not GPT-2",
+            "mixtral",
+            Box::new(|c| c["model_type"] = "mixtral".into()),
+            "model_type \"mixtral\" is not one tinygpt computes",
         ),
         (
             "relu",
@@ -176,7 +176,7 @@ fn import_refuses_in_one_line_what_tinygpt_cannot_compute() {
         (
             "inner",
             Box::new(|c| c["n_inner"] = 100.into()),
-            "n_inner 100 is not 4 × n_embd (128)",
+            "tensor h.0.mlp.c_fc.weight has shape [32, 128], the model expects [32, 100]",
         ),
         (
             "cross",

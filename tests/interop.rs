@@ -8,59 +8,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
+use common::oracle::*;
 use common::*;
-use tinygpt_train::run::weights::open_trained_run;
-
-fn oracle(python: &str, args: &[&str]) -> serde_json::Value {
-    let out = Command::new(python)
-        .arg(workspace_root().join("tests/oracles/interop.py"))
-        .args(args)
-        .env("TOKENIZERS_PARALLELISM", "false")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "interop.py {args:?}:\n{}",
-        stderr(&out)
-    );
-    let last = stdout(&out).lines().last().unwrap_or_default().to_string();
-    serde_json::from_str(&last).unwrap_or_else(|e| panic!("{e}: {}", stdout(&out)))
-}
-
-/// tinygpt's logits `[sequence][position][token]` for `sequences`, from the run's weights.
-fn logits(run: &Path, sequences: &[Vec<u32>]) -> Vec<Vec<Vec<f32>>> {
-    use burn::tensor::{Int, Tensor, TensorData};
-    let opened = open_trained_run(run, Some("flex"), None).unwrap();
-    sequences
-        .iter()
-        .map(|ids| {
-            let data = TensorData::new(ids.iter().map(|&i| i as i64).collect(), [1, ids.len()]);
-            let tokens = Tensor::<2, Int>::from_data(data, &opened.device);
-            let logits = opened.model.forward(tokens);
-            let [_, t, v] = logits.dims();
-            let values = logits.into_data().try_to_vec::<f32>().unwrap();
-            (0..t)
-                .map(|p| values[p * v..(p + 1) * v].to_vec())
-                .collect()
-        })
-        .collect()
-}
-
-fn tokenizer(run: &Path) -> tinygpt_data::Tokenizer {
-    tinygpt_data::Tokenizer::load(&run.join("tokenizer.json")).unwrap()
-}
-
-fn corpus() -> String {
-    std::fs::read_to_string(workspace_root().join("data/shakespeare.txt")).unwrap()
-}
-
-/// The corpus with its "--" as em dashes: a character vocabulary with a three-byte character,
-/// which llama.cpp can only build from bytes through merges.
-fn em_dash_corpus() -> String {
-    corpus().replace("--", "\u{2014}")
-}
 
 /// A tiny run trained long enough to say something: char or BPE, tied or not, either GELU.
 /// "char": tied, exact GELU, on the em-dash corpus; "bpe": untied, tanh GELU, no biases.
@@ -88,79 +38,16 @@ fn trained(scratch: &Scratch, name: &str) -> std::path::PathBuf {
     scratch.path(name)
 }
 
-fn export(run: &Path, format: &str, out: &str) {
-    let run = run.to_str().unwrap();
-    tinygpt_ok(&["export", "--run", run, "--format", format, "--out", out]);
-}
-
 #[test]
 fn transformers_loads_the_hf_export_and_computes_what_tinygpt_does() {
     let Some(python) = python_with(&["torch", "transformers"]) else {
         return;
     };
     let scratch = Scratch::new("interop-hf-export");
-    let text = em_dash_corpus();
     for name in ["char", "bpe"] {
         let run = trained(&scratch, name);
-        let folder = scratch.str(&format!("{name}-hf"));
-        export(&run, "hf", &folder);
-        let tokenizer = tokenizer(&run);
-        let block_size = 16;
-        // Three slices of the corpus, each as many characters as fit the context.
-        let texts: Vec<String> = [1000, 250_000, 1_000_000]
-            .iter()
-            .map(|&at| {
-                let slice: String = text.chars().skip(at).take(4 * block_size).collect();
-                let ids = tokenizer.encode(&slice).unwrap();
-                tokenizer.decode(&ids[..block_size]).unwrap()
-            })
-            .collect();
-        let ids: Vec<Vec<u32>> = texts.iter().map(|t| tokenizer.encode(t).unwrap()).collect();
-        assert!(ids.iter().all(|i| i.len() == block_size));
-        let prompt = "ROMEO:";
-        let max_new = block_size - tokenizer.encode(prompt).unwrap().len();
-        let sampled = tinygpt_ok(&[
-            "sample",
-            "--run",
-            run.to_str().unwrap(),
-            "--prompt",
-            prompt,
-            "--temperature",
-            "0",
-            "--max-new-tokens",
-            &max_new.to_string(),
-        ]);
-        let case = serde_json::json!({
-            "texts": texts,
-            "ids": ids,
-            "logits": logits(&run, &ids),
-            "prompt": prompt,
-            "max_new_tokens": max_new,
-        });
-        let case_path = scratch.path(&format!("{name}-case.json"));
-        std::fs::write(&case_path, case.to_string()).unwrap();
-        let report = oracle(&python, &["check-hf", &folder, case_path.to_str().unwrap()]);
-        eprintln!("{name}: max |Δlogit| {}", report["max_logit_diff"]);
-        assert_eq!(report["class"], "GPT2LMHeadModel", "{report}");
-        for list in ["missing", "unexpected", "mismatched"] {
-            assert_eq!(
-                report[list],
-                serde_json::json!([]),
-                "{name} {list}: {report}"
-            );
-        }
-        assert!(
-            report["max_logit_diff"].as_f64().unwrap() < 1e-4,
-            "{name}: {report}"
-        );
-        assert_eq!(report["ids"], serde_json::json!(ids), "{name}");
-        assert_eq!(report["decoded"], serde_json::json!(texts), "{name}");
-        let ours = stdout(&sampled);
-        let ours = ours.strip_suffix('\n').unwrap_or(&ours);
-        assert_eq!(
-            report["greedy"], ours,
-            "{name}: generate() vs tinygpt sample"
-        );
+        let text = em_dash_corpus();
+        transformers_agrees(&python, &scratch, &run, name, "GPT2LMHeadModel", &text, 16);
     }
 }
 
@@ -214,19 +101,9 @@ fn a_gpt2_saved_by_transformers_imports_computes_the_same_logits_and_exports_byt
         let theirs: Vec<Vec<Vec<f32>>> =
             serde_json::from_value(expected["logits"].clone()).unwrap();
         let ours = logits(&run, &ids);
-        let diff = ours
-            .iter()
-            .flatten()
-            .flatten()
-            .zip(theirs.iter().flatten().flatten())
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
+        let diff = max_diff(&ours, &theirs);
         eprintln!("{name}: max |Δlogit| {diff}");
         assert!(diff < 1e-4, "{name}: {diff}");
-        assert_eq!(
-            ours.iter().flatten().count(),
-            theirs.iter().flatten().count()
-        );
         // The tokenizer came along: the same ids for the same text.
         let text = corpus()[..300].to_string();
         let hf_tokenizer =

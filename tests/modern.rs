@@ -1,5 +1,6 @@
 //! The modern recipe end to end: a run with every model switch and Muon trains, samples,
-//! evaluates and shows its attention; formats that cannot hold it refuse in one line.
+//! evaluates and shows its attention; exports to the formats that hold it, and the others
+//! refuse in one line.
 
 mod common;
 
@@ -47,18 +48,15 @@ fn a_modern_run_learns_and_exports_only_to_formats_that_hold_it() {
     ]);
     assert!(stdout(&sample).starts_with("ROMEO:"), "{}", stdout(&sample));
 
-    // GPT-2's formats have no rotary positions: one error line each, nothing written.
-    for format in ["hf", "gguf"] {
-        let out_path = scratch.str(&format!("export-{format}"));
-        let out = tinygpt(&[
-            "export", "--run", &run, "--format", format, "--out", &out_path,
-        ]);
-        assert_clean_error(&out, "model.positions = \"rope\"");
-        assert!(
-            !std::path::Path::new(&out_path).exists(),
-            "{format}: wrote {out_path}"
-        );
-    }
+    // The modern recipe is NanoChat's shape: transformers has the class, llama.cpp has none.
+    let hf = scratch.str("export-hf");
+    tinygpt_ok(&["export", "--run", &run, "--format", "hf", "--out", &hf]);
+    let config = std::fs::read_to_string(scratch.path("export-hf/config.json")).unwrap();
+    assert!(config.contains("\"NanoChatForCausalLM\""), "{config}");
+    let gguf = scratch.str("export.gguf");
+    let out = tinygpt(&["export", "--run", &run, "--format", "gguf", "--out", &gguf]);
+    assert_clean_error(&out, "model.activation = \"relu2\"");
+    assert!(!std::path::Path::new(&gguf).exists(), "wrote {gguf}");
     let safetensors = scratch.str("weights.safetensors");
     tinygpt_ok(&[
         "export",

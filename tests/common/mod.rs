@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod mpi;
+pub mod oracle;
 pub mod runs;
 pub mod tensors;
 

@@ -9,32 +9,9 @@
 //! - GPT-2 always has biases: a model trained without them exports zeros (the same function).
 //! - LayerNorm's scale and shift are `weight`/`bias` there, `gamma`/`beta` here.
 
-use crate::config::{Activation, GptConfig, NormKind, Positions};
+use crate::config::GptConfig;
 use crate::tensor_set::Tensors;
 use crate::weights::{NamedTensor, WeightsError};
-
-/// The first switch of `config` that GPT-2's architecture cannot express, as
-/// `model.KEY = VALUE` (`None` for a GPT-2-shaped model). ReLU² passes: transformers' GPT-2
-/// takes it as `activation_function = "relu2"`.
-pub fn not_gpt2(config: &GptConfig) -> Option<String> {
-    let blockers = [
-        (config.positions == Positions::Rope, "positions = \"rope\""),
-        (config.norm == NormKind::RmsNorm, "norm = \"rms_norm\""),
-        (!config.norm_weight, "norm_weight = false"),
-        (config.embedding_norm, "embedding_norm = true"),
-        (config.qk_norm, "qk_norm = true"),
-        (config.logit_softcap > 0.0, "logit_softcap > 0"),
-        (config.kv_heads() != config.n_head, "n_kv_head < n_head"),
-        (
-            config.activation == Activation::Swiglu,
-            "activation = \"swiglu\"",
-        ),
-    ];
-    blockers
-        .into_iter()
-        .find(|(blocks, _)| *blocks)
-        .map(|(_, switch)| format!("model.{switch}"))
-}
 
 /// The prefix `GPT2LMHeadModel` puts before the transformer's tensors (`GPT2Model`, and OpenAI's
 /// original checkpoints on the Hub, have none).

@@ -14,6 +14,7 @@ use tinygpt_data::Tokenizer;
 use tinygpt_model::weights::{load_module_tensors, module_tensors};
 use tinygpt_model::{Gpt, GptConfig, NamedTensor, ParamCount};
 
+use tinygpt_model::architecture::Architecture;
 use tinygpt_train::config::{DataConfig, RunConfig, TrainConfig};
 use tinygpt_train::footprint::Footprint;
 use tinygpt_train::interop::{gguf, hf};
@@ -182,13 +183,14 @@ fn run_name(run: &Path) -> String {
 /// The README.md a model hub shows: what the model is and how to load it.
 fn model_card(name: &str, config: &RunConfig, tokenizer: &Tokenizer) -> String {
     let m = &config.model;
+    let arch = Architecture::of(m).ok();
     let kind = match tokenizer {
         Tokenizer::Char(_) => "characters (a WordLevel tokenizer over single characters)",
         Tokenizer::Hf(_) => "byte-level BPE",
     };
     format!(
-        "---\nlibrary_name: transformers\ntags:\n- tinygpt\n- gpt2\n---\n\n# {name}\n\n\
-         A GPT-2-architecture model trained with tinygpt on `{corpus}`.\n\n\
+        "---\nlibrary_name: transformers\ntags:\n- tinygpt\n- {model_type}\n---\n\n# {name}\n\n\
+         A `{class}` model trained with tinygpt on `{corpus}`.\n\n\
          | | |\n| --- | --- |\n| parameters | {params} |\n| layers × heads × width | {l} × {h} × {c} |\n\
          | context | {t} tokens |\n| vocabulary | {v} tokens: {kind} |\n| activation | {act} |\n\n\
          ```python\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n\
@@ -204,6 +206,8 @@ fn model_card(name: &str, config: &RunConfig, tokenizer: &Tokenizer) -> String {
         t = m.block_size,
         v = m.vocab_size,
         act = hf::activation_name(m.activation),
+        model_type = arch.map_or("gpt2", |a| a.model_type()),
+        class = arch.map_or("GPT2LMHeadModel", |a| a.hf_class()),
     )
 }
 

@@ -7,6 +7,7 @@ use anyhow::{Context, Result, bail};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tinygpt_data::Tokenizer;
+use tinygpt_data::tokenizer::IncrementalDecoder;
 use tinygpt_model::{Generator, Gpt};
 
 use crate::output::StdoutError;
@@ -117,8 +118,7 @@ fn generate(
 ) -> Result<()> {
     let mut generator = Generator::new(model, prompt, !args.no_kv_cache, device);
     let mut stream = StopStream::new(out, &args.stops);
-    let mut generated = Vec::new();
-    let mut shown = String::new();
+    let mut text = IncrementalDecoder::new(tokenizer);
     let end = tokenizer.end_of_text().filter(|_| !args.ignore_end_of_text);
     for _ in 0..args.max_new_tokens {
         let next = sample(&generator.next_logits(), params, rng);
@@ -126,16 +126,12 @@ fn generate(
             break;
         }
         generator.push(next);
-        generated.push(next);
-        let text = tokenizer.decode(&generated)?;
-        let piece = text
-            .strip_prefix(shown.as_str())
-            .unwrap_or(&text)
-            .to_string();
-        shown = text;
-        if stream.push(&piece).map_err(StdoutError)? {
+        if stream.push(&text.push(next)?).map_err(StdoutError)? {
             return Ok(());
         }
+    }
+    if stream.push(&text.finish()?).map_err(StdoutError)? {
+        return Ok(());
     }
     stream.finish().map_err(StdoutError)?;
     Ok(())

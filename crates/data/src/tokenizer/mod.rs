@@ -13,9 +13,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub mod bpe;
 mod characters;
 mod hf;
+mod incremental;
 mod special;
 
 pub use characters::CharTokenizer;
+pub use incremental::IncrementalDecoder;
 pub use special::END_OF_TEXT;
 
 use crate::DataError;

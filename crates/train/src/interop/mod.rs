@@ -1,7 +1,7 @@
 //! Models in other tools' formats: Hugging Face `transformers` directories ([`hf`]) and
-//! llama.cpp's GGUF ([`gguf`]). Both go through GPT-2's tensor names
-//! ([`tinygpt_model::gpt2`]): tinygpt's architecture is GPT-2's.
+//! llama.cpp's GGUF ([`gguf`]). Which class a model is exported as is decided once, by
+//! [`tinygpt_model::architecture::Architecture`]; the tensor names of each family live in
+//! `tinygpt_model::gpt2` and `tinygpt_model::llama`.
 
 pub mod gguf;
-mod gguf_file;
 pub mod hf;

@@ -1,10 +1,15 @@
-//! A Hugging Face `transformers` model directory (`GPT2LMHeadModel`), written and read.
+//! A Hugging Face `transformers` model directory, written and read, for every class
+//! [`Architecture`] knows: `GPT2LMHeadModel`, `LlamaForCausalLM`, `Qwen3ForCausalLM`,
+//! `NanoChatForCausalLM`.
 //!
-//! Written: `config.json`, `model.safetensors` (GPT-2's names, f32), `tokenizer.json`,
+//! Written: `config.json`, `model.safetensors` (the class's names, f32), `tokenizer.json`,
 //! `tokenizer_config.json` (`PreTrainedTokenizerFast`), `generation_config.json` (tinygpt
-//! `sample`'s defaults) and a short `README.md` model card. Read: any GPT-2-shaped checkpoint
-//! `save_pretrained` wrote (f32, f16 or bf16; one file or shards), refusing in one line what
-//! tinygpt's model cannot compute.
+//! `sample`'s defaults) and a short `README.md` model card. Read: any checkpoint of those
+//! classes `save_pretrained` wrote (f32, f16 or bf16; one file or shards), refusing in one
+//! line what tinygpt's model cannot compute.
+
+mod gpt2;
+mod llama;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -13,52 +18,15 @@ use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use serde_json::json;
 use tinygpt_data::Tokenizer;
-use tinygpt_model::gpt2::{from_gpt2, not_gpt2, to_gpt2};
+use tinygpt_model::architecture::Architecture;
+use tinygpt_model::gpt2::{from_gpt2, to_gpt2};
+use tinygpt_model::llama::{from_llama, to_llama};
 use tinygpt_model::weights::{from_safetensors, to_safetensors};
-use tinygpt_model::{Activation, GptConfig, NamedTensor};
+use tinygpt_model::{GptConfig, NamedTensor};
+
+pub use gpt2::activation_name;
 
 use crate::run::files::{Temporary, sync_dir, temporary_sibling, write_synced};
-
-/// What `transformers` calls each of tinygpt's activations.
-pub fn activation_name(activation: Activation) -> &'static str {
-    match activation {
-        Activation::Gelu => "gelu",
-        Activation::GeluTanh => "gelu_new",
-        Activation::Relu2 => "relu2",
-        Activation::Swiglu => "silu",
-    }
-}
-
-/// `config.json` for `config`, with the tokenizer's end-of-text as BOS and EOS (explicitly
-/// none for a character vocabulary: GPT-2's default, 50256, would name a token it lacks).
-pub fn config_json(config: &GptConfig, tokenizer: &Tokenizer) -> serde_json::Value {
-    let end = tokenizer.end_of_text();
-    json!({
-        "architectures": ["GPT2LMHeadModel"],
-        "model_type": "gpt2",
-        "vocab_size": config.vocab_size,
-        "n_positions": config.block_size,
-        "n_embd": config.n_embd,
-        "n_layer": config.n_layer,
-        "n_head": config.n_head,
-        "n_inner": (config.mlp_width != 0).then_some(config.mlp_width),
-        "activation_function": activation_name(config.activation),
-        "layer_norm_epsilon": config.layer_norm_eps,
-        "resid_pdrop": config.dropout,
-        "embd_pdrop": config.dropout,
-        "attn_pdrop": 0.0,
-        "initializer_range": 0.02,
-        "scale_attn_weights": true,
-        "scale_attn_by_inverse_layer_idx": false,
-        "reorder_and_upcast_attn": false,
-        "add_cross_attention": false,
-        "tie_word_embeddings": config.tie_embeddings,
-        "bos_token_id": end,
-        "eos_token_id": end,
-        "use_cache": true,
-        "dtype": "float32",
-    })
-}
 
 /// Writes the directory `out` (created when absent; in an existing one only these files are
 /// replaced, each atomically, and nothing else is touched).
@@ -69,19 +37,26 @@ pub fn write_dir(
     tokenizer: &Tokenizer,
     card: &str,
 ) -> Result<()> {
-    if let Some(switch) = not_gpt2(config) {
-        bail!(
-            "{switch}: the Hugging Face export writes GPT-2-shaped models (GPT2LMHeadModel), which have no such part; export this model with --format safetensors, or train the GPT-2 recipe (configs/shakespeare-char.toml) to export it"
-        );
-    }
-    let weights = to_gpt2(tensors, config).context("the model's tensors")?;
+    let arch = Architecture::of(config)
+        .map_err(|e| anyhow::anyhow!("{e}; or export the model with --format safetensors"))?;
+    let (weights, config_json) = match arch {
+        Architecture::Gpt2 => (
+            to_gpt2(tensors, config),
+            gpt2::config_json(config, tokenizer),
+        ),
+        _ => (
+            to_llama(tensors, config, arch),
+            llama::config_json(config, arch, tokenizer),
+        ),
+    };
+    let weights = weights.context("the model's tensors")?;
     let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
     let end = tokenizer
         .end_of_text()
         .map(|_| tinygpt_data::tokenizer::END_OF_TEXT);
     let hf_tokenizer = tokenizer.to_hf()?;
     let files: Vec<(&str, Vec<u8>)> = vec![
-        ("config.json", pretty(&config_json(config, tokenizer))?),
+        ("config.json", pretty(&config_json)?),
         ("model.safetensors", to_safetensors(&weights, metadata)),
         (
             "tokenizer.json",
@@ -164,111 +139,7 @@ fn pretty(value: &serde_json::Value) -> Result<Vec<u8>> {
     Ok(text.into_bytes())
 }
 
-/// The parts of a `transformers` GPT-2 `config.json` that decide the computation, with
-/// `GPT2Config`'s defaults for keys a file leaves out.
-#[derive(Debug, Deserialize)]
-struct HfConfig {
-    model_type: Option<String>,
-    #[serde(default = "gpt2_vocab")]
-    vocab_size: usize,
-    #[serde(default = "gpt2_positions")]
-    n_positions: usize,
-    #[serde(default = "gpt2_width")]
-    n_embd: usize,
-    #[serde(default = "gpt2_depth")]
-    n_layer: usize,
-    #[serde(default = "gpt2_depth")]
-    n_head: usize,
-    n_inner: Option<usize>,
-    #[serde(default = "gpt2_activation")]
-    activation_function: String,
-    #[serde(default = "gpt2_epsilon")]
-    layer_norm_epsilon: f64,
-    #[serde(default = "yes")]
-    scale_attn_weights: bool,
-    #[serde(default)]
-    scale_attn_by_inverse_layer_idx: bool,
-    #[serde(default)]
-    add_cross_attention: bool,
-    #[serde(default = "yes")]
-    tie_word_embeddings: bool,
-}
-
-fn gpt2_vocab() -> usize {
-    50257
-}
-fn gpt2_positions() -> usize {
-    1024
-}
-fn gpt2_width() -> usize {
-    768
-}
-fn gpt2_depth() -> usize {
-    12
-}
-fn gpt2_activation() -> String {
-    "gelu_new".into()
-}
-fn gpt2_epsilon() -> f64 {
-    1e-5
-}
-fn yes() -> bool {
-    true
-}
-
-/// The tinygpt model config for a `transformers` `config.json`, or the one reason it cannot be.
-pub fn model_config(json: &str, path: &Path) -> Result<GptConfig> {
-    let at = path.display();
-    let hf: HfConfig =
-        serde_json::from_str(json).with_context(|| format!("{at}: not a model config"))?;
-    match hf.model_type.as_deref() {
-        Some("gpt2") => {}
-        Some(other) => bail!(
-            "{at}: model_type {other:?} is not GPT-2; tinygpt imports GPT-2-shaped models (model_type \"gpt2\")"
-        ),
-        None => {
-            bail!("{at}: no model_type; tinygpt imports GPT-2-shaped models (model_type \"gpt2\")")
-        }
-    }
-    let activation = match hf.activation_function.as_str() {
-        "gelu" => Activation::Gelu,
-        // Both are ½x(1 + tanh(√(2/π)(x + 0.044715x³))).
-        "gelu_new" | "gelu_pytorch_tanh" => Activation::GeluTanh,
-        other => bail!(
-            "{at}: activation_function {other:?} is not one tinygpt has: it computes \"gelu\" (erf) and \"gelu_new\" (tanh)"
-        ),
-    };
-    if hf.add_cross_attention {
-        bail!("{at}: add_cross_attention is true: tinygpt's blocks have self-attention only");
-    }
-    if !hf.scale_attn_weights || hf.scale_attn_by_inverse_layer_idx {
-        bail!(
-            "{at}: attention scores scaled other than by 1/√head_size (scale_attn_weights false or scale_attn_by_inverse_layer_idx true): tinygpt scales by 1/√head_size only"
-        );
-    }
-    let config = GptConfig {
-        vocab_size: hf.vocab_size,
-        block_size: hf.n_positions,
-        n_layer: hf.n_layer,
-        n_head: hf.n_head,
-        n_embd: hf.n_embd,
-        dropout: 0.0,
-        bias: true,
-        tie_embeddings: hf.tie_word_embeddings,
-        activation,
-        // GPT-2's null n_inner is 4 × n_embd, tinygpt's 0.
-        mlp_width: hf
-            .n_inner
-            .filter(|&n| Some(n) != hf.n_embd.checked_mul(4))
-            .unwrap_or(0),
-        layer_norm_eps: hf.layer_norm_epsilon,
-        ..GptConfig::default()
-    };
-    config.validate().with_context(|| at.to_string())?;
-    Ok(config)
-}
-
-/// A `transformers` GPT-2 directory read as tinygpt's config, tokenizer and tensors (under
+/// A `transformers` model directory read as tinygpt's config, tokenizer and tensors (under
 /// tinygpt's names; every one present, with the config's shapes checked when they are loaded).
 pub struct HfModel {
     pub config: GptConfig,
@@ -290,7 +161,7 @@ pub fn read_dir(dir: &Path) -> Result<HfModel> {
             config_path.display()
         )
     })?;
-    let config = model_config(&json, &config_path)?;
+    let (arch, config) = model_config(&json, &config_path)?;
     let tokenizer = read_tokenizer(dir)?;
     if tokenizer.vocab_size() > config.vocab_size {
         bail!(
@@ -307,13 +178,41 @@ pub fn read_dir(dir: &Path) -> Result<HfModel> {
         let (mut part, _) = from_safetensors(&bytes).with_context(|| file.display().to_string())?;
         tensors.append(&mut part);
     }
-    let tensors = from_gpt2(tensors, &config).with_context(|| dir.display().to_string())?;
+    let tensors = match arch {
+        Architecture::Gpt2 => from_gpt2(tensors, &config),
+        _ => from_llama(tensors, &config, arch),
+    };
+    let tensors = tensors.with_context(|| dir.display().to_string())?;
     crate::run::finite::check_finite(&tensors, dir)?;
     Ok(HfModel {
         config,
         tokenizer,
         tensors,
     })
+}
+
+/// The architecture `config.json` names (by `model_type`) and the tinygpt config of it.
+fn model_config(json: &str, path: &Path) -> Result<(Architecture, GptConfig)> {
+    let at = path.display();
+    #[derive(Deserialize)]
+    struct ModelType {
+        model_type: Option<String>,
+    }
+    let known = "tinygpt imports model_type \"gpt2\", \"llama\", \"qwen3\" and \"nanochat\"";
+    let model_type = serde_json::from_str::<ModelType>(json)
+        .with_context(|| format!("{at}: not a model config"))?
+        .model_type;
+    let Some(model_type) = model_type else {
+        bail!("{at}: no model_type; {known}");
+    };
+    let Some(arch) = Architecture::from_model_type(&model_type) else {
+        bail!("{at}: model_type {model_type:?} is not one tinygpt computes; {known}");
+    };
+    let config = match arch {
+        Architecture::Gpt2 => gpt2::model_config(json, path)?,
+        _ => llama::model_config(json, arch, path)?,
+    };
+    Ok((arch, config))
 }
 
 /// `model.safetensors`, or the shards `model.safetensors.index.json` lists.
