@@ -145,58 +145,11 @@ fn llama_cpp_reads_the_gguf_export_tokenizes_like_tinygpt_and_agrees_on_logits()
     let val = val.as_str();
     for name in ["char", "bpe"] {
         let run = trained(&scratch, name);
-        let (folder, file) = (
-            scratch.str(&format!("{name}-hf")),
-            scratch.str(&format!("{name}.gguf")),
-        );
-        export(&run, "hf", &folder);
-        export(&run, "gguf", &file);
-        let tokenizer = tokenizer(&run);
-        let ids = tokenizer.encode(val).unwrap();
-        let block_size = 16;
-        let windows: Vec<Vec<u32>> = ids
-            .chunks_exact(block_size)
-            .take(12)
-            .map(<[u32]>::to_vec)
-            .collect();
-        let case = serde_json::json!({
-            "text": val,
-            "windows": windows,
-            "logits": logits(&run, &windows),
-        });
-        let case_path = scratch.path(&format!("{name}-case.json"));
-        std::fs::write(&case_path, case.to_string()).unwrap();
-        let report = oracle(
-            &python,
-            &["check-gguf", &file, &folder, case_path.to_str().unwrap()],
-        );
-        eprintln!(
-            "{name}: max |Δlogit| {} over {} positions, argmax agreement {}",
-            report["max_logit_diff"], report["positions"], report["argmax_agreement"]
-        );
-        assert_eq!(
-            report["wrong_keys"],
-            serde_json::json!([]),
-            "{name}: {report}"
-        );
-        assert_eq!(
-            report["wrong_tensors"],
-            serde_json::json!([]),
-            "{name}: {report}"
-        );
-        assert_eq!(
-            report["ids"],
-            serde_json::json!(ids),
-            "{name}: llama.cpp's tokens"
-        );
+        let report = llama_cpp_report(&python, &scratch, &run, name, val);
         // llama.cpp computes GELU as tanh's approximation through an fp16 table (about 1e-3
         // relative); the char model was even trained with the exact erf GELU.
         assert!(
             report["max_logit_diff"].as_f64().unwrap() < 2e-2,
-            "{name}: {report}"
-        );
-        assert!(
-            report["argmax_agreement"].as_f64().unwrap() >= 0.99,
             "{name}: {report}"
         );
     }

@@ -3,57 +3,17 @@
 //! transformers as `LlamaForCausalLM`, `Qwen3ForCausalLM` and `NanoChatForCausalLM` and compute
 //! what tinygpt does; models transformers made of those classes import, compute transformers'
 //! logits, fine-tune and go back; the `llama` and `qwen3` GGUF exports read back in ggml's
-//! reader and score text in llama.cpp as tinygpt does; every shape no class holds is refused in
-//! one line. Runs where python has the packages (`.ci/run` installs them); elsewhere each test
-//! says why it skipped.
+//! reader and score text in llama.cpp as tinygpt does (what no class holds is refused:
+//! `tests/refused_shapes.rs`). Runs where python has the packages (`.ci/run` installs them);
+//! elsewhere each test says why it skipped.
 
 mod common;
 
 use std::path::Path;
 
 use common::oracle::*;
+use common::shapes::{class, shape};
 use common::*;
-
-/// Four heads of 8 sharing two key/value heads, rotary positions (base 500), RMSNorm and a
-/// SwiGLU MLP 88 wide (not 4 × 32): a Llama, with biases and tied embeddings.
-const LLAMA: &[&str] = &[
-    "model.n_head=4",
-    "model.n_kv_head=2",
-    "model.positions=rope",
-    "model.rope_base=500.0",
-    "model.norm=rms_norm",
-    "model.activation=swiglu",
-    "model.mlp_width=88",
-    "model.layer_norm_eps=1e-6",
-];
-
-/// The switches of each shape, on top of `configs/tiny-test.toml`.
-fn shape(arch: &str) -> Vec<&'static str> {
-    let mut switches = LLAMA.to_vec();
-    switches.extend_from_slice(match arch {
-        "llama" => &["model.bias=true"][..],
-        "qwen3" => &[
-            "model.qk_norm=true",
-            "model.bias=false",
-            "model.tie_embeddings=false",
-        ],
-        "nanochat" => &[
-            "model.activation=relu2",
-            "model.mlp_width=0",
-            "model.norm_weight=false",
-            "model.embedding_norm=true",
-            "model.qk_norm=true",
-            "model.logit_softcap=15.0",
-            "model.init=modern",
-            "model.tie_embeddings=false",
-            "model.bias=false",
-            "train.optimizer=muon",
-            "train.schedule=wsd",
-        ],
-        _ => unreachable!("llama, qwen3 or nanochat"),
-    });
-    switches
-}
 
 /// A tiny run of `arch` on the em-dash corpus (char) or a BPE vocabulary, trained long enough
 /// to say something, with `extra` switches.
@@ -77,14 +37,6 @@ fn trained(scratch: &Scratch, arch: &str, vocabulary: &str, extra: &[&str]) -> s
     }
     train_tiny(&out, &args);
     scratch.path(&name)
-}
-
-fn class(arch: &str) -> &'static str {
-    match arch {
-        "llama" => "LlamaForCausalLM",
-        "qwen3" => "Qwen3ForCausalLM",
-        _ => "NanoChatForCausalLM",
-    }
 }
 
 #[test]
@@ -245,107 +197,11 @@ fn llama_cpp_reads_the_llama_and_qwen3_gguf_exports_and_scores_text_as_tinygpt_d
     for (arch, vocabulary) in [("llama", "char"), ("qwen3", "bpe")] {
         let run = trained(&scratch, arch, vocabulary, &[]);
         let name = format!("{arch}-{vocabulary}");
-        let (folder, file) = (
-            scratch.str(&format!("{name}-hf")),
-            scratch.str(&format!("{name}.gguf")),
-        );
-        export(&run, "hf", &folder);
-        export(&run, "gguf", &file);
-        let ids = tokenizer(&run).encode(&val).unwrap();
-        let windows: Vec<Vec<u32>> = ids.chunks_exact(16).take(12).map(<[u32]>::to_vec).collect();
-        let case = serde_json::json!({
-            "text": val,
-            "windows": windows,
-            "logits": logits(&run, &windows),
-        });
-        let case_path = scratch.path(&format!("{name}-case.json"));
-        std::fs::write(&case_path, case.to_string()).unwrap();
-        let report = oracle(
-            &python,
-            &["check-gguf", &file, &folder, case_path.to_str().unwrap()],
-        );
-        eprintln!(
-            "{name}: loss {} (tinygpt {}), max |Δlogit| {}, argmax agreement {}",
-            report["loss"],
-            report["our_loss"],
-            report["max_logit_diff"],
-            report["argmax_agreement"]
-        );
-        assert_eq!(
-            report["wrong_keys"],
-            serde_json::json!([]),
-            "{name}: {report}"
-        );
-        assert_eq!(
-            report["wrong_tensors"],
-            serde_json::json!([]),
-            "{name}: {report}"
-        );
-        assert_eq!(
-            report["ids"],
-            serde_json::json!(ids),
-            "{name}: llama.cpp's tokens"
-        );
+        let report = llama_cpp_report(&python, &scratch, &run, &name, &val);
         let (loss, ours) = (
             report["loss"].as_f64().unwrap(),
             report["our_loss"].as_f64().unwrap(),
         );
         assert!((loss - ours).abs() < 1e-3, "{name}: {report}");
-        assert!(
-            report["argmax_agreement"].as_f64().unwrap() >= 0.99,
-            "{name}: {report}"
-        );
-    }
-}
-
-#[test]
-fn shapes_no_class_holds_are_refused_in_one_line_and_nothing_is_written() {
-    let scratch = Scratch::new("modern-interop-refused");
-    let cases: [(&str, &[&str], &str, &str); 5] = [
-        (
-            "llama",
-            &["model.logit_softcap=30.0"],
-            "hf",
-            "model.logit_softcap > 0",
-        ),
-        (
-            "llama",
-            &["model.logit_softcap=30.0"],
-            "gguf",
-            "model.logit_softcap > 0",
-        ),
-        ("qwen3", &["model.bias=true"], "hf", "model.bias = true"),
-        (
-            "llama",
-            &["model.activation=gelu"],
-            "hf",
-            "model.activation = \"gelu\"",
-        ),
-        ("nanochat", &[], "gguf", "model.activation = \"relu2\""),
-    ];
-    for (i, (arch, extra, format, needle)) in cases.iter().enumerate() {
-        let run = scratch.str(&format!("run-{i}"));
-        let mut args = vec!["--set", "train.max_steps=2"];
-        let mut switches = shape(arch);
-        switches.extend_from_slice(extra);
-        for s in &switches {
-            args.extend(["--set", s]);
-        }
-        train_tiny(&run, &args);
-        let out_path = scratch.str(&format!("export-{i}"));
-        let out = tinygpt(&[
-            "export", "--run", &run, "--format", format, "--out", &out_path,
-        ]);
-        assert_clean_error(&out, needle);
-        assert!(
-            !Path::new(&out_path).exists(),
-            "{arch} {format}: wrote {out_path}"
-        );
-        let siblings: Vec<_> = std::fs::read_dir(scratch.path(""))
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
-            .collect();
-        assert!(siblings.is_empty(), "{siblings:?}");
     }
 }

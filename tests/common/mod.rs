@@ -7,6 +7,7 @@ pub mod browser;
 pub mod mpi;
 pub mod oracle;
 pub mod runs;
+pub mod shapes;
 pub mod tensors;
 
 use std::collections::BTreeMap;

@@ -149,3 +149,57 @@ pub fn transformers_agrees(
         "{name}: generate() vs tinygpt sample"
     );
 }
+
+/// Exports `run` with `--format hf` and `--format gguf` and has ggml's `gguf` reader and
+/// llama.cpp check the GGUF file: every key and tensor as the HF export of the same weights
+/// says, `val` tokenized to tinygpt's ids, and 12 windows of 16 tokens scored. Returns the
+/// report (`max_logit_diff`, `argmax_agreement`, `loss` and tinygpt's `our_loss`) for the
+/// caller's tolerances.
+pub fn llama_cpp_report(
+    python: &str,
+    scratch: &Scratch,
+    run: &Path,
+    name: &str,
+    val: &str,
+) -> serde_json::Value {
+    let (folder, file) = (
+        scratch.str(&format!("{name}-hf")),
+        scratch.str(&format!("{name}.gguf")),
+    );
+    export(run, "hf", &folder);
+    export(run, "gguf", &file);
+    let ids = tokenizer(run).encode(val).unwrap();
+    let windows: Vec<Vec<u32>> = ids.chunks_exact(16).take(12).map(<[u32]>::to_vec).collect();
+    let case = serde_json::json!({
+        "text": val,
+        "windows": windows,
+        "logits": logits(run, &windows),
+    });
+    let case_path = scratch.path(&format!("{name}-case.json"));
+    std::fs::write(&case_path, case.to_string()).unwrap();
+    let report = oracle(
+        python,
+        &["check-gguf", &file, &folder, case_path.to_str().unwrap()],
+    );
+    eprintln!(
+        "{name}: loss {} (tinygpt {}), max |Δlogit| {} over {} positions, argmax agreement {}",
+        report["loss"],
+        report["our_loss"],
+        report["max_logit_diff"],
+        report["positions"],
+        report["argmax_agreement"]
+    );
+    for list in ["wrong_keys", "wrong_tensors"] {
+        assert_eq!(report[list], serde_json::json!([]), "{name}: {report}");
+    }
+    assert_eq!(
+        report["ids"],
+        serde_json::json!(ids),
+        "{name}: llama.cpp's tokens"
+    );
+    assert!(
+        report["argmax_agreement"].as_f64().unwrap() >= 0.99,
+        "{name}: {report}"
+    );
+    report
+}

@@ -157,29 +157,9 @@ pub fn from_gpt2(
             }
         }
     }
-    let head = match theirs.has("lm_head.weight") {
-        true => Some(theirs.take_shaped("lm_head.weight", &[v, c])?),
-        false => None,
-    };
-    match (config.tie_embeddings, head) {
-        (false, Some(head)) => out.push(head.transposed().renamed("unembedding.weight")),
-        (false, None) => {
-            return Err(WeightsError::Missing {
-                name: "lm_head.weight".into(),
-            });
-        }
-        // A tied model may still carry its head: it must then be the embedding itself.
-        (true, Some(head)) => {
-            let embedding = &out[0];
-            if head.values != embedding.values {
-                return Err(WeightsError::Unexpected {
-                    name: "lm_head.weight (differs from wte.weight, yet the config ties them)"
-                        .into(),
-                });
-            }
-        }
-        (true, None) => {}
-    }
+    let embedding = ("wte.weight", out[0].values.as_slice());
+    let head = theirs.take_head("lm_head.weight", &[v, c], config.tie_embeddings, embedding)?;
+    out.extend(head);
     theirs.finish()?;
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)

@@ -175,24 +175,9 @@ pub fn from_llama(
             out.extend(bias.map(|b| b.renamed(&format!("{to}.bias"))));
         }
     }
-    let head = match theirs.has("lm_head.weight") {
-        true => Some(theirs.take_shaped("lm_head.weight", &[v, c])?),
-        false => None,
-    };
-    match (config.tie_embeddings, head) {
-        (false, Some(head)) => out.push(head.transposed().renamed("unembedding.weight")),
-        (false, None) => {
-            return Err(WeightsError::Missing {
-                name: "lm_head.weight".into(),
-            });
-        }
-        (true, Some(head)) if head.values != out[0].values => {
-            return Err(WeightsError::Unexpected {
-                name: "lm_head.weight (differs from model.embed_tokens.weight, yet the config ties them)".into(),
-            });
-        }
-        (true, _) => {}
-    }
+    let embedding = ("model.embed_tokens.weight", out[0].values.as_slice());
+    let head = theirs.take_head("lm_head.weight", &[v, c], config.tie_embeddings, embedding)?;
+    out.extend(head);
     theirs.finish()?;
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)

@@ -52,6 +52,33 @@ impl Tensors {
         })
     }
 
+    /// The untied head `name` (`[vocab, n_embd]`, as PyTorch's `lm_head` is) in tinygpt's
+    /// layout as `unembedding.weight`, or `None` for a tied model, which may still carry its
+    /// head only if it is the embedding itself (`embedding`: its name there and its values).
+    pub fn take_head(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        tied: bool,
+        embedding: (&str, &[f32]),
+    ) -> Result<Option<NamedTensor>, WeightsError> {
+        let head = match self.has(name) {
+            true => Some(self.take_shaped(name, shape)?),
+            false => None,
+        };
+        match (tied, head) {
+            (false, Some(head)) => Ok(Some(head.transposed().renamed("unembedding.weight"))),
+            (false, None) => Err(WeightsError::Missing { name: name.into() }),
+            (true, Some(head)) if head.values != embedding.1 => Err(WeightsError::Unexpected {
+                name: format!(
+                    "{name} (differs from {}, yet the config ties them)",
+                    embedding.0
+                ),
+            }),
+            (true, _) => Ok(None),
+        }
+    }
+
     /// A norm's gain, or ones when it has none (the same function).
     pub fn take_or_ones(&mut self, name: &str, width: usize) -> NamedTensor {
         self.tensors.remove(name).unwrap_or_else(|| NamedTensor {

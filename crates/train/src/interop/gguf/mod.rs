@@ -39,7 +39,8 @@ pub fn gguf_bytes(
     name: &str,
 ) -> Result<Vec<u8>> {
     let fix = "export the model with --format hf (transformers runs it) or --format safetensors";
-    let arch = Architecture::of(config).map_err(|e| anyhow::anyhow!("{e}; or {fix}"))?;
+    let arch = Architecture::of(config)
+        .map_err(|e| anyhow::anyhow!("{e}; or export the model with --format safetensors"))?;
     let Some(gguf_arch) = arch.gguf_arch() else {
         bail!(
             "model.activation = \"relu2\": the model is {}-shaped and llama.cpp has no such architecture (its llama and qwen3 take activation = \"swiglu\"); {fix}",
