@@ -9,7 +9,8 @@
 //!   (those facts remembered between runs)
 //! - **the corpus and its split**: `one_file` (one text file, val its tail) or `collection`
 //!   (documents from many files, val drawn by document)
-//! - **tokenizers** (`tokenizer`): characters, byte-level BPE, a Hugging Face file
+//! - **tokenizers** (`tokenizer`): characters, byte-level BPE, a Hugging Face file;
+//!   `incremental`: generated ids to text as they arrive
 //! - **the token cache** (`cache`): encoded once into a file of ids, memory-mapped after
 //! - **splits and batches** (`dataset`): train/val token streams → next-token windows
 //! - `pipeline`: the stages joined, from a `[data]` table to splits
@@ -28,6 +29,7 @@ mod file_memo;
 pub mod collection;
 pub mod one_file;
 
+pub mod incremental;
 pub mod tokenizer;
 
 pub mod cache;
@@ -40,6 +42,7 @@ pub use config::{CorpusSpec, DataConfig, Format};
 pub use corpus::{Corpus, read_corpus};
 pub use dataset::{Batch, BatchSampler, Splits, fixed_batches};
 pub use error::DataError;
+pub use incremental::IncrementalDecoder;
 pub use one_file::{split_corpus, split_text};
 pub use tokenizer::bpe::train_bpe;
 pub use tokenizer::{CharTokenizer, Prompt, Tokenizer, prompt_tokens};

@@ -6,8 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use tinygpt_data::Tokenizer;
-use tinygpt_data::tokenizer::IncrementalDecoder;
+use tinygpt_data::{IncrementalDecoder, Tokenizer};
 use tinygpt_model::{Generator, Gpt};
 
 use crate::output::StdoutError;

@@ -13,11 +13,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub mod bpe;
 mod characters;
 mod hf;
-mod incremental;
 mod special;
 
 pub use characters::CharTokenizer;
-pub use incremental::IncrementalDecoder;
 pub use special::END_OF_TEXT;
 
 use crate::DataError;

@@ -19,15 +19,7 @@ use tinygpt_model::architecture::Architecture;
 use tinygpt_model::{Activation, GptConfig, NamedTensor};
 
 use file::{Gguf, Value};
-use vocabulary::Vocabulary;
-
-/// The end-of-text token's text, which llama.cpp also recognises as end of generation.
-const END_OF_TEXT: &str = tinygpt_data::tokenizer::END_OF_TEXT;
-
-/// llama.cpp's token types.
-const NORMAL: i32 = 1;
-const CONTROL: i32 = 3;
-const UNUSED: i32 = 5;
+use vocabulary::{CONTROL, END_OF_TEXT, Vocabulary};
 
 /// The model as a GGUF file's bytes. A vocabulary with no end-of-text token (a character one)
 /// gains one at the end, with a zero embedding row (its logit is always 0): llama.cpp needs an

@@ -4,7 +4,13 @@
 use anyhow::{Context, Result, bail};
 use tinygpt_data::Tokenizer;
 
-use super::{CONTROL, NORMAL, UNUSED};
+/// The end-of-text token's text, which llama.cpp also recognises as end of generation.
+pub(super) const END_OF_TEXT: &str = tinygpt_data::tokenizer::END_OF_TEXT;
+
+/// llama.cpp's token types.
+const NORMAL: i32 = 1;
+pub(super) const CONTROL: i32 = 3;
+const UNUSED: i32 = 5;
 
 /// The vocabulary in llama.cpp's `gpt2` form: byte-level token strings, types and merges.
 pub(super) struct Vocabulary {

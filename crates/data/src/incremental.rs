@@ -3,8 +3,8 @@
 //! shown must never be taken back, so text ending in U+FFFD is held until it settles (or the
 //! generation ends).
 
-use super::Tokenizer;
 use crate::DataError;
+use crate::tokenizer::Tokenizer;
 
 /// Decodes a growing sequence of token ids into the new text of each step.
 pub struct IncrementalDecoder<'a> {
