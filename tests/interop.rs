@@ -138,9 +138,7 @@ fn llama_cpp_reads_the_gguf_export_tokenizes_like_tinygpt_and_agrees_on_logits()
         return;
     };
     let scratch = Scratch::new("interop-gguf");
-    // From the val split (the corpus' last tenth), with em dashes in it.
-    let text: Vec<char> = em_dash_corpus().chars().collect();
-    let val: String = text[text.len() - 3000..text.len() - 1000].iter().collect();
+    let val = em_dash_val();
     assert!(val.contains('\u{2014}'));
     let val = val.as_str();
     for name in ["char", "bpe"] {

@@ -192,8 +192,7 @@ fn llama_cpp_reads_the_llama_and_qwen3_gguf_exports_and_scores_text_as_tinygpt_d
         return;
     };
     let scratch = Scratch::new("modern-interop-gguf");
-    let text: Vec<char> = em_dash_corpus().chars().collect();
-    let val: String = text[text.len() - 3000..text.len() - 1000].iter().collect();
+    let val = em_dash_val();
     for (arch, vocabulary) in [("llama", "char"), ("qwen3", "bpe")] {
         let run = trained(&scratch, arch, vocabulary, &[]);
         let name = format!("{arch}-{vocabulary}");

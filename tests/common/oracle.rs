@@ -57,6 +57,12 @@ pub fn em_dash_corpus() -> String {
     corpus().replace("--", "\u{2014}")
 }
 
+/// 2,000 characters of the em-dash corpus' val split (its last tenth), em dashes among them.
+pub fn em_dash_val() -> String {
+    let text: Vec<char> = em_dash_corpus().chars().collect();
+    text[text.len() - 3000..text.len() - 1000].iter().collect()
+}
+
 /// `tinygpt export --run RUN --format FORMAT --out OUT`, which must succeed.
 pub fn export(run: &Path, format: &str, out: &str) {
     let run = run.to_str().unwrap();

@@ -76,16 +76,8 @@ pub fn to_gpt2(
             out.push(bias.renamed(&format!("{theirs_at}.{to}.bias")));
         }
     }
-    if !config.tie_embeddings {
-        out.push(
-            ours.take("unembedding.weight")?
-                .transposed()
-                .renamed("lm_head.weight"),
-        );
-    }
-    ours.finish()?;
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(out)
+    out.extend(ours.take_unembedding(config.tie_embeddings)?);
+    ours.finish_sorted(out)
 }
 
 /// GPT-2's tensors (with or without the `transformer.` prefix) under tinygpt's names and
@@ -160,9 +152,7 @@ pub fn from_gpt2(
     let embedding = ("wte.weight", out[0].values.as_slice());
     let head = theirs.take_head("lm_head.weight", &[v, c], config.tie_embeddings, embedding)?;
     out.extend(head);
-    theirs.finish()?;
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(out)
+    theirs.finish_sorted(out)
 }
 
 #[cfg(test)]

@@ -124,16 +124,8 @@ pub fn to_llama(
             out.extend(bias.map(|b| b.renamed(&format!("{to}.bias"))));
         }
     }
-    if !config.tie_embeddings {
-        out.push(
-            ours.take("unembedding.weight")?
-                .transposed()
-                .renamed("lm_head.weight"),
-        );
-    }
-    ours.finish()?;
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(out)
+    out.extend(ours.take_unembedding(config.tie_embeddings)?);
+    ours.finish_sorted(out)
 }
 
 /// `arch`'s tensors under tinygpt's names and layouts, for a model of `config` (as the
@@ -178,9 +170,7 @@ pub fn from_llama(
     let embedding = ("model.embed_tokens.weight", out[0].values.as_slice());
     let head = theirs.take_head("lm_head.weight", &[v, c], config.tie_embeddings, embedding)?;
     out.extend(head);
-    theirs.finish()?;
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(out)
+    theirs.finish_sorted(out)
 }
 
 /// The activation a Llama-family class's `hidden_act` names, if tinygpt has it.

@@ -79,6 +79,16 @@ impl Tensors {
         }
     }
 
+    /// tinygpt's untied unembedding (`[n_embd, vocab]`) as PyTorch's `lm_head.weight`
+    /// (`[vocab, n_embd]`); none for a tied model.
+    pub fn take_unembedding(&mut self, tied: bool) -> Result<Option<NamedTensor>, WeightsError> {
+        if tied {
+            return Ok(None);
+        }
+        let unembedding = self.take("unembedding.weight")?;
+        Ok(Some(unembedding.transposed().renamed("lm_head.weight")))
+    }
+
     /// A norm's gain, or ones when it has none (the same function).
     pub fn take_or_ones(&mut self, name: &str, width: usize) -> NamedTensor {
         self.tensors.remove(name).unwrap_or_else(|| NamedTensor {
@@ -105,6 +115,16 @@ impl Tensors {
             .get(name)
             .and_then(|t| t.shape.last().copied())
             .ok_or_else(|| WeightsError::Missing { name: name.into() })
+    }
+
+    /// `out` sorted by name (as `save_pretrained` writes tensors), once nothing is left over.
+    pub fn finish_sorted(
+        self,
+        mut out: Vec<NamedTensor>,
+    ) -> Result<Vec<NamedTensor>, WeightsError> {
+        self.finish()?;
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
     }
 
     pub fn finish(self) -> Result<(), WeightsError> {

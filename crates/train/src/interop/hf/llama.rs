@@ -63,8 +63,11 @@ pub fn config_json(
         }),
         Architecture::Gpt2 => unreachable!("GPT-2 has its own config"),
     };
-    let object = json.as_object_mut().expect("an object");
-    object.extend(extra.as_object().expect("an object").clone());
+    if let serde_json::Value::Object(extra) = extra {
+        for (key, value) in extra {
+            json[key] = value;
+        }
+    }
     json
 }
 
@@ -191,6 +194,9 @@ pub fn model_config(json: &str, arch: Architecture, path: &Path) -> Result<GptCo
             "{at}: attention_bias {bias} but mlp_bias {mlp_bias}: tinygpt's linear maps have biases all or none"
         );
     }
+    if hf.intermediate_size == 0 {
+        bail!("{at}: intermediate_size is 0: an MLP needs a hidden layer");
+    }
     let kv_heads = hf.num_key_value_heads.unwrap_or(heads);
     let softcap = match arch {
         Architecture::NanoChat => hf.final_logit_softcapping.unwrap_or(0.0),
@@ -224,9 +230,6 @@ pub fn model_config(json: &str, arch: Architecture, path: &Path) -> Result<GptCo
         logit_softcap: softcap,
         ..GptConfig::default()
     };
-    if hf.intermediate_size == 0 {
-        bail!("{at}: intermediate_size is 0: an MLP needs a hidden layer");
-    }
     config.validate().with_context(|| at.to_string())?;
     Ok(config)
 }
