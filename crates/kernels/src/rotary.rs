@@ -23,10 +23,17 @@ pub struct RotaryTables {
 impl RotaryTables {
     /// Angles in f64, rounded once to f32 (positions far out keep their precision).
     pub fn new(offset: usize, time: usize, d_head: usize, base: f64, device: &Device) -> Self {
-        let half = d_head / 2;
+        let positions: Vec<usize> = (offset..offset + time).collect();
+        Self::at(&positions, d_head, base, device)
+    }
+
+    /// The tables for any positions, one row each (several sequences decoding together, each
+    /// at its own position, take one row apiece).
+    pub fn at(positions: &[usize], d_head: usize, base: f64, device: &Device) -> Self {
+        let (time, half) = (positions.len(), d_head / 2);
         let mut cos = Vec::with_capacity(time * half);
         let mut sin = Vec::with_capacity(time * half);
-        for position in offset..offset + time {
+        for &position in positions {
             for i in 0..half {
                 let frequency = base.powf(-2.0 * i as f64 / d_head as f64);
                 let angle = position as f64 * frequency;

@@ -158,6 +158,33 @@ impl CausalSelfAttention {
         self.output.forward(merge_heads(heads))
     }
 
+    /// Decoding path for several sequences at once, one new token each: `x` is
+    /// `[1, lanes, n_embd]` (the lanes along time, so each takes its own row of `rotary`, at its
+    /// own position). Lane i's query attends to the slots of `cache` (`[lanes, kv_head, slot,
+    /// d_head]`) that `hidden` (`[lanes, head, 1, slots + 1]`, true = masked) leaves open, and
+    /// to its own new key, which is appended as the last slot.
+    pub fn forward_lanes(
+        &self,
+        x: Tensor<3>,
+        cache: &mut LayerCache,
+        hidden: Tensor<4, Bool>,
+        rotary: Option<&RotaryTables>,
+    ) -> Tensor<3> {
+        let (query, key, value) = self.project(x, rotary);
+        let lanes_first = |x: Tensor<4>| x.swap_dims(0, 2);
+        let (key, value) = cache.extend(lanes_first(key), lanes_first(value));
+        let (key, value) = (self.share(key), self.share(value));
+        let options = AttentionModuleOptions {
+            scale: None,
+            softcap: None,
+            is_causal: false,
+        };
+        let heads = attention(lanes_first(query), key, value, Some(hidden), None, options);
+        let [lanes, ..] = heads.dims();
+        let out = self.output.forward(merge_heads(heads));
+        out.reshape([1, lanes, self.output.weight.dims()[1]])
+    }
+
     /// The packed projection as attention takes it, `[batch, time, 3·n_embd]`: queries and
     /// keys placed (see [`Self::place`]), and with GQA (`[batch, time, n_embd + 2·kv_width]`
     /// in) each key and value head repeated for the query heads it serves, whose gradients the

@@ -2,7 +2,7 @@
 
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig};
-use burn::tensor::Tensor;
+use burn::tensor::{Bool, Tensor};
 
 use crate::attention::{AttentionMaps, CausalSelfAttention};
 use crate::config::GptConfig;
@@ -53,6 +53,21 @@ impl Block {
         let attended = self
             .attn
             .forward_cached(self.ln_1.forward(x.clone()), cache, rotary);
+        self.feed_forward(x + dropout(&self.dropout, attended))
+    }
+
+    /// Same as [`Block::forward`] for several sequences decoding together (see
+    /// [`CausalSelfAttention::forward_lanes`]).
+    pub fn forward_lanes(
+        &self,
+        x: Tensor<3>,
+        cache: &mut LayerCache,
+        hidden: Tensor<4, Bool>,
+        rotary: Option<&RotaryTables>,
+    ) -> Tensor<3> {
+        let attended = self
+            .attn
+            .forward_lanes(self.ln_1.forward(x.clone()), cache, hidden, rotary);
         self.feed_forward(x + dropout(&self.dropout, attended))
     }
 

@@ -2,13 +2,13 @@
 
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Embedding, Linear};
-use burn::tensor::{Device, Int, Tensor};
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
 use crate::attention::AttentionMaps;
 use crate::block::Block;
 use crate::config::{GptConfig, Positions};
 use crate::init::Initializer;
-use crate::kv_cache::KvCache;
+use crate::kv_cache::{KvCache, LayerCache};
 use crate::layers::{self, Role};
 use crate::norm::Norm;
 use crate::validate::ConfigError;
@@ -113,6 +113,42 @@ impl Gpt {
         let logits = self.unembed(last);
         let [_, _, vocab] = logits.dims();
         logits.reshape([batch, vocab])
+    }
+
+    /// Next-token logits `[lanes, vocab]` for several sequences decoding together: lane i adds
+    /// `tokens[i]` at `positions[i]`, attending to its open slots of `cache` (see
+    /// [`crate::lanes`]); `hidden` is `[lanes, n_head, 1, slots + 1]`, true where a slot is
+    /// not lane i's. Appends one slot to every layer of `cache`.
+    pub fn forward_lanes(
+        &self,
+        tokens: &[u32],
+        positions: &[usize],
+        cache: &mut [LayerCache],
+        hidden: Tensor<4, Bool>,
+    ) -> Tensor<2> {
+        let device = hidden.device();
+        let lanes = tokens.len();
+        assert!(positions.len() == lanes && positions.iter().all(|&p| p < self.block_size));
+        let rotary = (self.rope_base > 0.0)
+            .then(|| RotaryTables::at(positions, self.head_size, self.rope_base, &device));
+        let column = |values: Vec<i64>| {
+            Tensor::<2, Int>::from_data(TensorData::new(values, [1, lanes]), &device)
+        };
+        let mut x = self
+            .token_embedding
+            .forward(column(tokens.iter().map(|&t| i64::from(t)).collect()));
+        if let Some(table) = &self.position_embedding {
+            x = x + table.forward(column(positions.iter().map(|&p| p as i64).collect()));
+        }
+        if let Some(norm) = &self.embedding_norm {
+            x = norm.forward(x);
+        }
+        for (block, layer) in self.blocks.iter().zip(cache) {
+            x = block.forward_lanes(x, layer, hidden.clone(), rotary.as_ref());
+        }
+        let logits = self.unembed(x);
+        let [_, _, vocab] = logits.dims();
+        logits.reshape([lanes, vocab])
     }
 
     /// RoPE's angles for positions `offset..offset + time`, when positions are rotary.

@@ -1,0 +1,76 @@
+//! Continuous batching: lanes that join, leave and slide their windows at different times see
+//! what a generator of their own sees, step by step, for every variant.
+
+mod common;
+
+use burn::tensor::Device;
+use common::max_abs_diff;
+use common::variants::{base, variants};
+use tinygpt_model::generate::argmax;
+use tinygpt_model::{Generator, Gpt, LaneId, Lanes};
+
+/// One sequence in both worlds: its own generator, and its lane in the shared batch.
+struct Pair<'a> {
+    alone: Generator<'a>,
+    lane: LaneId,
+    left_at: usize,
+}
+
+fn lanes_match_generators(name: &str, model: &Gpt) {
+    let device = Device::flex();
+    let mut lanes = Lanes::new(model, &device);
+    // (prompt, step it joins, step it leaves): staggered, one prompt a full block long, and 40
+    // steps through a block of 12, so every lane slides its window at least once.
+    let schedule: [(&[u32], usize, usize); 4] = [
+        (&[1, 2], 0, 40),
+        (&[3], 3, 17),
+        (&[4, 5, 6, 7, 8, 9, 10, 11, 12, 1, 2, 3], 5, 40),
+        (&[9, 9, 9], 18, 33),
+    ];
+    let mut pairs: Vec<Pair> = Vec::new();
+    for step in 0..40 {
+        for (prompt, join, leave) in schedule {
+            if join == step {
+                let lane = lanes.add(prompt);
+                let alone = Generator::new(model, prompt, true, &device);
+                pairs.push(Pair {
+                    alone,
+                    lane,
+                    left_at: leave,
+                });
+            }
+        }
+        for pair in pairs.iter_mut().filter(|p| p.left_at == step) {
+            lanes.remove(pair.lane);
+        }
+        pairs.retain(|p| p.left_at != step);
+        let mut next = Vec::new();
+        for pair in &mut pairs {
+            let expected = pair.alone.next_logits();
+            let got = lanes.logits(pair.lane);
+            let diff = max_abs_diff(&expected, got);
+            assert!(
+                diff < 1e-5,
+                "{name}, step {step}, lane {}: {diff}",
+                pair.lane
+            );
+            let token = argmax(&expected);
+            pair.alone.push(token);
+            next.push((pair.lane, token));
+        }
+        lanes.advance(&next);
+        for pair in &pairs {
+            assert_eq!(lanes.tokens(pair.lane), pair.alone.tokens(), "{name}");
+        }
+    }
+    assert_eq!(lanes.len(), 2);
+}
+
+#[test]
+fn every_lane_sees_what_its_own_generator_sees() {
+    let device = Device::flex();
+    for (name, config) in variants().into_iter().chain([("gpt2", base())]) {
+        let model = Gpt::new(&config, 7, &device).unwrap();
+        lanes_match_generators(name, &model);
+    }
+}
