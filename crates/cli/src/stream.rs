@@ -75,6 +75,11 @@ impl<W: Write> StopStream<W> {
         longest.min(self.text.len() - self.written)
     }
 
+    /// Where the text goes (a buffer the caller drains, for a server).
+    pub fn out_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
     #[cfg(test)]
     pub fn into_inner(self) -> W {
         self.out

@@ -113,6 +113,10 @@ pub enum Format {
     Jsonl,
     /// One document per row, in the string column `text_field`.
     Parquet,
+    /// One conversation per JSONL line, `{"messages": [{"role", "content"}, ...]}` (the
+    /// Hugging Face convention), rendered with the chat template; training learns only the
+    /// assistant's turns.
+    Chat,
 }
 
 impl Format {
@@ -134,6 +138,7 @@ impl Format {
             Format::Text => &["txt", "md"],
             Format::Jsonl => &["jsonl", "ndjson"],
             Format::Parquet => &["parquet"],
+            Format::Chat => &["jsonl", "ndjson"],
         }
     }
 
@@ -142,6 +147,7 @@ impl Format {
             Format::Text => "text",
             Format::Jsonl => "jsonl",
             Format::Parquet => "parquet",
+            Format::Chat => "chat",
         }
     }
 }

@@ -58,7 +58,7 @@ pub fn facts(source: &Source) -> Result<FileFacts, DataError> {
         }
         let block = &buffer[..n];
         hasher.update(block);
-        if source.format == Format::Jsonl {
+        if matches!(source.format, Format::Jsonl | Format::Chat) {
             for &b in block {
                 if b == b'\n' {
                     lines += u64::from(open_line);
@@ -73,7 +73,7 @@ pub fn facts(source: &Source) -> Result<FileFacts, DataError> {
     let documents = match source.format {
         // An empty file holds no document (validation must not draw it).
         Format::Text => u64::from(bytes > 0),
-        Format::Jsonl => lines + u64::from(open_line),
+        Format::Jsonl | Format::Chat => lines + u64::from(open_line),
         // A file that is not Parquet counts no documents; reading it reports why.
         Format::Parquet => parquet_rows(path).unwrap_or(0),
     };
@@ -93,7 +93,8 @@ pub fn read(
 ) -> Result<(), Failure> {
     match source.format {
         Format::Text => read_text(&source.path, map_from_bytes, visit),
-        Format::Jsonl => read_jsonl(&source.path, text_field, visit),
+        Format::Jsonl => read_jsonl(&source.path, &|line| jsonl_text(line, text_field), visit),
+        Format::Chat => read_jsonl(&source.path, &conversation_text, visit),
         Format::Parquet => read_parquet(&source.path, text_field, visit),
     }
 }
@@ -142,9 +143,10 @@ fn read_text(
     })
 }
 
+/// The lines of a JSONL file, each turned into a document's text by `text_of`.
 fn read_jsonl(
     path: &Path,
-    text_field: &str,
+    text_of: &dyn Fn(&[u8]) -> Result<Option<String>, String>,
     visit: &mut dyn FnMut(Item) -> Result<(), Failure>,
 ) -> Result<(), Failure> {
     let file = std::fs::File::open(path).map_err(|e| unreadable(path, e))?;
@@ -170,7 +172,7 @@ fn read_jsonl(
             1 => line.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&line),
             _ => &line,
         };
-        let item = match jsonl_text(text, text_field) {
+        let item = match text_of(text) {
             Ok(None) => None,
             Ok(Some(text)) => Some(Ok(text)),
             Err(problem) => Some(Err(bad(path, format!(" line {number}"), problem))),
@@ -186,6 +188,34 @@ fn read_jsonl(
         }
         ordinal += 1;
     }
+}
+
+/// One line of a chat corpus as the chat template's text; `None` for a blank line.
+fn conversation_text(line: &[u8]) -> Result<Option<String>, String> {
+    let line = std::str::from_utf8(line)
+        .map_err(|e| {
+            format!(
+                "is not UTF-8 (invalid byte at column {}): convert the file to UTF-8",
+                e.valid_up_to() + 1
+            )
+        })?
+        .trim();
+    if line.is_empty() {
+        return Ok(None);
+    }
+    let value: serde_json::Value = serde_json::from_str(line)
+        .map_err(|e| format!("is not JSON ({e}): fix or remove the line"))?;
+    let messages = crate::chat::messages_of(&value)?;
+    if !messages
+        .iter()
+        .any(|m| m.role == crate::tokenizer::Role::Assistant)
+    {
+        return Err(
+            "has no assistant message: a conversation to learn from needs the assistant's reply"
+                .into(),
+        );
+    }
+    Ok(Some(crate::chat::render_text(&messages)))
 }
 
 /// The text of one JSONL line; `None` for a blank line.

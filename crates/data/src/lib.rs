@@ -29,6 +29,7 @@ mod file_memo;
 pub mod collection;
 pub mod one_file;
 
+pub mod chat;
 pub mod incremental;
 pub mod tokenizer;
 

@@ -109,7 +109,11 @@ impl Input {
                 ))
             })?,
         };
-        Ok(tokenizer)
+        // A chat corpus: the role tokens are reserved after the vocabulary's last id.
+        Ok(match config.format {
+            Some(Format::Chat) => tokenizer.with_chat_tokens(),
+            _ => tokenizer,
+        })
     }
 
     /// Train and val tokens, from the cache or freshly encoded, for a model of context

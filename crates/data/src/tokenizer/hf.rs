@@ -14,7 +14,7 @@ use tokenizers::decoders::fuse::Fuse;
 use tokenizers::models::wordlevel::WordLevel;
 use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
 
-use super::special::END_OF_TEXT;
+use super::special::{CHAT_TOKENS, ChatTokens, END_OF_TEXT};
 use super::{CharTokenizer, Tokenizer};
 use crate::DataError;
 
@@ -41,6 +41,39 @@ impl Tokenizer {
         }
     }
 
+    /// The chat template's role tokens, when the vocabulary has all six.
+    pub fn chat_tokens(&self) -> Option<ChatTokens> {
+        match self {
+            Tokenizer::Char(t) => t.chat_tokens(),
+            Tokenizer::Hf(t) => {
+                let ids: Option<Vec<u32>> = CHAT_TOKENS.iter().map(|n| t.token_to_id(n)).collect();
+                Some(ChatTokens {
+                    ids: ids?.try_into().ok()?,
+                })
+            }
+        }
+    }
+
+    /// This vocabulary with the role tokens (and `<|endoftext|>`) it lacks reserved after its
+    /// last id, as special tokens: a chat model's vocabulary. Unchanged when it has them.
+    pub fn with_chat_tokens(self) -> Tokenizer {
+        if self.chat_tokens().is_some() && self.end_of_text().is_some() {
+            return self;
+        }
+        match self {
+            Tokenizer::Char(t) => Tokenizer::Char(t.with_chat_tokens()),
+            Tokenizer::Hf(mut t) => {
+                let missing: Vec<tokenizers::AddedToken> = std::iter::once(END_OF_TEXT)
+                    .chain(CHAT_TOKENS)
+                    .filter(|n| t.token_to_id(n).is_none())
+                    .map(|n| tokenizers::AddedToken::from(n, true))
+                    .collect();
+                t.add_special_tokens(&missing);
+                Tokenizer::Hf(t)
+            }
+        }
+    }
+
     /// Every token's text, in id order: characters, or a BPE's byte-level strings.
     pub fn tokens(&self) -> Vec<String> {
         match self {
@@ -49,6 +82,11 @@ impl Tokenizer {
                 .iter()
                 .map(|c| c.to_string())
                 .chain(t.end_of_text().map(|_| END_OF_TEXT.to_string()))
+                .chain(
+                    t.chat_tokens()
+                        .into_iter()
+                        .flat_map(|_| CHAT_TOKENS.map(String::from)),
+                )
                 .collect(),
             Tokenizer::Hf(t) => (0..t.get_vocab_size(true) as u32)
                 .map(|id| t.id_to_token(id).unwrap_or_default())
@@ -79,17 +117,30 @@ impl Tokenizer {
             && json["decoder"]["type"] == "Fuse"
             && json["normalizer"].is_null()
             && json["post_processor"].is_null()
-            && json["added_tokens"]
-                .as_array()
-                .is_some_and(|added| added.len() <= 1);
+            && json["added_tokens"].is_array();
         let size = hf.get_vocab_size(true) as u32;
-        // The one added token a char export may carry: `<|endoftext|>`, last.
-        let end_of_text = match json["added_tokens"].as_array().map(Vec::as_slice) {
-            Some([added]) if added["content"] == END_OF_TEXT && added["id"] == size - 1 => true,
-            Some([]) => false,
+        // The added tokens a char export may carry, last: `<|endoftext|>`, then the six role
+        // tokens of a chat vocabulary.
+        let added: Vec<&str> = json["added_tokens"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|t| t["content"].as_str()).collect())
+            .unwrap_or_default();
+        let chat: Vec<&str> = std::iter::once(END_OF_TEXT).chain(CHAT_TOKENS).collect();
+        let (end_of_text, with_chat) = match added.len() {
+            0 => (false, false),
+            1 if added == [END_OF_TEXT] => (true, false),
+            7 if added == chat => (true, true),
             _ => return self,
         };
-        let chars: Option<Vec<char>> = (0..size - u32::from(end_of_text))
+        let specials = added.len() as u32;
+        let in_place = added
+            .iter()
+            .enumerate()
+            .all(|(i, n)| hf.token_to_id(n) == Some(size - specials + i as u32));
+        if !in_place {
+            return self;
+        }
+        let chars: Option<Vec<char>> = (0..size - specials)
             .map(|id| {
                 let token = hf.id_to_token(id)?;
                 let mut chars = token.chars();
@@ -101,6 +152,7 @@ impl Tokenizer {
             .filter(|_| shape_matches)
             .map(CharTokenizer::from_vocab)
         {
+            Some(Ok(t)) if with_chat => Tokenizer::Char(t.with_chat_tokens()),
             Some(Ok(t)) if end_of_text => Tokenizer::Char(t.with_end_of_text()),
             Some(Ok(t)) => Tokenizer::Char(t),
             _ => self,
@@ -132,6 +184,10 @@ fn char_as_word_level(t: &CharTokenizer) -> Result<tokenizers::Tokenizer, DataEr
     hf.with_decoder(Some(Fuse::new()));
     if t.end_of_text().is_some() {
         hf.add_special_tokens(&[tokenizers::AddedToken::from(END_OF_TEXT, true)]);
+    }
+    if t.chat_tokens().is_some() {
+        let roles = CHAT_TOKENS.map(|n| tokenizers::AddedToken::from(n, true));
+        hf.add_special_tokens(&roles);
     }
     Ok(hf)
 }

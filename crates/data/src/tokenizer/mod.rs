@@ -16,7 +16,7 @@ mod hf;
 mod special;
 
 pub use characters::CharTokenizer;
-pub use special::END_OF_TEXT;
+pub use special::{CHAT_TOKENS, ChatTokens, END_OF_TEXT, Role};
 
 use crate::DataError;
 
@@ -162,6 +162,7 @@ impl Serialize for Tokenizer {
                 kind: "char".into(),
                 vocab: t.vocab.clone(),
                 end_of_text: t.end_of_text,
+                chat: t.chat,
             }
             .serialize(serializer),
             Tokenizer::Hf(t) => t.serialize(serializer),
@@ -182,12 +183,10 @@ impl<'de> Deserialize<'de> for Tokenizer {
                 )));
             }
             CharTokenizer::from_vocab(file.vocab)
-                .map(|t| {
-                    if file.end_of_text {
-                        t.with_end_of_text()
-                    } else {
-                        t
-                    }
+                .map(|t| match (file.end_of_text, file.chat) {
+                    (_, true) => t.with_chat_tokens(),
+                    (true, false) => t.with_end_of_text(),
+                    (false, false) => t,
                 })
                 .map(Tokenizer::Char)
                 .map_err(D::Error::custom)
@@ -207,6 +206,9 @@ struct CharFile {
     /// The vocabulary ends with `<|endoftext|>` (after the characters).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     end_of_text: bool,
+    /// The six role tokens of the chat template follow `<|endoftext|>`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    chat: bool,
 }
 
 #[cfg(test)]
