@@ -4,9 +4,11 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod chat;
 pub mod mpi;
 pub mod oracle;
 pub mod runs;
+pub mod server;
 pub mod shapes;
 pub mod tensors;
 

@@ -12,6 +12,7 @@ mod plots;
 mod progress;
 mod ranks;
 mod run_summary;
+mod server;
 mod signals;
 mod stream;
 
@@ -37,6 +38,10 @@ enum Command {
     Train(train::TrainArgs),
     /// Stream generations from a trained run.
     Sample(sample::SampleArgs),
+    /// Serve a trained run over the OpenAI HTTP API (completions, chat), with a chat page.
+    Serve(serve::ServeArgs),
+    /// Talk with a chat run in the terminal, or score it on held-out conversations (--eval).
+    Chat(chat::ChatArgs),
     /// Count a model's parameters matrix by matrix, from its config.
     Params(params::ParamsArgs),
     /// Show what each attention head looks at for a prompt (PNG, HTML, text or JSON).
@@ -86,7 +91,8 @@ fn main() -> ExitCode {
     };
     // `train` handles its own signals (a checkpoint first); the others end at once, without
     // leaving a temporary behind.
-    if !matches!(cli.command, Command::Train(_))
+    // `serve` stops on its own: no new requests, those in flight finish, exit 0.
+    if !matches!(cli.command, Command::Train(_) | Command::Serve(_))
         && let Err(e) = signals::exit_cleanly_on_signals()
     {
         say!("error: {e:#}");
@@ -102,6 +108,8 @@ fn main() -> ExitCode {
             }
         },
         Command::Sample(args) => sample::sample_command(args),
+        Command::Serve(args) => serve::serve_command(args),
+        Command::Chat(args) => chat::chat_command(args),
         Command::Params(args) => params::params_command(args),
         Command::Attention(args) => attention::attention_command(args),
         Command::Bench(args) => bench::bench_command(args),

@@ -10,6 +10,10 @@
 use crate::DataError;
 use crate::tokenizer::{ChatTokens, Role, Tokenizer};
 
+/// The template as Jinja, for exports: transformers' `apply_chat_template` (and llama.cpp's
+/// chat) render a conversation to exactly the tokens [`prompt_ids`] gives.
+pub const JINJA_TEMPLATE: &str = "{% for message in messages %}{{ '<|' + message['role'] + '_start|>' + message['content'] + '<|' + message['role'] + '_end|>' }}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant_start|>' }}{% endif %}";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     pub role: Role,

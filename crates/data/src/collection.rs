@@ -190,6 +190,12 @@ impl Documents {
         dir.join(format!("{name}-documents"))
     }
 
+    /// Whether the documents are conversations (`data.format = "chat"`), whose text holds the
+    /// role tokens' names.
+    pub fn are_conversations(&self) -> bool {
+        self.files.iter().any(|(s, _)| s.format == Format::Chat)
+    }
+
     /// Calls `visit(part, text, bytes_read)` for every readable document in order (only the
     /// train documents when `train_only`); bad documents stop the pass with their error, or
     /// are counted when skipping is on.

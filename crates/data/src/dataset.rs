@@ -5,7 +5,9 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::DataError;
+use crate::chat::assistant_targets;
 use crate::config::check_val_fraction;
+use crate::tokenizer::ChatTokens;
 use crate::tokens::Tokens;
 
 /// The corpus as token ids, split once: train is the head, val the tail.
@@ -54,6 +56,9 @@ pub struct Batch {
     pub targets: Vec<i64>,
     pub batch_size: usize,
     pub block_size: usize,
+    /// Which targets the loss learns (1) and which it skips (0), row-major like `targets`;
+    /// `None`: all of them. A chat corpus learns only the assistant's turns.
+    pub learn: Option<Vec<f32>>,
 }
 
 impl Batch {
@@ -71,7 +76,76 @@ impl Batch {
             targets,
             batch_size: starts.len(),
             block_size,
+            learn: None,
         }
+    }
+}
+
+/// Where each conversation of a chat corpus starts in a token stream, and the role tokens:
+/// a chat run's windows start where conversations do (so a window always sees the turns
+/// before the reply it learns) and learn only the assistant's targets.
+#[derive(Debug, Clone)]
+pub struct Conversations {
+    /// Every conversation start that leaves a full window, in order.
+    pub starts: Vec<usize>,
+    pub chat: ChatTokens,
+}
+
+impl Conversations {
+    /// The conversations of `tokens`, each starting at the stream's start or right after an
+    /// `end_of_text`; a stream too short for any whole window keeps the start 0.
+    pub fn of(tokens: &Tokens, end_of_text: u32, chat: ChatTokens, block_size: usize) -> Self {
+        let last_start = tokens.len() - block_size - 1;
+        let mut starts = vec![0];
+        let chunk = 1 << 20;
+        for from in (0..tokens.len()).step_by(chunk) {
+            let ids = tokens.to_vec(from..(from + chunk).min(tokens.len()));
+            starts.extend(
+                ids.iter()
+                    .enumerate()
+                    .filter(|&(_, &id)| id == end_of_text)
+                    .map(|(i, _)| from + i + 1)
+                    .take_while(|&s| s <= last_start),
+            );
+        }
+        Self { starts, chat }
+    }
+
+    /// The windows at `starts`, learning the assistant's targets only.
+    pub fn batch(&self, tokens: &Tokens, starts: &[usize], block_size: usize) -> Batch {
+        let mut batch = Batch::from_starts(tokens, starts, block_size);
+        let learn = batch
+            .inputs
+            .chunks(block_size)
+            .zip(batch.targets.chunks(block_size))
+            .flat_map(|(inputs, targets)| assistant_targets(&self.chat, inputs, targets))
+            .map(|learn| f32::from(u8::from(learn)))
+            .collect();
+        batch.learn = Some(learn);
+        batch
+    }
+
+    /// `n_batches` fixed batches of conversations spread evenly over the stream (as
+    /// [`fixed_batches`] spreads windows).
+    pub fn fixed_batches(
+        &self,
+        tokens: &Tokens,
+        n_batches: usize,
+        batch_size: usize,
+        block_size: usize,
+    ) -> Vec<Batch> {
+        let n_windows = n_batches * batch_size;
+        let last = self.starts.len() - 1;
+        let starts: Vec<usize> = (0..n_windows)
+            .map(|i| match n_windows {
+                1 => self.starts[0],
+                n => self.starts[i * last / (n - 1)],
+            })
+            .collect();
+        starts
+            .chunks(batch_size)
+            .map(|chunk| self.batch(tokens, chunk, block_size))
+            .collect()
     }
 }
 
@@ -102,6 +176,29 @@ impl BatchSampler {
     /// its windows: in data-parallel training another rank trains on that batch.
     pub fn skip(&mut self, tokens: &Tokens) {
         self.starts(tokens);
+    }
+
+    /// A batch of conversations (see [`Conversations`]), drawn from the same stream of
+    /// random numbers as [`sample`](Self::sample).
+    pub fn sample_conversations(
+        &mut self,
+        tokens: &Tokens,
+        conversations: &Conversations,
+    ) -> Batch {
+        let starts = self.conversation_starts(conversations);
+        conversations.batch(tokens, &starts, self.block_size)
+    }
+
+    /// Moves past the next batch of conversations (another rank trains on it).
+    pub fn skip_conversations(&mut self, conversations: &Conversations) {
+        self.conversation_starts(conversations);
+    }
+
+    fn conversation_starts(&mut self, conversations: &Conversations) -> Vec<usize> {
+        let n = conversations.starts.len();
+        (0..self.batch_size)
+            .map(|_| conversations.starts[self.rng.random_range(0..n)])
+            .collect()
     }
 
     fn starts(&mut self, tokens: &Tokens) -> Vec<usize> {

@@ -41,10 +41,10 @@ pub mod pipeline;
 
 pub use config::{CorpusSpec, DataConfig, Format};
 pub use corpus::{Corpus, read_corpus};
-pub use dataset::{Batch, BatchSampler, Splits, fixed_batches};
+pub use dataset::{Batch, BatchSampler, Conversations, Splits, fixed_batches};
 pub use error::DataError;
 pub use incremental::IncrementalDecoder;
 pub use one_file::{split_corpus, split_text};
 pub use tokenizer::bpe::train_bpe;
-pub use tokenizer::{CharTokenizer, Prompt, Tokenizer, prompt_tokens};
+pub use tokenizer::{CharTokenizer, Prompt, Role, Tokenizer, prompt_tokens};
 pub use tokens::Tokens;

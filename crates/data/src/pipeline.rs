@@ -68,8 +68,14 @@ impl Input {
             Input::OneFile(file) => file.chars(),
             Input::Documents(docs) => {
                 let mut chars = Chars::default();
+                // A conversation's role tokens are tokens of their own, not characters.
+                let conversations = docs.are_conversations();
                 docs.for_each(false, &mut |_, text, _| {
-                    chars.add(text);
+                    if conversations {
+                        chars.add(&strip_role_tokens(text));
+                    } else {
+                        chars.add(text);
+                    }
                     Ok(())
                 })
                 .map_err(crate::error::Failure::into_data)?;
@@ -179,15 +185,27 @@ impl Input {
     }
 }
 
+/// `text` without the chat template's role tokens.
+fn strip_role_tokens(text: &str) -> String {
+    crate::tokenizer::CHAT_TOKENS
+        .iter()
+        .fold(text.to_string(), |text, token| text.replace(token, ""))
+}
+
 /// A BPE's sample of a document corpus: every k-th train document (val never), k chosen so
 /// that about `cap` bytes are taken from across the whole corpus, and never more than `cap`.
 fn sample_documents(docs: &Documents, cap: usize) -> Result<Vec<String>, DataError> {
     let stride = docs.bytes().div_ceil(cap as u64).max(1);
     let (mut sample, mut taken, mut index) = (Vec::new(), 0usize, 0u64);
+    let conversations = docs.are_conversations();
     docs.for_each(true, &mut |_, text, _| {
         if index % stride == 0 && taken + text.len() <= cap {
             taken += text.len();
-            sample.push(text.to_string());
+            // Role tokens are added whole after training: no merges are spent on them.
+            sample.push(match conversations {
+                true => strip_role_tokens(text),
+                false => text.to_string(),
+            });
         }
         index += 1;
         Ok(())

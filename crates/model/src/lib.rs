@@ -28,7 +28,7 @@ pub use generate::Generator;
 pub use gpt::Gpt;
 pub use kv_cache::KvCache;
 pub use lanes::{LaneId, Lanes};
-pub use loss::cross_entropy;
+pub use loss::{cross_entropy, masked_cross_entropy};
 pub use params::ParamCount;
 pub use validate::ConfigError;
 pub use weights::{NamedTensor, WeightsError};

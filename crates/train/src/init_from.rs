@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
+use tinygpt_data::config::Format;
 use tinygpt_data::pipeline::Input;
 use tinygpt_data::{CorpusSpec, Tokenizer};
 use tinygpt_model::weights::{load_module_tensors, module_tensors};
@@ -57,7 +58,7 @@ impl InitSource {
     }
 
     /// The run config: `path` with `overrides`, its `[model]` section taken from the weights.
-    pub fn run_config(&self, path: &Path, overrides: &[String]) -> Result<RunConfig> {
+    pub fn run_config(&mut self, path: &Path, overrides: &[String]) -> Result<RunConfig> {
         let mut table = read_table(path)?;
         for assignment in overrides {
             apply_override(&mut table, assignment)?;
@@ -93,9 +94,53 @@ impl InitSource {
         }
         table.insert("model".into(), toml::Value::Table(model));
         let mut config = RunConfig::from_table(table, path, &[])?;
+        // Fine-tuning on conversations: a base model's vocabulary gains the role tokens.
+        if config.data.format == Some(Format::Chat) && self.tokenizer.chat_tokens().is_none() {
+            self.add_chat_tokens();
+            config.model.vocab_size = self.tokenizer.vocab_size();
+        }
         // The tokenizer is the model's, whatever the config says.
         config.data.vocab_size = self.tokenizer.vocab_size();
         Ok(config)
+    }
+
+    /// Reserves the chat template's role tokens (and `<|endoftext|>` when missing) after the
+    /// vocabulary's last id. Each new token's embedding (and unembedding, when untied) starts
+    /// as the mean of the existing ones: a neutral token, so the model's other predictions
+    /// are unchanged until training teaches it what the role tokens mean.
+    fn add_chat_tokens(&mut self) {
+        let old = self.tokenizer.vocab_size();
+        self.tokenizer = self.tokenizer.clone().with_chat_tokens();
+        let added = self.tokenizer.vocab_size() - old;
+        self.config.vocab_size = self.tokenizer.vocab_size();
+        for t in &mut self.tensors {
+            match (t.name.as_str(), t.shape.as_slice()) {
+                // [vocab, n_embd]: rows are tokens.
+                ("token_embedding.weight", &[rows, width]) if rows == old => {
+                    let mean: Vec<f32> = (0..width)
+                        .map(|j| {
+                            (0..rows).map(|i| t.values[i * width + j]).sum::<f32>() / rows as f32
+                        })
+                        .collect();
+                    for _ in 0..added {
+                        t.values.extend_from_slice(&mean);
+                    }
+                    t.shape[0] = rows + added;
+                }
+                // [n_embd, vocab] (burn's [in, out]): columns are tokens.
+                ("unembedding.weight", &[width, cols]) if cols == old => {
+                    let mut grown = Vec::with_capacity(width * (cols + added));
+                    for row in t.values.chunks(cols) {
+                        let mean = row.iter().sum::<f32>() / cols as f32;
+                        grown.extend_from_slice(row);
+                        grown.extend(std::iter::repeat_n(mean, added));
+                    }
+                    t.values = grown;
+                    t.shape[1] = cols + added;
+                }
+                _ => {}
+            }
+        }
     }
 
     /// Refuses a corpus with characters the tokenizer cannot encode, naming them.

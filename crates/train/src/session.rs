@@ -99,7 +99,7 @@ fn start(args: &SessionOptions, progress: &mut dyn FnMut(usize, usize)) -> Resul
         .as_deref()
         .map(InitSource::open)
         .transpose()?;
-    let mut config = match &source {
+    let mut config = match &mut source {
         Some(source) => source.run_config(&args.config, &args.overrides)?,
         None => RunConfig::load(&args.config, &args.overrides)?,
     };

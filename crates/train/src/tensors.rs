@@ -2,6 +2,7 @@
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use tinygpt_data::Batch;
+use tinygpt_model::{Gpt, cross_entropy, masked_cross_entropy};
 
 /// Token ids `[rows, len]` as an Int tensor on `device`.
 pub fn token_tensor(ids: &[i64], rows: usize, device: &Device) -> Tensor<2, Int> {
@@ -15,6 +16,21 @@ pub fn batch_tensors(batch: &Batch, device: &Device) -> (Tensor<2, Int>, Tensor<
         token_tensor(&batch.inputs, batch.batch_size, device),
         token_tensor(&batch.targets, batch.batch_size, device),
     )
+}
+
+/// The batch's loss: over every target, or over the ones it learns (a chat corpus).
+pub fn batch_loss(model: &Gpt, batch: &Batch, device: &Device) -> Tensor<1> {
+    let (inputs, targets) = batch_tensors(batch, device);
+    let logits = model.forward(inputs);
+    match &batch.learn {
+        None => cross_entropy(logits, targets),
+        Some(learn) => {
+            let learned = learn.iter().filter(|&&w| w > 0.0).count();
+            let shape = [batch.batch_size, batch.block_size];
+            let learn = Tensor::from_data(TensorData::new(learn.clone(), shape), device);
+            masked_cross_entropy(logits, targets, learn, learned)
+        }
+    }
 }
 
 /// Reads a one-element tensor (a loss, a norm) back to the host.

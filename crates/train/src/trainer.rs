@@ -9,8 +9,8 @@ use std::time::Instant;
 use anyhow::Result;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
-use tinygpt_data::{Batch, BatchSampler, Splits, fixed_batches};
-use tinygpt_model::{Gpt, cross_entropy};
+use tinygpt_data::{Batch, BatchSampler, Conversations, Splits, fixed_batches};
+use tinygpt_model::Gpt;
 
 use crate::collective::Collective;
 use crate::config::RunConfig;
@@ -18,7 +18,7 @@ use crate::optim::Optimizer;
 use crate::run::checkpoint::{self, TrainState};
 use crate::run::metrics::{MetricsLine, MetricsWriter, bits_per_byte};
 use crate::schedule::learning_rate;
-use crate::tensors::{batch_tensors, scalar};
+use crate::tensors::{batch_loss, scalar};
 
 /// The number of the first stopping signal received (Ctrl-C, SIGTERM...), 0 while none has
 /// been: whoever handles signals sets it, and the loop stops with a checkpoint.
@@ -114,6 +114,30 @@ pub struct Trainer<'a> {
     /// The processes training together ([`Alone`] for one): each takes its share of the
     /// micro-batches and of the val batches; rank 0 alone writes metrics and checkpoints.
     pub collective: &'a dyn Collective,
+    /// A chat corpus: windows start at conversations and learn the assistant's turns only.
+    pub conversations: Option<ChatSplits>,
+}
+
+/// The conversations of both splits of a chat corpus.
+pub struct ChatSplits {
+    pub train: Conversations,
+    pub val: Conversations,
+}
+
+impl ChatSplits {
+    /// The conversations of `splits` when the tokenizer is a chat model's and the corpus is
+    /// a chat corpus.
+    pub fn of(
+        splits: &Splits,
+        tokenizer: &tinygpt_data::Tokenizer,
+        block_size: usize,
+    ) -> Option<Self> {
+        let (end, chat) = (tokenizer.end_of_text()?, tokenizer.chat_tokens()?);
+        Some(Self {
+            train: Conversations::of(&splits.train, end, chat, block_size),
+            val: Conversations::of(&splits.val, end, chat, block_size),
+        })
+    }
 }
 
 impl Trainer<'_> {
@@ -133,12 +157,20 @@ impl Trainer<'_> {
             elapsed_s: elapsed_before,
             mut train_seconds,
         } = start;
-        let val_batches = fixed_batches(
-            &self.splits.val,
-            train.eval_batches,
-            train.batch_size,
-            self.config.model.block_size,
-        );
+        let val_batches = match &self.conversations {
+            None => fixed_batches(
+                &self.splits.val,
+                train.eval_batches,
+                train.batch_size,
+                self.config.model.block_size,
+            ),
+            Some(c) => c.val.fixed_batches(
+                &self.splits.val,
+                train.eval_batches,
+                train.batch_size,
+                self.config.model.block_size,
+            ),
+        };
         let ranks = self.collective.ranks();
         let leader = self.collective.is_leader();
         let tokens_per_step =
@@ -322,10 +354,14 @@ impl Trainer<'_> {
         let first = per_rank * self.collective.rank();
         let mut micro_batches = Vec::with_capacity(per_rank);
         for k in 0..total {
-            if (first..first + per_rank).contains(&k) {
-                micro_batches.push(sampler.sample(&self.splits.train));
-            } else {
-                sampler.skip(&self.splits.train);
+            let mine = (first..first + per_rank).contains(&k);
+            match (&self.conversations, mine) {
+                (None, true) => micro_batches.push(sampler.sample(&self.splits.train)),
+                (None, false) => sampler.skip(&self.splits.train),
+                (Some(c), true) => {
+                    micro_batches.push(sampler.sample_conversations(&self.splits.train, &c.train))
+                }
+                (Some(c), false) => sampler.skip_conversations(&c.train),
             }
         }
         let shard = Shard {
@@ -356,10 +392,7 @@ impl Trainer<'_> {
             .iter()
             .skip(rank)
             .step_by(ranks)
-            .map(|batch| {
-                let (inputs, targets) = batch_tensors(batch, &inner);
-                scalar(cross_entropy(model.forward(inputs), targets))
-            })
+            .map(|batch| scalar(batch_loss(&model, batch, &inner)))
             .sum::<f64>()];
         self.collective.sum_f64(&mut total);
         total[0] / batches.len() as f64

@@ -5,6 +5,7 @@ mod attention;
 mod curves;
 mod font;
 pub mod html;
+pub use html::chat_page;
 
 pub use attention::{AttentionMap, attention_grid, attention_grid_size};
 pub use curves::{Curve, Panel, line_charts};

@@ -3,6 +3,7 @@
 
 pub mod attention;
 pub mod bench;
+pub mod chat;
 pub mod devices;
 pub mod eval;
 pub mod export;
@@ -11,6 +12,7 @@ pub mod plot;
 pub mod report;
 pub mod runs;
 pub mod sample;
+pub mod serve;
 pub mod tokenize;
 pub mod train;
 

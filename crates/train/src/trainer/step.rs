@@ -4,11 +4,11 @@
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::{Device, Tensor};
 use tinygpt_data::Batch;
-use tinygpt_model::{Gpt, cross_entropy};
+use tinygpt_model::Gpt;
 
 use crate::collective::{Alone, Collective, sum_over_ranks};
 use crate::optim::{Optimizer, clip_scale, global_grad_norm};
-use crate::tensors::batch_tensors;
+use crate::tensors::batch_loss;
 
 /// One rank's part of an optimizer step.
 pub struct Shard<'b> {
@@ -75,8 +75,7 @@ pub fn data_parallel_step(
             if let Some(seed) = shard.dropout_seed {
                 device.seed(micro_batch_seed(seed, shard.first + i));
             }
-            let (inputs, targets) = batch_tensors(batch, device);
-            let loss = cross_entropy(model.forward(inputs), targets).div_scalar(n);
+            let loss = batch_loss(&model, batch, device).div_scalar(n);
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             accumulator.accumulate(&model, grads);
             let loss = loss.detach().inner();

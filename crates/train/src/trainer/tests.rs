@@ -131,6 +131,7 @@ fn validation_loss_falls_when_training_on_structured_data() {
         interrupt: Default::default(),
         val_bytes_per_token: 1.0,
         collective: &crate::collective::Alone,
+        conversations: None,
     };
     let mut metrics = MetricsWriter::create(&dir.join("metrics.jsonl")).unwrap();
     let model = Gpt::new(&config.model, 0, &device).unwrap();

@@ -87,6 +87,16 @@ pub fn gguf_bytes(
     file.put("tokenizer.ggml.eos_token_id", Value::U32(end));
     file.put("tokenizer.ggml.add_bos_token", Value::Bool(false));
     file.put("tokenizer.ggml.add_eos_token", Value::Bool(false));
+    // A chat model: llama.cpp renders conversations with the template and ends a reply at
+    // the end of the assistant's turn.
+    if let Some(chat) = tokenizer.chat_tokens() {
+        let turn_end = chat.end(tinygpt_data::Role::Assistant);
+        file.put("tokenizer.ggml.eot_token_id", Value::U32(turn_end));
+        file.put(
+            "tokenizer.chat_template",
+            Value::Str(tinygpt_data::chat::JINJA_TEMPLATE.into()),
+        );
+    }
 
     for mut t in tensors {
         if appended_end && matches!(t.name.as_str(), "token_embd.weight" | "output.weight") {

@@ -67,21 +67,13 @@ pub fn write_dir(
         ),
         (
             "tokenizer_config.json",
-            pretty(&json!({
-                "tokenizer_class": "PreTrainedTokenizerFast",
-                "model_max_length": config.block_size,
-                // Decoding must give back the text exactly, spaces before punctuation included.
-                "clean_up_tokenization_spaces": false,
-                "add_prefix_space": false,
-                "bos_token": end,
-                "eos_token": end,
-            }))?,
+            pretty(&tokenizer_config(tokenizer, config.block_size, end.into()))?,
         ),
         (
             "generation_config.json",
             pretty(&json!({
                 "bos_token_id": tokenizer.end_of_text(),
-                "eos_token_id": tokenizer.end_of_text(),
+                "eos_token_id": end_of_generation(tokenizer),
                 "do_sample": true,
                 "temperature": 0.8,
                 "top_k": 0,
@@ -91,6 +83,40 @@ pub fn write_dir(
         ("README.md", card.as_bytes().to_vec()),
     ];
     write_folder(out, &files)
+}
+
+/// `tokenizer_config.json`: a chat model's carries its chat template, and its end of a turn
+/// as the end of generation.
+fn tokenizer_config(
+    tokenizer: &Tokenizer,
+    block_size: usize,
+    end: serde_json::Value,
+) -> serde_json::Value {
+    let mut config = json!({
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "model_max_length": block_size,
+        // Decoding must give back the text exactly, spaces before punctuation included.
+        "clean_up_tokenization_spaces": false,
+        "add_prefix_space": false,
+        "bos_token": end,
+        "eos_token": end,
+    });
+    if tokenizer.chat_tokens().is_some() {
+        config["chat_template"] = tinygpt_data::chat::JINJA_TEMPLATE.into();
+        config["eos_token"] = tinygpt_data::Role::Assistant.end().into();
+    }
+    config
+}
+
+/// The ids that end generation: a chat model's turn end, then the end of text.
+fn end_of_generation(tokenizer: &Tokenizer) -> serde_json::Value {
+    match tokenizer.chat_tokens() {
+        Some(chat) => json!([
+            chat.end(tinygpt_data::Role::Assistant),
+            tokenizer.end_of_text()
+        ]),
+        None => json!(tokenizer.end_of_text()),
+    }
 }
 
 /// Test hook: milliseconds to pause after a folder export's files are written aside and before
