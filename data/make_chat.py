@@ -10,7 +10,7 @@ of train, and its words are drawn afresh (and kept out of train). Lines are the 
 convention, {"messages": [{"role": "user", ...}, {"role": "assistant", ...}]}, and every
 character is one the Shakespeare corpus has, so a Shakespeare run can be fine-tuned on it.
 
-    python3 data/make_chat.py [--out data/chat] [--train 20000] [--val 500] [--seed 0]
+    python3 data/make_chat.py [--out data/chat] [--train 16000] [--val 500] [--seed 0]
 """
 import argparse
 import json
@@ -30,7 +30,7 @@ def conversation(question, answer):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parent / "chat"))
-    parser.add_argument("--train", type=int, default=20000)
+    parser.add_argument("--train", type=int, default=16000)
     parser.add_argument("--val", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

@@ -253,3 +253,37 @@ print(json.dumps({
     assert_eq!(theirs["gguf_types"], serde_json::json!(vec![3; 7]));
     assert_eq!(CHAT_TOKENS.len(), 6);
 }
+
+#[test]
+fn the_committed_conversations_are_what_the_generator_writes() {
+    let scratch = Scratch::new("chat-data");
+    let status = std::process::Command::new("python3")
+        .arg(common::workspace_root().join("data/make_chat.py"))
+        .args(["--out", &scratch.str("chat")])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for split in ["train.jsonl", "val.jsonl"] {
+        let committed =
+            std::fs::read(common::workspace_root().join("data/chat").join(split)).unwrap();
+        let written = std::fs::read(scratch.path("chat").join(split)).unwrap();
+        assert!(
+            committed == written,
+            "data/chat/{split} is not what data/make_chat.py writes"
+        );
+    }
+    // The held-out questions are not in train.
+    let questions = |split: &str| -> std::collections::HashSet<String> {
+        std::fs::read_to_string(common::workspace_root().join("data/chat").join(split))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v["messages"][0]["content"].as_str().unwrap().to_string()
+            })
+            .collect()
+    };
+    let (train, val) = (questions("train.jsonl"), questions("val.jsonl"));
+    assert!(val.len() > 300 && train.is_disjoint(&val));
+}

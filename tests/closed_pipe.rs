@@ -49,6 +49,11 @@ fn every_subcommand_ends_cleanly_when_its_reader_went_away() {
     let tiny_config = "configs/tiny-test.toml";
     let scratch_dir = scratch.0.to_string_lossy().into_owned();
     let (plot, report) = (at("loss.png"), at("report.html"));
+    let chats = common::chat::chat_runs("closed-pipe-chat");
+    let (chat_run, chat_val) = (
+        chats.chat.display().to_string(),
+        chats.val.display().to_string(),
+    );
     let commands: Vec<Vec<&str>> = vec![
         train,
         vec!["sample", "--run", &run, "--max-new-tokens", "300"],
@@ -103,8 +108,15 @@ fn every_subcommand_ends_cleanly_when_its_reader_went_away() {
         vec!["tokenize", "--config", tiny_config, "--json"],
         vec!["devices"],
         vec!["devices", "--json"],
+        vec!["chat", "--run", &chat_run, "--eval", &chat_val],
+        vec!["chat", "--run", &chat_run, "--max-tokens", "4"],
     ];
-    let tested: BTreeSet<String> = commands.iter().map(|c| c[0].to_string()).collect();
+    let mut tested: BTreeSet<String> = commands.iter().map(|c| c[0].to_string()).collect();
+    // `serve` runs until it is stopped: it must serve, and stop with 0, whatever its output.
+    for stderr_too in [false, true] {
+        serves_and_stops_into_a_closed_pipe(&run, stderr_too);
+    }
+    tested.insert("serve".into());
     assert_eq!(tested, subcommands(), "a subcommand is missing here");
     for args in &commands {
         let out = into_closed_pipe(args, false);
@@ -131,4 +143,42 @@ fn every_subcommand_ends_cleanly_when_its_reader_went_away() {
     assert!(Path::new(&exported).is_file() && Path::new(&plot).is_file());
     assert!(Path::new(&imported).join("model.safetensors").is_file());
     assert!(Path::new(&report).is_file());
+}
+
+/// `tinygpt serve` with its output closed (and its standard error with `stderr_too`) still
+/// answers, and SIGTERM still ends it with 0.
+fn serves_and_stops_into_a_closed_pipe(run: &str, stderr_too: bool) {
+    let port = 20_000 + (std::process::id() % 20_000) as u16 + u16::from(stderr_too);
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut command = tinygpt_command(&["serve", "--run", run, "--port", &port.to_string()]);
+    if stderr_too {
+        command.stderr(writer.try_clone().unwrap());
+    } else {
+        command.stderr(std::process::Stdio::null());
+    }
+    let mut child = command.stdout(writer).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let address = format!("127.0.0.1:{port}");
+    let answered = loop {
+        if let Ok(mut socket) = std::net::TcpStream::connect(&address) {
+            use std::io::{Read, Write};
+            socket
+                .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            let mut answer = String::new();
+            let _ = socket.read_to_string(&mut answer);
+            break answer.starts_with("HTTP/1.1 200");
+        }
+        assert!(std::time::Instant::now() < deadline, "serve never listened");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(answered, "serve did not answer /health");
+    signal(&child, "TERM");
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "serve, stderr closed too: {stderr_too}"
+    );
 }

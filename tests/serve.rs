@@ -537,3 +537,51 @@ fn the_chat_page_is_self_contained() {
         assert!(!page.contains(forbidden), "the page uses {forbidden}");
     }
 }
+
+#[test]
+fn the_chat_page_streams_a_reply_in_a_browser() {
+    let Some(driver) = common::browser::browser() else {
+        return;
+    };
+    let runs = runs();
+    let url_of = |server: &Server| format!("http://{}/", server.address);
+    // A chat model answers in the chat; a model without role tokens completes the text.
+    let chat = Server::start(&runs.chats.chat, &[]);
+    let plain = Server::start(&runs.plain, &[]);
+    let message = "what comes after 41?";
+    let (status, body) = chat.post(
+        "/v1/chat/completions",
+        &json!({"messages": [{"role": "user", "content": message}], "temperature": 0, "max_tokens": 128}).to_string(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    let reply = answer["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, body) = plain.post(
+        "/v1/completions",
+        &json!({"prompt": "ROMEO:", "temperature": 0, "max_tokens": 128}).to_string(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    let completion = format!("ROMEO:{}", answer["choices"][0]["text"].as_str().unwrap());
+    let hostile = "<img src=x onerror=alert(1)>";
+    for (server, message, expected, name) in [
+        (&chat, message, reply.as_str(), "chat-page-chat.png"),
+        (
+            &plain,
+            "ROMEO:",
+            completion.as_str(),
+            "chat-page-complete.png",
+        ),
+    ] {
+        let shot = common::browser::screenshot(name);
+        let result = common::browser::check_in_browser(
+            &driver,
+            "chat",
+            &[&url_of(server), message, expected, hostile, &shot],
+        );
+        assert_eq!(result["reply"], expected);
+    }
+}

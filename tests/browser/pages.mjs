@@ -5,6 +5,7 @@
 //   node pages.mjs report PAGE.html SCREENSHOT.png
 //   node pages.mjs hostile PAGE.html TEXT
 //   node pages.mjs watch PAGE.html SECONDS
+//   node pages.mjs chat http://127.0.0.1:PORT/ MESSAGE EXPECTED_REPLY HOSTILE_TEXT
 //
 // EXPECTED.json is `tinygpt attention --format json` for the same prompt. Exits non-zero with
 // a message on the first failed check; prints a JSON summary otherwise.
@@ -14,7 +15,8 @@ import { pathToFileURL } from "node:url";
 import { writeFileSync, readFileSync } from "node:fs";
 
 const [mode, pagePath, ...rest] = process.argv.slice(2);
-const url = pathToFileURL(pagePath).href;
+// A page file, or a page a server serves (`tinygpt serve`'s chat page).
+const url = pagePath.startsWith("http") ? pagePath : pathToFileURL(pagePath).href;
 
 function check(ok, message) {
   if (!ok) throw new Error(message);
@@ -65,7 +67,7 @@ async function select(page, layer, head) {
 }
 
 // The screenshot is saved, then decoded in the page: it must not be blank.
-async function screenshot(page, path) {
+async function screenshot(page, path, minInk = 0.02) {
   const png = await page.screenshot({ path, fullPage: true, ...(path.endsWith(".jpg") ? { quality: 70 } : {}) });
   const mime = path.endsWith(".jpg") ? "image/jpeg" : "image/png";
   const stats = await page.evaluate(async (b64, mime) => {
@@ -86,7 +88,7 @@ async function screenshot(page, path) {
     }
     return { width: c.width, height: c.height, colours: colours.size, inked: inked / (px.length / 28) };
   }, Buffer.from(png).toString("base64"), mime);
-  check(stats.colours > 50 && stats.inked > 0.02, "blank screenshot: " + JSON.stringify(stats));
+  check(stats.colours > 50 && stats.inked > minInk, "blank screenshot: " + JSON.stringify(stats));
   return stats;
 }
 
@@ -228,8 +230,42 @@ async function watch([seconds]) {
   return { steps };
 }
 
+// `tinygpt serve`'s page: a message streams its reply (or completion, for a model without role
+// tokens) into the page, as the API answers it;
+// an error (a message the vocabulary cannot spell) is shown as text, never run.
+async function chat([message, expected, hostileText]) {
+  const page = await open(url);
+  await page.waitForFunction(() => document.getElementById("subtitle").textContent.includes("context"));
+  const send = async (text) => {
+    const before = await page.$$eval(".turn", (t) => t.length);
+    await page.$eval("#temperature", (e) => { e.value = "0"; });
+    await page.type("#input", text);
+    await page.click("#send");
+    await page.waitForFunction((n) => document.querySelectorAll(".turn").length > n && !document.getElementById("send").disabled, {}, before);
+  };
+  await send(message);
+  // A chat model's reply, or a completion (the prompt and its continuation).
+  const reply = await page.$$eval(".assistant, .completion", (t) => t.at(-1).textContent);
+  check(reply === expected, "the page shows " + JSON.stringify(reply) + ", the API gives " + JSON.stringify(expected));
+  await send(hostileText);
+  const images = await page.$$eval("img", (els) => els.length);
+  check(images === 0, `${images} <img> elements made from a message`);
+  const shown = await page.$$eval(".turn", (t) => t.map((x) => x.textContent).join("\n"));
+  check(shown.includes(hostileText), "the message is not shown as text: " + JSON.stringify(shown));
+  const error = await page.$$eval(".error", (t) => t.map((x) => x.textContent));
+  check(error.length === 1 && error[0].includes("does not know"), "the API's error is not shown: " + JSON.stringify(error));
+  // The browser logs the one 400 it was meant to get; anything else is trouble.
+  const seen400 = trouble.errors.filter((e) => e.includes("status of 400"));
+  check(seen400.length === 1, "the 400 was not seen once: " + JSON.stringify(trouble.errors));
+  trouble.errors = trouble.errors.filter((e) => !e.includes("status of 400"));
+  checkClean();
+  // A chat is mostly white space: a few lines of text are what it shows.
+  const stats = await screenshot(page, rest[3], 0.005);
+  return { reply, screenshot: stats };
+}
+
 try {
-  const modes = { attention, report, hostile, watch };
+  const modes = { attention, report, hostile, watch, chat };
   check(mode in modes, "unknown mode " + mode);
   const result = await modes[mode](rest);
   console.log(JSON.stringify(result));

@@ -143,10 +143,13 @@ fn read_text(
     })
 }
 
+/// One JSONL line's document text (`None` for a blank line), or what is wrong with it.
+type LineText<'a> = &'a dyn Fn(&[u8]) -> Result<Option<String>, String>;
+
 /// The lines of a JSONL file, each turned into a document's text by `text_of`.
 fn read_jsonl(
     path: &Path,
-    text_of: &dyn Fn(&[u8]) -> Result<Option<String>, String>,
+    text_of: LineText,
     visit: &mut dyn FnMut(Item) -> Result<(), Failure>,
 ) -> Result<(), Failure> {
     let file = std::fs::File::open(path).map_err(|e| unreadable(path, e))?;

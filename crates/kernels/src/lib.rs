@@ -20,6 +20,7 @@ pub mod cpu;
 mod dropout;
 mod fresh;
 mod gelu;
+mod lane_attention;
 mod layer_norm;
 mod linear;
 mod math;
@@ -215,6 +216,7 @@ pub fn plain_relu2<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     activation::relu(x).square()
 }
 
+pub use lane_attention::{lane_attention, plain_lane_attention};
 pub use rotary::{RotaryTables, rotate};
 
 /// The packed `[batch, time, 3·n_embd]` projection with each head's queries and keys

@@ -14,7 +14,7 @@ use burn::nn::Linear;
 use burn::tensor::activation::softmax;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{Bool, Tensor};
+use burn::tensor::{Bool, Tensor, TensorData};
 
 use tinygpt_kernels::heads::{merge_heads, split_heads};
 use tinygpt_kernels::{self as fused, RotaryTables};
@@ -160,27 +160,44 @@ impl CausalSelfAttention {
 
     /// Decoding path for several sequences at once, one new token each: `x` is
     /// `[1, lanes, n_embd]` (the lanes along time, so each takes its own row of `rotary`, at its
-    /// own position). Lane i's query attends to the slots of `cache` (`[lanes, kv_head, slot,
-    /// d_head]`) that `hidden` (`[lanes, head, 1, slots + 1]`, true = masked) leaves open, and
-    /// to its own new key, which is appended as the last slot.
+    /// own position). Lane i's query attends to the slots of `cache` (`[lanes, kv_head,
+    /// capacity, d_head]`, filled up to `slot`) that `open` (`[lanes, slot + 1]`) opens to
+    /// it, its own new key among them, which is written at `slot`.
     pub fn forward_lanes(
         &self,
         x: Tensor<3>,
         cache: &mut LayerCache,
-        hidden: Tensor<4, Bool>,
+        slot: usize,
+        open: &[bool],
         rotary: Option<&RotaryTables>,
     ) -> Tensor<3> {
         let (query, key, value) = self.project(x, rotary);
         let lanes_first = |x: Tensor<4>| x.swap_dims(0, 2);
-        let (key, value) = cache.extend(lanes_first(key), lanes_first(value));
-        let (key, value) = (self.share(key), self.share(value));
-        let options = AttentionModuleOptions {
-            scale: None,
-            softcap: None,
-            is_causal: false,
+        let (keys, values) = cache.write_slot(slot, lanes_first(key), lanes_first(value));
+        let query = lanes_first(query);
+        let [lanes, ..] = query.dims();
+        let width = slot + 1;
+        let heads = if lanes == 1 {
+            // One lane: the very op `forward_cached` runs, so a lone request decodes exactly
+            // as `Generator` does.
+            let closed: Vec<bool> = open.iter().map(|o| !o).collect();
+            let closed = Tensor::<4, Bool>::from_data(
+                TensorData::new(closed, [1, 1, 1, width]),
+                &query.device(),
+            );
+            let options = AttentionModuleOptions {
+                scale: None,
+                softcap: None,
+                is_causal: false,
+            };
+            let (keys, values) = (
+                self.share(keys.narrow(2, 0, width)),
+                self.share(values.narrow(2, 0, width)),
+            );
+            attention(query, keys, values, Some(closed), None, options)
+        } else {
+            fused::lane_attention(query, keys, values, open, width)
         };
-        let heads = attention(lanes_first(query), key, value, Some(hidden), None, options);
-        let [lanes, ..] = heads.dims();
         let out = self.output.forward(merge_heads(heads));
         out.reshape([1, lanes, self.output.weight.dims()[1]])
     }

@@ -2,7 +2,7 @@
 
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig};
-use burn::tensor::{Bool, Tensor};
+use burn::tensor::Tensor;
 
 use crate::attention::{AttentionMaps, CausalSelfAttention};
 use crate::config::GptConfig;
@@ -62,12 +62,13 @@ impl Block {
         &self,
         x: Tensor<3>,
         cache: &mut LayerCache,
-        hidden: Tensor<4, Bool>,
+        slot: usize,
+        open: &[bool],
         rotary: Option<&RotaryTables>,
     ) -> Tensor<3> {
-        let attended = self
-            .attn
-            .forward_lanes(self.ln_1.forward(x.clone()), cache, hidden, rotary);
+        let attended =
+            self.attn
+                .forward_lanes(self.ln_1.forward(x.clone()), cache, slot, open, rotary);
         self.feed_forward(x + dropout(&self.dropout, attended))
     }
 

@@ -2,7 +2,7 @@
 
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Embedding, Linear};
-use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::attention::AttentionMaps;
 use crate::block::Block;
@@ -117,16 +117,18 @@ impl Gpt {
 
     /// Next-token logits `[lanes, vocab]` for several sequences decoding together: lane i adds
     /// `tokens[i]` at `positions[i]`, attending to its open slots of `cache` (see
-    /// [`crate::lanes`]); `hidden` is `[lanes, n_head, 1, slots + 1]`, true where a slot is
-    /// not lane i's. Appends one slot to every layer of `cache`.
+    /// lanes.rs); `open` is `[lanes, slot + 1]`, true where a slot is lane i's. Writes
+    /// the new keys and values at `slot` of every layer of `cache`.
     pub fn forward_lanes(
         &self,
         tokens: &[u32],
         positions: &[usize],
         cache: &mut [LayerCache],
-        hidden: Tensor<4, Bool>,
+        slot: usize,
+        open: &[bool],
+        device: &Device,
     ) -> Tensor<2> {
-        let device = hidden.device();
+        let device = device.clone();
         let lanes = tokens.len();
         assert!(positions.len() == lanes && positions.iter().all(|&p| p < self.block_size));
         let rotary = (self.rope_base > 0.0)
@@ -144,7 +146,7 @@ impl Gpt {
             x = norm.forward(x);
         }
         for (block, layer) in self.blocks.iter().zip(cache) {
-            x = block.forward_lanes(x, layer, hidden.clone(), rotary.as_ref());
+            x = block.forward_lanes(x, layer, slot, open, rotary.as_ref());
         }
         let logits = self.unembed(x);
         let [_, _, vocab] = logits.dims();

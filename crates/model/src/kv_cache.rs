@@ -28,6 +28,29 @@ impl LayerCache {
     }
 }
 
+impl LayerCache {
+    /// Writes one new key and value per lane at `slot` of the preallocated
+    /// `[lanes, kv_head, capacity, d_head]` buffers — in place, since between steps the
+    /// buffers are this cache's alone — and returns the buffers.
+    pub fn write_slot(
+        &mut self,
+        slot: usize,
+        keys: Tensor<4>,
+        values: Tensor<4>,
+    ) -> (Tensor<4>, Tensor<4>) {
+        let write = |buffer: Option<Tensor<4>>, new: Tensor<4>| {
+            let buffer = buffer.expect("lanes preallocate their cache");
+            let [lanes, kv, _, d] = buffer.dims();
+            buffer.slice_assign([0..lanes, 0..kv, slot..slot + 1, 0..d], new)
+        };
+        let keys = write(self.keys.take(), keys);
+        let values = write(self.values.take(), values);
+        self.keys = Some(keys.clone());
+        self.values = Some(values.clone());
+        (keys, values)
+    }
+}
+
 /// One [`LayerCache`] per block, and how many positions they hold.
 #[derive(Debug, Clone)]
 pub struct KvCache {

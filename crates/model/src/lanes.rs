@@ -3,17 +3,17 @@
 //! read once per step however many sequences there are. Sequences join (after their own
 //! prompt pass) and leave between steps.
 //!
-//! The lanes share one key/value cache per block, `[lanes, kv_head, slot, d_head]`. A step
-//! appends one slot for every lane; a joining lane brings its prompt's keys as slots of its
-//! own, padded to the cache's width. So lane i's keys are the slots it owns, marked in
+//! The lanes share one key/value cache per block, `[lanes, kv_head, slot, d_head]`, allocated
+//! for `2·block_size + 1` slots so that a step writes its slot in place. A step fills one slot
+//! for every lane; a joining lane brings its prompt's keys as slots of its own. So lane i's keys are the slots it owns, marked in
 //! `owned[i]`; the rest are masked out of its attention. Attention does not care where a key
 //! sits — each key was rotated to its own position when it was made — so a lane sees exactly
-//! the keys and values [`crate::Generator`] would, and picks the same tokens.
+//! the keys and values its own `Generator` would, and picks the same tokens.
 //!
-//! Each lane keeps [`crate::Generator`]'s context window: when its context would pass
-//! `block_size`, it leaves, and rejoins with its newest `block_size / 2` tokens recomputed.
+//! Each lane keeps `Generator`'s context window: when its context would pass
+//! `block_size`, its newest `block_size / 2` tokens are recomputed into its own row.
 
-use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::gpt::Gpt;
 use crate::kv_cache::{KvCache, LayerCache};
@@ -120,19 +120,69 @@ impl<'a> Lanes<'a> {
                 sliding.push(id);
             }
         }
-        // Lanes whose window slides leave, the others step together, and the sliders
-        // rejoin with their newest tokens recomputed.
-        let sliders: Vec<Lane> = sliding.into_iter().map(|id| self.take(id)).collect();
-        if !self.lanes.is_empty() {
-            self.step();
-        }
-        for mut lane in sliders {
-            lane.window_start = lane.tokens.len() - (self.model.block_size / 2).max(1);
-            self.join(lane);
+        // Lanes whose window slides have their newest tokens recomputed on their own, into
+        // their own row of the cache; in the step they ride along on a stand-in token that
+        // nothing reads (position 0, every slot closed but its own, its logits dropped).
+        let window = (self.model.block_size / 2).max(1);
+        let refill_in_place = self.slots >= window;
+        let sliders: Vec<LaneId> = match refill_in_place {
+            true => sliding,
+            false => {
+                let lanes: Vec<Lane> = sliding.into_iter().map(|id| self.take(id)).collect();
+                if !self.lanes.is_empty() {
+                    self.step(&[]);
+                }
+                for mut lane in lanes {
+                    lane.window_start = lane.tokens.len() - window;
+                    self.join(lane);
+                }
+                Vec::new()
+            }
+        };
+        if refill_in_place {
+            self.step(&sliders);
+            for id in sliders {
+                let row = self.row(id);
+                let lane = &mut self.lanes[row];
+                lane.window_start = lane.tokens.len() - window;
+                self.refill(row);
+            }
         }
         if self.slots >= 2 * self.model.block_size {
             self.compact();
         }
+    }
+
+    /// Recomputes a lane's context on its own and writes its keys and values over the first
+    /// slots of its row (in place), which become the only slots it owns.
+    fn refill(&mut self, row: usize) {
+        let lane = &mut self.lanes[row];
+        let context = &lane.tokens[lane.window_start..];
+        let mut own = KvCache::new(self.model.blocks.len());
+        let ids: Vec<i64> = context.iter().map(|&t| i64::from(t)).collect();
+        let input =
+            Tensor::<2, Int>::from_data(TensorData::new(ids, [1, context.len()]), &self.device);
+        lane.logits = to_vec(self.model.forward_cached(input, &mut own));
+        let len = own.len;
+        lane.owned = (0..self.slots).map(|s| s < len).collect();
+        let cache = self.cache.as_mut().expect("lanes have a cache");
+        for (shared, mine) in cache.iter_mut().zip(own.layers) {
+            for (buffer, new) in [
+                (&mut shared.keys, mine.keys),
+                (&mut shared.values, mine.values),
+            ] {
+                let (Some(b), Some(new)) = (buffer.take(), new) else {
+                    unreachable!("every layer caches keys and values");
+                };
+                let [_, kv, _, d] = b.dims();
+                *buffer = Some(b.slice_assign([row..row + 1, 0..kv, 0..len, 0..d], new));
+            }
+        }
+    }
+
+    /// Slots the shared cache has room for: compaction keeps the width below it.
+    fn capacity(&self) -> usize {
+        2 * self.model.block_size + 1
     }
 
     fn row(&self, id: LaneId) -> usize {
@@ -166,14 +216,15 @@ impl<'a> Lanes<'a> {
             Tensor::<2, Int>::from_data(TensorData::new(ids, [1, context.len()]), &self.device);
         lane.logits = to_vec(self.model.forward_cached(input, &mut own));
         let len = own.len;
-        // Pad whichever is narrower, the batch or the newcomer, with unowned slots.
+        // The newcomer's slots are its own; the batch's logical width is the wider one's.
         let width = self.slots.max(len);
+        let capacity = self.capacity();
         let layers: Vec<LayerCache> = own
             .layers
             .into_iter()
             .map(|layer| LayerCache {
-                keys: layer.keys.map(|k| pad_slots(k, width)),
-                values: layer.values.map(|v| pad_slots(v, width)),
+                keys: layer.keys.map(|k| pad_slots(k, capacity)),
+                values: layer.values.map(|v| pad_slots(v, capacity)),
             })
             .collect();
         lane.owned = (0..width).map(|s| s < len).collect();
@@ -187,8 +238,8 @@ impl<'a> Lanes<'a> {
                     .into_iter()
                     .zip(layers)
                     .map(|(shared, mine)| LayerCache {
-                        keys: cat_lanes(shared.keys, mine.keys, width),
-                        values: cat_lanes(shared.values, mine.values, width),
+                        keys: cat_lanes(shared.keys, mine.keys),
+                        values: cat_lanes(shared.values, mine.values),
                     })
                     .collect()
             }
@@ -197,17 +248,38 @@ impl<'a> Lanes<'a> {
         self.lanes.push(lane);
     }
 
-    /// One decode step of every lane, their newest tokens at their own positions.
-    fn step(&mut self) {
+    /// One decode step of every lane, their newest tokens at their own positions; the lanes in
+    /// `standing_in` are about to be refilled, and step on a stand-in that nothing reads.
+    fn step(&mut self, standing_in: &[LaneId]) {
+        let stands_in = |lane: &Lane| standing_in.contains(&lane.id);
         let tokens: Vec<u32> = self
             .lanes
             .iter()
-            .map(|l| *l.tokens.last().unwrap())
+            .map(|l| {
+                if stands_in(l) {
+                    0
+                } else {
+                    *l.tokens.last().unwrap()
+                }
+            })
             .collect();
-        let positions: Vec<usize> = self.lanes.iter().map(|l| l.context_len() - 1).collect();
-        let hidden = self.hidden();
+        let positions: Vec<usize> = self
+            .lanes
+            .iter()
+            .map(|l| if stands_in(l) { 0 } else { l.context_len() - 1 })
+            .collect();
+        let mut open = Vec::with_capacity(self.lanes.len() * (self.slots + 1));
+        for lane in &self.lanes {
+            match stands_in(lane) {
+                false => open.extend(&lane.owned),
+                true => open.extend(std::iter::repeat_n(false, self.slots)),
+            }
+            open.push(true);
+        }
         let cache = self.cache.as_mut().expect("lanes have a cache");
-        let logits = self.model.forward_lanes(&tokens, &positions, cache, hidden);
+        let logits =
+            self.model
+                .forward_lanes(&tokens, &positions, cache, self.slots, &open, &self.device);
         let [_, vocab] = logits.dims();
         let values = to_vec(logits);
         self.slots += 1;
@@ -215,21 +287,6 @@ impl<'a> Lanes<'a> {
             lane.owned.push(true);
             lane.logits = row.to_vec();
         }
-    }
-
-    /// `[lanes, n_head, 1, slots + 1]`: true where a slot is not the lane's (the last slot,
-    /// the new token's own key, is everyone's).
-    fn hidden(&self) -> Tensor<4, Bool> {
-        let lanes = self.lanes.len();
-        let width = self.slots + 1;
-        let mut mask = Vec::with_capacity(lanes * width);
-        for lane in &self.lanes {
-            mask.extend(lane.owned.iter().map(|&own| !own));
-            mask.push(false);
-        }
-        let n_head = self.model.blocks[0].attn.n_head;
-        Tensor::<4, Bool>::from_data(TensorData::new(mask, [lanes, 1, 1, width]), &self.device)
-            .expand([lanes, n_head, 1, width])
     }
 
     /// Keeps the given rows (in that order) of the shared cache.
@@ -249,7 +306,9 @@ impl<'a> Lanes<'a> {
         }
     }
 
-    /// Moves every lane's slots to the front, dropping slots no lane owns.
+    /// Moves every lane's slots to the front of its row, in order, so the width shrinks to the
+    /// most any lane owns. A lane owns a few runs of slots (its prompt's, then one per step),
+    /// so this is a few in-place copies per lane, not a gather over the whole cache.
     fn compact(&mut self) {
         let width = self
             .lanes
@@ -259,31 +318,37 @@ impl<'a> Lanes<'a> {
         let Some(width) = width.filter(|&w| w < self.slots) else {
             return;
         };
-        let lanes = self.lanes.len();
-        let mut index = Vec::with_capacity(lanes * width);
-        for lane in &mut self.lanes {
-            let mut own: Vec<i64> = (0..self.slots)
-                .filter(|&s| lane.owned[s])
-                .map(|s| s as i64)
-                .collect();
-            let count = own.len();
-            own.resize(width, 0);
-            index.extend(own);
-            lane.owned = (0..width).map(|s| s < count).collect();
-        }
+        let device = self.device.clone();
         let cache = self.cache.as_mut().expect("lanes have a cache");
-        for layer in cache.iter_mut() {
-            for tensor in [&mut layer.keys, &mut layer.values] {
-                *tensor = tensor.take().map(|t| {
-                    let [_, kv, _, d] = t.dims();
-                    let index = Tensor::<4, Int>::from_data(
-                        TensorData::new(index.clone(), [lanes, 1, width, 1]),
-                        &self.device,
-                    )
-                    .expand([lanes, kv, width, d]);
-                    t.gather(2, index)
-                });
+        for (row, lane) in self.lanes.iter_mut().enumerate() {
+            let mut runs: Vec<(usize, usize)> = Vec::new();
+            for (slot, _) in lane.owned.iter().enumerate().filter(|(_, o)| **o) {
+                match runs.last_mut() {
+                    Some((_, end)) if *end == slot => *end += 1,
+                    _ => runs.push((slot, slot + 1)),
+                }
             }
+            let mut to = 0;
+            for (from, end) in runs {
+                let len = end - from;
+                if from != to {
+                    for layer in cache.iter_mut() {
+                        for buffer in [&mut layer.keys, &mut layer.values] {
+                            let b = buffer.take().expect("every layer caches keys and values");
+                            let [_, kv, _, d] = b.dims();
+                            // A copy of the run first, so the buffer is the cache's alone
+                            // again (and written in place) when the run lands.
+                            let run = b.clone().slice([row..row + 1, 0..kv, from..end, 0..d]);
+                            let run = Tensor::<4>::from_data(run.into_data(), &device);
+                            *buffer = Some(
+                                b.slice_assign([row..row + 1, 0..kv, to..to + len, 0..d], run),
+                            );
+                        }
+                    }
+                }
+                to += len;
+            }
+            lane.owned = (0..width).map(|s| s < to).collect();
         }
         self.slots = width;
     }
@@ -297,7 +362,7 @@ fn to_vec(logits: Tensor<2>) -> Vec<f32> {
         .to_vec()
 }
 
-/// `[1, kv, len, d]` → `[1, kv, width, d]`, zeros after.
+/// `[lanes, kv, len, d]` → `[lanes, kv, width, d]`, zeros after.
 fn pad_slots(x: Tensor<4>, width: usize) -> Tensor<4> {
     let [b, kv, len, d] = x.dims();
     if len == width {
@@ -307,23 +372,10 @@ fn pad_slots(x: Tensor<4>, width: usize) -> Tensor<4> {
     Tensor::cat(vec![x, zeros], 2)
 }
 
-/// The shared cache (padded to `width` slots) with the newcomer's row below it.
-fn cat_lanes(
-    shared: Option<Tensor<4>>,
-    mine: Option<Tensor<4>>,
-    width: usize,
-) -> Option<Tensor<4>> {
+/// The shared cache with the newcomer's row below it (both as wide as the capacity).
+fn cat_lanes(shared: Option<Tensor<4>>, mine: Option<Tensor<4>>) -> Option<Tensor<4>> {
     match (shared, mine) {
-        (Some(shared), Some(mine)) => {
-            let [lanes, kv, slots, d] = shared.dims();
-            let shared = if slots < width {
-                let zeros = Tensor::<4>::zeros([lanes, kv, width - slots, d], &shared.device());
-                Tensor::cat(vec![shared, zeros], 2)
-            } else {
-                shared
-            };
-            Some(Tensor::cat(vec![shared, mine], 0))
-        }
+        (Some(shared), Some(mine)) => Some(Tensor::cat(vec![shared, mine], 0)),
         (shared, mine) => shared.or(mine),
     }
 }

@@ -29,3 +29,43 @@ pub fn masked_cross_entropy(
         .div_scalar(learned.max(1) as f64)
         .neg()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Device, TensorData};
+
+    #[test]
+    fn masked_cross_entropy_is_the_mean_over_the_learned_targets() {
+        let device = Device::flex();
+        // Two positions over a vocabulary of 2: logits (0, ln 3) and (ln 3, 0).
+        let ln3 = 3f32.ln();
+        let logits = Tensor::<3>::from_data(
+            TensorData::new(vec![0.0, ln3, ln3, 0.0], [1, 2, 2]),
+            &device,
+        );
+        let targets = Tensor::<2, Int>::from_data(TensorData::new(vec![1i64, 1], [1, 2]), &device);
+        let value = |t: Tensor<1>| t.into_scalar::<f32>();
+        // -ln(3/4) at the first position, -ln(1/4) at the second.
+        let (first, second) = (-(0.75f32).ln(), -(0.25f32).ln());
+        let learn =
+            |w: [f32; 2]| Tensor::<2>::from_data(TensorData::new(w.to_vec(), [1, 2]), &device);
+        let all = value(masked_cross_entropy(
+            logits.clone(),
+            targets.clone(),
+            learn([1.0, 1.0]),
+            2,
+        ));
+        assert!((all - (first + second) / 2.0).abs() < 1e-6);
+        assert!((all - value(cross_entropy(logits.clone(), targets.clone()))).abs() < 1e-6);
+        let only_second = value(masked_cross_entropy(
+            logits.clone(),
+            targets.clone(),
+            learn([0.0, 1.0]),
+            1,
+        ));
+        assert!((only_second - second).abs() < 1e-6);
+        let none = value(masked_cross_entropy(logits, targets, learn([0.0, 0.0]), 0));
+        assert_eq!(none, 0.0);
+    }
+}

@@ -74,3 +74,43 @@ fn every_lane_sees_what_its_own_generator_sees() {
         lanes_match_generators(name, &model);
     }
 }
+
+/// Seconds per decode step with `n` lanes at the default shape (run by hand:
+/// `cargo test --release --workspace --test lanes -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn time_a_step_by_lane_count() {
+    let device = Device::flex();
+    let block_size = std::env::var("BLOCK").map_or(64, |b| b.parse().unwrap());
+    let config = tinygpt_model::GptConfig {
+        vocab_size: 91,
+        block_size,
+        n_layer: 4,
+        n_head: 4,
+        n_embd: 128,
+        ..base()
+    };
+    let model = Gpt::new(&config, 1, &device).unwrap();
+    for n in [1usize, 4, 16] {
+        let mut lanes = Lanes::new(&model, &device);
+        for i in 0..n {
+            lanes.add(&[1 + i as u32, 2, 3]);
+        }
+        let steps = 200;
+        let started = std::time::Instant::now();
+        for _ in 0..steps {
+            let next: Vec<(LaneId, u32)> = lanes
+                .ids()
+                .into_iter()
+                .map(|id| (id, argmax(lanes.logits(id))))
+                .collect();
+            lanes.advance(&next);
+        }
+        let per_step = started.elapsed().as_secs_f64() / steps as f64;
+        println!(
+            "{n} lanes: {:.3} ms per step, {:.0} tok/s",
+            per_step * 1e3,
+            n as f64 / per_step
+        );
+    }
+}

@@ -202,6 +202,15 @@ fn fill(template: &str, values: &[(&str, &str)]) -> String {
     out
 }
 
+const CHAT_PAGE: &str = include_str!("../templates/chat.html");
+
+/// The page `tinygpt serve` answers `GET /` with: chat or complete against the server's own
+/// API, tokens appearing as they stream (self-contained; text only through `textContent`).
+pub fn chat_page() -> &'static str {
+    static PAGE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PAGE.get_or_init(|| CHAT_PAGE.replace("{{STYLE}}", STYLE))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,13 +275,4 @@ mod tests {
     fn title_is_escaped() {
         assert_eq!(escape_html("<b>&\"'"), "&lt;b&gt;&amp;&quot;&#39;");
     }
-}
-
-const CHAT_PAGE: &str = include_str!("../templates/chat.html");
-
-/// The page `tinygpt serve` answers `GET /` with: chat or complete against the server's own
-/// API, tokens appearing as they stream (self-contained; text only through `textContent`).
-pub fn chat_page() -> &'static str {
-    static PAGE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    PAGE.get_or_init(|| CHAT_PAGE.replace("{{STYLE}}", STYLE))
 }

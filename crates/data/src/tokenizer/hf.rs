@@ -229,6 +229,48 @@ mod tests {
     }
 
     #[test]
+    fn role_tokens_are_reserved_after_the_last_id_of_char_and_bpe_vocabularies() {
+        let turn = "<|user_start|>to be<|user_end|><|assistant_start|>or not<|assistant_end|>";
+        let chars = Tokenizer::Char(CharTokenizer::from_corpus(TEXT));
+        let bpe = crate::train_bpe(&TEXT.repeat(30), 260).unwrap();
+        for plain in [chars, bpe] {
+            let before = plain.vocab_size() as u32;
+            let had_end = plain.end_of_text().is_some();
+            let chat = plain.clone().with_chat_tokens();
+            let roles = chat.chat_tokens().unwrap();
+            // Appended, in CHAT_TOKENS order, after <|endoftext|> (added too when missing).
+            let first = before + u32::from(!had_end);
+            assert_eq!(roles.ids, std::array::from_fn(|i| first + i as u32));
+            assert_eq!(chat.vocab_size() as u32, first + 6);
+            assert_eq!(
+                chat.encode("to be").unwrap(),
+                plain.encode("to be").unwrap()
+            );
+            // Each role token's text is its one id, here and in the Hugging Face form.
+            let ids = chat.encode(turn).unwrap();
+            assert_eq!(ids[0], roles.start(super::super::Role::User));
+            assert_eq!(
+                *ids.last().unwrap(),
+                roles.end(super::super::Role::Assistant)
+            );
+            assert_eq!(chat.decode(&ids).unwrap(), turn);
+            let hf = chat.to_hf().unwrap();
+            assert_eq!(hf.encode(turn, false).unwrap().get_ids(), &ids[..]);
+            // Saved and loaded, and a char vocabulary back from its Hugging Face form.
+            let back: Tokenizer = serde_json::from_str(&chat.to_json().unwrap()).unwrap();
+            assert_eq!(back.chat_tokens(), Some(roles));
+            let round = Tokenizer::Hf(Box::new(hf)).into_char_when_possible();
+            assert_eq!(round.chat_tokens(), Some(roles));
+            assert_eq!(round.vocab_size(), chat.vocab_size());
+            // Already a chat vocabulary: unchanged.
+            assert_eq!(
+                chat.clone().with_chat_tokens().vocab_size(),
+                chat.vocab_size()
+            );
+        }
+    }
+
+    #[test]
     fn an_unknown_character_is_refused_there_too() {
         let ours = Tokenizer::Char(CharTokenizer::from_corpus("abc"));
         assert!(ours.to_hf().unwrap().encode("abz", false).is_err());
