@@ -400,16 +400,9 @@ fn hostile_requests_get_their_4xx_and_the_server_keeps_serving() {
     }
 
     // A client that hangs up mid-stream: its sequence is dropped, the next request is served.
-    let mut socket = server.send(
-        "POST",
-        "/v1/completions",
-        &["Content-Type: application/json"],
-        br#"{"prompt": "ROMEO:", "max_tokens": 1000, "temperature": 0, "stream": true}"#,
-    );
-    let mut first = [0u8; 256];
-    let n = socket.read(&mut first).unwrap();
+    let (socket, first) = server.long_stream("ROMEO:");
     assert!(
-        String::from_utf8_lossy(&first[..n]).contains("200"),
+        String::from_utf8_lossy(&first).starts_with("HTTP/1.1 200"),
         "the stream started"
     );
     drop(socket);
@@ -458,14 +451,7 @@ fn an_api_key_is_required_when_given() {
 fn a_full_server_answers_503_and_serves_again_when_a_place_frees() {
     let runs = runs();
     let server = Server::start(&runs.plain, &["--max-in-flight", "1"]);
-    let mut long = server.send(
-        "POST",
-        "/v1/completions",
-        &["Content-Type: application/json"],
-        br#"{"prompt": "A", "max_tokens": 1024, "temperature": 0, "stream": true}"#,
-    );
-    let mut first = [0u8; 64];
-    long.read_exact(&mut first).unwrap();
+    let (long, _) = server.long_stream("A");
     let busy = server.post("/v1/completions", r#"{"prompt": "B", "max_tokens": 2}"#);
     assert_error(busy, 503, "busy", "a second request");
     drop(long);
@@ -484,18 +470,11 @@ fn a_full_server_answers_503_and_serves_again_when_a_place_frees() {
 fn sigterm_ends_streams_cleanly_and_exits_zero() {
     let runs = runs();
     let mut server = Server::start(&runs.plain, &["--grace-seconds", "0.3"]);
-    let mut stream = server.send(
-        "POST",
-        "/v1/completions",
-        &["Content-Type: application/json"],
-        br#"{"prompt": "A", "max_tokens": 1024, "temperature": 0, "stream": true}"#,
-    );
-    let mut first = [0u8; 64];
-    stream.read_exact(&mut first).unwrap();
+    let (mut stream, first) = server.long_stream("A");
     common::runs::signal(&server.child, "TERM");
     let mut rest = Vec::new();
     stream.read_to_end(&mut rest).unwrap();
-    let mut all = first.to_vec();
+    let mut all = first;
     all.extend(rest);
     let (status, body) = parse(&all);
     assert_eq!(status, 200);

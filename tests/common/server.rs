@@ -103,6 +103,23 @@ impl Server {
         socket
     }
 
+    /// A long streamed greedy completion of `prompt`, once its first bytes have arrived
+    /// (returned with the socket, to read the rest or hang up).
+    pub fn long_stream(&self, prompt: &str) -> (TcpStream, Vec<u8>) {
+        let body = format!(
+            r#"{{"prompt": "{prompt}", "max_tokens": 1000, "temperature": 0, "stream": true}}"#
+        );
+        let mut socket = self.send(
+            "POST",
+            "/v1/completions",
+            &["Content-Type: application/json"],
+            body.as_bytes(),
+        );
+        let mut first = vec![0u8; 64];
+        socket.read_exact(&mut first).unwrap();
+        (socket, first)
+    }
+
     /// `GET /health` answers 200.
     pub fn healthy(&self) -> bool {
         self.request("GET", "/health", &[], b"").0 == 200

@@ -156,14 +156,10 @@ impl<'a> Lanes<'a> {
     /// Recomputes a lane's context on its own and writes its keys and values over the first
     /// slots of its row (in place), which become the only slots it owns.
     fn refill(&mut self, row: usize) {
-        let lane = &mut self.lanes[row];
-        let context = &lane.tokens[lane.window_start..];
-        let mut own = KvCache::new(self.model.blocks.len());
-        let ids: Vec<i64> = context.iter().map(|&t| i64::from(t)).collect();
-        let input =
-            Tensor::<2, Int>::from_data(TensorData::new(ids, [1, context.len()]), &self.device);
-        lane.logits = to_vec(self.model.forward_cached(input, &mut own));
+        let (logits, own) = self.prompt_pass(&self.lanes[row]);
         let len = own.len;
+        let lane = &mut self.lanes[row];
+        lane.logits = logits;
         lane.owned = (0..self.slots).map(|s| s < len).collect();
         let cache = self.cache.as_mut().expect("lanes have a cache");
         for (shared, mine) in cache.iter_mut().zip(own.layers) {
@@ -178,6 +174,18 @@ impl<'a> Lanes<'a> {
                 *buffer = Some(b.slice_assign([row..row + 1, 0..kv, 0..len, 0..d], new));
             }
         }
+    }
+
+    /// A lane's context through the model on its own: the logits after it, and its keys and
+    /// values.
+    fn prompt_pass(&self, lane: &Lane) -> (Vec<f32>, KvCache) {
+        let context = &lane.tokens[lane.window_start..];
+        let mut own = KvCache::new(self.model.blocks.len());
+        let ids: Vec<i64> = context.iter().map(|&t| i64::from(t)).collect();
+        let input =
+            Tensor::<2, Int>::from_data(TensorData::new(ids, [1, context.len()]), &self.device);
+        let logits = to_vec(self.model.forward_cached(input, &mut own));
+        (logits, own)
     }
 
     /// Slots the shared cache has room for: compaction keeps the width below it.
@@ -209,12 +217,8 @@ impl<'a> Lanes<'a> {
     /// Runs a lane's context through the model on its own (its logits are then ready) and
     /// adds its keys and values to the batch as slots it owns.
     fn join(&mut self, mut lane: Lane) {
-        let context = &lane.tokens[lane.window_start..];
-        let mut own = KvCache::new(self.model.blocks.len());
-        let ids: Vec<i64> = context.iter().map(|&t| i64::from(t)).collect();
-        let input =
-            Tensor::<2, Int>::from_data(TensorData::new(ids, [1, context.len()]), &self.device);
-        lane.logits = to_vec(self.model.forward_cached(input, &mut own));
+        let (logits, own) = self.prompt_pass(&lane);
+        lane.logits = logits;
         let len = own.len;
         // The newcomer's slots are its own; the batch's logical width is the wider one's.
         let width = self.slots.max(len);
