@@ -139,39 +139,61 @@ impl<'a> Lanes<'a> {
                 Vec::new()
             }
         };
-        if refill_in_place {
+        if refill_in_place && !sliders.is_empty() {
             self.step(&sliders);
-            for id in sliders {
-                let row = self.row(id);
+            let rows: Vec<usize> = sliders.iter().map(|&id| self.row(id)).collect();
+            for &row in &rows {
                 let lane = &mut self.lanes[row];
                 lane.window_start = lane.tokens.len() - window;
-                self.refill(row);
             }
+            self.refill(&rows);
+        } else if refill_in_place {
+            self.step(&[]);
         }
         if self.slots >= 2 * self.model.block_size {
             self.compact();
         }
     }
 
-    /// Recomputes a lane's context on its own and writes its keys and values over the first
-    /// slots of its row (in place), which become the only slots it owns.
-    fn refill(&mut self, row: usize) {
-        let (logits, own) = self.prompt_pass(&self.lanes[row]);
-        let len = own.len;
-        let lane = &mut self.lanes[row];
-        lane.logits = logits;
-        lane.owned = (0..self.slots).map(|s| s < len).collect();
+    /// Recomputes the contexts of the lanes in `rows` (all as long: a window after a slide)
+    /// in one pass, and writes each one's keys and values over the first slots of its row
+    /// (in place), which become the only slots it owns.
+    fn refill(&mut self, rows: &[usize]) {
+        let ids: Vec<i64> = rows
+            .iter()
+            .flat_map(|&r| {
+                let lane = &self.lanes[r];
+                lane.tokens[lane.window_start..]
+                    .iter()
+                    .map(|&t| i64::from(t))
+            })
+            .collect();
+        let len = ids.len() / rows.len();
+        let input =
+            Tensor::<2, Int>::from_data(TensorData::new(ids, [rows.len(), len]), &self.device);
+        let mut own = KvCache::new(self.model.blocks.len());
+        let logits = to_vec(self.model.forward_cached(input, &mut own));
+        let vocab = logits.len() / rows.len();
+        for (i, &row) in rows.iter().enumerate() {
+            let lane = &mut self.lanes[row];
+            lane.logits = logits[i * vocab..(i + 1) * vocab].to_vec();
+            lane.owned = (0..self.slots).map(|s| s < len).collect();
+        }
         let cache = self.cache.as_mut().expect("lanes have a cache");
         for (shared, mine) in cache.iter_mut().zip(own.layers) {
             for (buffer, new) in [
                 (&mut shared.keys, mine.keys),
                 (&mut shared.values, mine.values),
             ] {
-                let (Some(b), Some(new)) = (buffer.take(), new) else {
+                let (Some(mut b), Some(new)) = (buffer.take(), new) else {
                     unreachable!("every layer caches keys and values");
                 };
                 let [_, kv, _, d] = b.dims();
-                *buffer = Some(b.slice_assign([row..row + 1, 0..kv, 0..len, 0..d], new));
+                for (i, &row) in rows.iter().enumerate() {
+                    let part = new.clone().slice([i..i + 1, 0..kv, 0..len, 0..d]);
+                    b = b.slice_assign([row..row + 1, 0..kv, 0..len, 0..d], part);
+                }
+                *buffer = Some(b);
             }
         }
     }

@@ -21,11 +21,14 @@ fn lanes_match_generators(name: &str, model: &Gpt) {
     let mut lanes = Lanes::new(model, &device);
     // (prompt, step it joins, step it leaves): staggered, one prompt a full block long, and 40
     // steps through a block of 12, so every lane slides its window at least once.
-    let schedule: [(&[u32], usize, usize); 4] = [
+    // Two lanes join together with prompts as long, so they slide in the same steps.
+    let schedule: [(&[u32], usize, usize); 6] = [
         (&[1, 2], 0, 40),
         (&[3], 3, 17),
         (&[4, 5, 6, 7, 8, 9, 10, 11, 12, 1, 2, 3], 5, 40),
         (&[9, 9, 9], 18, 33),
+        (&[7, 3, 1], 20, 40),
+        (&[2, 8, 5], 20, 38),
     ];
     let mut pairs: Vec<Pair> = Vec::new();
     for step in 0..40 {
@@ -63,7 +66,7 @@ fn lanes_match_generators(name: &str, model: &Gpt) {
             assert_eq!(lanes.tokens(pair.lane), pair.alone.tokens(), "{name}");
         }
     }
-    assert_eq!(lanes.len(), 2);
+    assert_eq!(lanes.len(), 3);
 }
 
 #[test]
