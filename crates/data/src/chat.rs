@@ -91,6 +91,14 @@ pub fn chat_tokens(tokenizer: &Tokenizer) -> Result<ChatTokens, DataError> {
     })
 }
 
+/// The tokens that end a reply: the assistant's end of turn, and the end of text.
+pub fn reply_ends(tokenizer: &Tokenizer) -> Result<Vec<u32>, DataError> {
+    let chat = chat_tokens(tokenizer)?;
+    Ok(std::iter::once(chat.end(Role::Assistant))
+        .chain(tokenizer.end_of_text())
+        .collect())
+}
+
 /// `text` with no special tokens read out of it.
 fn plain_ids(tokenizer: &Tokenizer, text: &str) -> Result<Vec<u32>, DataError> {
     match tokenizer {

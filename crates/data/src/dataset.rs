@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::DataError;
 use crate::chat::assistant_targets;
 use crate::config::check_val_fraction;
-use crate::tokenizer::ChatTokens;
+use crate::tokenizer::{ChatTokens, Tokenizer};
 use crate::tokens::Tokens;
 
 /// The corpus as token ids, split once: train is the head, val the tail.
@@ -146,6 +146,24 @@ impl Conversations {
             .chunks(batch_size)
             .map(|chunk| self.batch(tokens, chunk, block_size))
             .collect()
+    }
+}
+
+/// The conversations of both splits of a chat corpus.
+pub struct ChatSplits {
+    pub train: Conversations,
+    pub val: Conversations,
+}
+
+impl ChatSplits {
+    /// The conversations of `splits` when the tokenizer is a chat model's and the corpus is
+    /// a chat corpus.
+    pub fn of(splits: &Splits, tokenizer: &Tokenizer, block_size: usize) -> Option<Self> {
+        let (end, chat) = (tokenizer.end_of_text()?, tokenizer.chat_tokens()?);
+        Some(Self {
+            train: Conversations::of(&splits.train, end, chat, block_size),
+            val: Conversations::of(&splits.val, end, chat, block_size),
+        })
     }
 }
 

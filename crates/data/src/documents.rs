@@ -195,19 +195,9 @@ fn read_jsonl(
 
 /// One line of a chat corpus as the chat template's text; `None` for a blank line.
 fn conversation_text(line: &[u8]) -> Result<Option<String>, String> {
-    let line = std::str::from_utf8(line)
-        .map_err(|e| {
-            format!(
-                "is not UTF-8 (invalid byte at column {}): convert the file to UTF-8",
-                e.valid_up_to() + 1
-            )
-        })?
-        .trim();
-    if line.is_empty() {
+    let Some(value) = line_json(line)? else {
         return Ok(None);
-    }
-    let value: serde_json::Value = serde_json::from_str(line)
-        .map_err(|e| format!("is not JSON ({e}): fix or remove the line"))?;
+    };
     let messages = crate::chat::messages_of(&value)?;
     if !messages
         .iter()
@@ -221,8 +211,8 @@ fn conversation_text(line: &[u8]) -> Result<Option<String>, String> {
     Ok(Some(crate::chat::render_text(&messages)))
 }
 
-/// The text of one JSONL line; `None` for a blank line.
-fn jsonl_text(line: &[u8], field: &str) -> Result<Option<String>, String> {
+/// One JSONL line as JSON; `None` for a blank line.
+fn line_json(line: &[u8]) -> Result<Option<serde_json::Value>, String> {
     let line = std::str::from_utf8(line).map_err(|e| {
         format!(
             "is not UTF-8 (invalid byte at column {}): convert the file to UTF-8",
@@ -233,8 +223,16 @@ fn jsonl_text(line: &[u8], field: &str) -> Result<Option<String>, String> {
     if line.is_empty() {
         return Ok(None);
     }
-    let value: serde_json::Value = serde_json::from_str(line)
-        .map_err(|e| format!("is not JSON ({e}): fix or remove the line"))?;
+    serde_json::from_str(line)
+        .map(Some)
+        .map_err(|e| format!("is not JSON ({e}): fix or remove the line"))
+}
+
+/// The text of one JSONL line; `None` for a blank line.
+fn jsonl_text(line: &[u8], field: &str) -> Result<Option<String>, String> {
+    let Some(value) = line_json(line)? else {
+        return Ok(None);
+    };
     let serde_json::Value::Object(mut object) = value else {
         return Err(format!(
             "is JSON but not an object with a {field:?} field: give each line an object like {{\"{field}\": \"...\"}}"

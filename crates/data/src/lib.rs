@@ -41,7 +41,7 @@ pub mod pipeline;
 
 pub use config::{CorpusSpec, DataConfig, Format};
 pub use corpus::{Corpus, read_corpus};
-pub use dataset::{Batch, BatchSampler, Conversations, Splits, fixed_batches};
+pub use dataset::{Batch, BatchSampler, ChatSplits, Conversations, Splits, fixed_batches};
 pub use error::DataError;
 pub use incremental::IncrementalDecoder;
 pub use one_file::{split_corpus, split_text};

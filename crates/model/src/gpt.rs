@@ -128,23 +128,16 @@ impl Gpt {
         open: &[bool],
         device: &Device,
     ) -> Tensor<2> {
-        let device = device.clone();
         let lanes = tokens.len();
         assert!(positions.len() == lanes && positions.iter().all(|&p| p < self.block_size));
         let rotary = (self.rope_base > 0.0)
-            .then(|| RotaryTables::at(positions, self.head_size, self.rope_base, &device));
-        let column = |values: Vec<i64>| {
-            Tensor::<2, Int>::from_data(TensorData::new(values, [1, lanes]), &device)
+            .then(|| RotaryTables::at(positions, self.head_size, self.rope_base, device));
+        let row = |values: Vec<i64>| {
+            Tensor::<2, Int>::from_data(TensorData::new(values, [1, lanes]), device)
         };
-        let mut x = self
-            .token_embedding
-            .forward(column(tokens.iter().map(|&t| i64::from(t)).collect()));
-        if let Some(table) = &self.position_embedding {
-            x = x + table.forward(column(positions.iter().map(|&p| p as i64).collect()));
-        }
-        if let Some(norm) = &self.embedding_norm {
-            x = norm.forward(x);
-        }
+        let mut x = self.embed_with(row(tokens.iter().map(|&t| i64::from(t)).collect()), || {
+            row(positions.iter().map(|&p| p as i64).collect())
+        });
         for (block, layer) in self.blocks.iter().zip(cache) {
             x = block.forward_lanes(x, layer, slot, open, rotary.as_ref());
         }
@@ -175,11 +168,21 @@ impl Gpt {
             self.block_size
         );
         let device = tokens.device();
+        self.embed_with(tokens, || {
+            Tensor::<1, Int>::arange(offset as i64..(offset + t) as i64, &device).reshape([1, t])
+        })
+    }
+
+    /// The embedding of `tokens` at `positions()` (`[1, time]`, made only when the positions
+    /// are learned).
+    fn embed_with(
+        &self,
+        tokens: Tensor<2, Int>,
+        positions: impl FnOnce() -> Tensor<2, Int>,
+    ) -> Tensor<3> {
         let mut x = self.token_embedding.forward(tokens);
         if let Some(table) = &self.position_embedding {
-            let positions = Tensor::<1, Int>::arange(offset as i64..(offset + t) as i64, &device)
-                .reshape([1, t]);
-            x = x + table.forward(positions);
+            x = x + table.forward(positions());
         }
         if let Some(norm) = &self.embedding_norm {
             x = norm.forward(x);

@@ -26,9 +26,7 @@ impl LayerCache {
         self.values = Some(values.clone());
         (keys, values)
     }
-}
 
-impl LayerCache {
     /// Writes one new key and value per lane at `slot` of the preallocated
     /// `[lanes, kv_head, capacity, d_head]` buffers — in place, since between steps the
     /// buffers are this cache's alone — and returns the buffers.

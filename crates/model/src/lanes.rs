@@ -5,8 +5,8 @@
 //!
 //! The lanes share one key/value cache per block, `[lanes, kv_head, slot, d_head]`, allocated
 //! for `2·block_size + 1` slots so that a step writes its slot in place. A step fills one slot
-//! for every lane; a joining lane brings its prompt's keys as slots of its own. So lane i's keys are the slots it owns, marked in
-//! `owned[i]`; the rest are masked out of its attention. Attention does not care where a key
+//! for every lane; a joining lane brings its prompt's keys as slots of its own. So lane i's
+//! keys are the slots it owns, marked in `owned[i]`; the rest are masked out of its attention. Attention does not care where a key
 //! sits — each key was rotated to its own position when it was made — so a lane sees exactly
 //! the keys and values its own `Generator` would, and picks the same tokens.
 //!
@@ -102,7 +102,7 @@ impl<'a> Lanes<'a> {
         &self.lanes[self.row(id)].tokens
     }
 
-    /// Ends a lane; its slots stay until the next compaction, masked from everyone.
+    /// Ends a lane (its row leaves the shared cache).
     pub fn remove(&mut self, id: LaneId) {
         self.take(id);
     }
@@ -120,35 +120,21 @@ impl<'a> Lanes<'a> {
                 sliding.push(id);
             }
         }
-        // Lanes whose window slides have their newest tokens recomputed on their own, into
-        // their own row of the cache; in the step they ride along on a stand-in token that
-        // nothing reads (position 0, every slot closed but its own, its logits dropped).
-        let window = (self.model.block_size / 2).max(1);
-        let refill_in_place = self.slots >= window;
-        let sliders: Vec<LaneId> = match refill_in_place {
-            true => sliding,
-            false => {
-                let lanes: Vec<Lane> = sliding.into_iter().map(|id| self.take(id)).collect();
-                if !self.lanes.is_empty() {
-                    self.step(&[]);
-                }
-                for mut lane in lanes {
-                    lane.window_start = lane.tokens.len() - window;
-                    self.join(lane);
-                }
-                Vec::new()
-            }
-        };
-        if refill_in_place && !sliders.is_empty() {
-            self.step(&sliders);
-            let rows: Vec<usize> = sliders.iter().map(|&id| self.row(id)).collect();
+        if self.lanes.is_empty() {
+            return;
+        }
+        // Lanes whose window slides ride along in the step on a stand-in token that nothing
+        // reads, then have their newest tokens recomputed together, into their own rows. (A
+        // sliding lane owns block_size slots, so its window always fits in its row.)
+        self.step(&sliding);
+        if !sliding.is_empty() {
+            let window = (self.model.block_size / 2).max(1);
+            let rows: Vec<usize> = sliding.iter().map(|&id| self.row(id)).collect();
             for &row in &rows {
                 let lane = &mut self.lanes[row];
                 lane.window_start = lane.tokens.len() - window;
             }
             self.refill(&rows);
-        } else if refill_in_place {
-            self.step(&[]);
         }
         if self.slots >= 2 * self.model.block_size {
             self.compact();
@@ -277,29 +263,20 @@ impl<'a> Lanes<'a> {
     /// One decode step of every lane, their newest tokens at their own positions; the lanes in
     /// `standing_in` are about to be refilled, and step on a stand-in that nothing reads.
     fn step(&mut self, standing_in: &[LaneId]) {
-        let stands_in = |lane: &Lane| standing_in.contains(&lane.id);
-        let tokens: Vec<u32> = self
-            .lanes
-            .iter()
-            .map(|l| {
-                if stands_in(l) {
-                    0
-                } else {
-                    *l.tokens.last().unwrap()
-                }
-            })
-            .collect();
-        let positions: Vec<usize> = self
-            .lanes
-            .iter()
-            .map(|l| if stands_in(l) { 0 } else { l.context_len() - 1 })
-            .collect();
-        let mut open = Vec::with_capacity(self.lanes.len() * (self.slots + 1));
+        let lanes = self.lanes.len();
+        let (mut tokens, mut positions) = (Vec::with_capacity(lanes), Vec::with_capacity(lanes));
+        let mut open = Vec::with_capacity(lanes * (self.slots + 1));
         for lane in &self.lanes {
-            match stands_in(lane) {
-                false => open.extend(&lane.owned),
-                true => open.extend(std::iter::repeat_n(false, self.slots)),
+            if standing_in.contains(&lane.id) {
+                tokens.push(0);
+                positions.push(0);
+                open.extend(std::iter::repeat_n(false, self.slots));
+            } else {
+                tokens.push(*lane.tokens.last().expect("a lane has tokens"));
+                positions.push(lane.context_len() - 1);
+                open.extend(&lane.owned);
             }
+            // Its own new key, at the slot this step writes.
             open.push(true);
         }
         let cache = self.cache.as_mut().expect("lanes have a cache");

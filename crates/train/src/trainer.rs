@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::Result;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
-use tinygpt_data::{Batch, BatchSampler, Conversations, Splits, fixed_batches};
+use tinygpt_data::{Batch, BatchSampler, ChatSplits, Splits, fixed_batches};
 use tinygpt_model::Gpt;
 
 use crate::collective::Collective;
@@ -116,28 +116,6 @@ pub struct Trainer<'a> {
     pub collective: &'a dyn Collective,
     /// A chat corpus: windows start at conversations and learn the assistant's turns only.
     pub conversations: Option<ChatSplits>,
-}
-
-/// The conversations of both splits of a chat corpus.
-pub struct ChatSplits {
-    pub train: Conversations,
-    pub val: Conversations,
-}
-
-impl ChatSplits {
-    /// The conversations of `splits` when the tokenizer is a chat model's and the corpus is
-    /// a chat corpus.
-    pub fn of(
-        splits: &Splits,
-        tokenizer: &tinygpt_data::Tokenizer,
-        block_size: usize,
-    ) -> Option<Self> {
-        let (end, chat) = (tokenizer.end_of_text()?, tokenizer.chat_tokens()?);
-        Some(Self {
-            train: Conversations::of(&splits.train, end, chat, block_size),
-            val: Conversations::of(&splits.val, end, chat, block_size),
-        })
-    }
 }
 
 impl Trainer<'_> {

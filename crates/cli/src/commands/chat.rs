@@ -61,14 +61,15 @@ pub fn chat_command(args: ChatArgs) -> Result<()> {
         device,
         ..
     } = args.selection.open()?;
-    chat::chat_tokens(&tokenizer)
+    let reply_ends = chat::reply_ends(&tokenizer)
         .with_context(|| format!("--run {}", args.selection.run.display()))?;
     let block_size = model.block_size;
-    let engine = Engine::start(model, tokenizer.clone(), device, 64);
+    let engine = Engine::start(model, tokenizer.clone(), device, 64)?;
     let context = Talk {
         engine: &engine,
         tokenizer: &tokenizer,
         block_size,
+        reply_ends,
     };
     match &args.eval {
         Some(file) => evaluate(&context, file, &args),
@@ -81,6 +82,8 @@ struct Talk<'a> {
     engine: &'a Engine,
     tokenizer: &'a Tokenizer,
     block_size: usize,
+    /// The tokens that end a reply (see `chat::reply_ends`).
+    reply_ends: Vec<u32>,
 }
 
 impl Talk<'_> {
@@ -100,7 +103,6 @@ impl Talk<'_> {
                 self.block_size
             );
         }
-        let chat = chat::chat_tokens(self.tokenizer)?;
         let (events, receiver) = mpsc::unbounded_channel();
         let job = Job {
             prompt,
@@ -108,7 +110,7 @@ impl Talk<'_> {
             seed,
             max_tokens,
             stops: Vec::new(),
-            end_tokens: vec![chat.end(Role::Assistant)],
+            end_tokens: self.reply_ends.clone(),
             n: 1,
             events,
         };

@@ -5,8 +5,8 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use tinygpt_train::run::weights::TrainedRun;
 
-use crate::server::api::Limits;
 use crate::server::engine::Engine;
+use crate::server::request::Limits;
 use crate::server::{self, Options};
 
 use super::RunSelection;
@@ -84,7 +84,7 @@ pub fn serve_command(args: ServeArgs) -> Result<()> {
             .map_or_else(|| "tinygpt".into(), |n| n.to_string_lossy().into_owned())
     });
     let block_size = model.block_size;
-    let engine = Engine::start(model, tokenizer.clone(), device, args.max_batch);
+    let engine = Engine::start(model, tokenizer.clone(), device, args.max_batch)?;
     let options = Options {
         host: args.host,
         port: args.port,

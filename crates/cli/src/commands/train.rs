@@ -15,7 +15,7 @@ use tinygpt_train::run::metrics::MetricsLine;
 use tinygpt_train::run::weights::save_run_model;
 use tinygpt_train::run::{Replaced, RunDir};
 use tinygpt_train::session::{Session, SessionOptions};
-use tinygpt_train::trainer::{ChatSplits, Quiet, Stopped, TrainObserver, Trainer};
+use tinygpt_train::trainer::{Quiet, Stopped, TrainObserver, Trainer};
 
 use crate::plots::refresh_run_plot;
 use crate::progress::{Progress, encoding_bar};
@@ -130,7 +130,7 @@ pub fn train(args: TrainArgs, job: &Job) -> Result<ExitCode> {
         val_bytes_per_token: tokenizer.bytes_per_token(&splits.val.all()),
         collective,
         conversations: (config.data.format == Some(tinygpt_data::config::Format::Chat))
-            .then(|| ChatSplits::of(splits, tokenizer, config.model.block_size))
+            .then(|| tinygpt_data::ChatSplits::of(splits, tokenizer, config.model.block_size))
             .flatten(),
     };
     if !leader {

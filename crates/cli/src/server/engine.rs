@@ -73,15 +73,20 @@ pub struct Engine {
 
 impl Engine {
     /// Starts the engine thread; it decodes at most `max_lanes` sequences at once (more wait).
-    pub fn start(model: Gpt, tokenizer: Tokenizer, device: Device, max_lanes: usize) -> Engine {
+    pub fn start(
+        model: Gpt,
+        tokenizer: Tokenizer,
+        device: Device,
+        max_lanes: usize,
+    ) -> anyhow::Result<Engine> {
         let (jobs, inbox) = mpsc::channel();
         let cut = Arc::new(AtomicBool::new(false));
         let cutting = cut.clone();
         std::thread::Builder::new()
             .name("engine".into())
             .spawn(move || run(&model, &tokenizer, &device, max_lanes, &inbox, &cutting))
-            .expect("cannot start the engine thread");
-        Engine { jobs, cut }
+            .map_err(|e| anyhow::anyhow!("cannot start the engine thread: {e}"))?;
+        Ok(Engine { jobs, cut })
     }
 
     /// Queues a job; false when the engine has stopped.
@@ -211,11 +216,11 @@ fn run(
             continue;
         }
         // Admit what fits (a job's choices join together).
-        while let Some(job) = waiting.front() {
+        while let Some(job) = waiting.pop_front() {
             if !lanes.is_empty() && lanes.len() + job.n > max_lanes {
+                waiting.push_front(job);
                 break;
             }
-            let job = waiting.pop_front().expect("a front job");
             if job.events.is_closed() {
                 continue;
             }

@@ -7,11 +7,12 @@
 //! beyond), `max_tokens` and `n`, and the requests in flight (503 beyond). Every error is
 //! OpenAI's JSON error shape with a 4xx; nothing a client sends stops the server.
 
-pub mod api;
 pub mod engine;
 pub mod error;
+pub mod request;
+pub mod response;
+mod sse;
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -21,18 +22,18 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router, body::Bytes};
 use serde_json::json;
 use subtle::ConstantTimeEq;
-use tinygpt_data::{Role, Tokenizer};
+use tinygpt_data::Tokenizer;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
-use api::{Choice, Endpoint, Header, Limits, Model, Plan};
 use engine::{Engine, Event, Job};
 use error::ApiError;
+use request::{Limits, Model, Plan};
+use response::{Choice, Endpoint, Header};
 
 /// How a server runs.
 pub struct Options {
@@ -244,7 +245,11 @@ async fn answer(
 ) -> Response {
     match start(&served, endpoint, body) {
         Ok((plan, events, permit)) => match plan.stream {
-            true => stream(served, endpoint, plan, events, permit).into_response(),
+            true => {
+                let id = request_id(&served, endpoint);
+                let model = served.model_id.clone();
+                sse::stream(endpoint, id, model, now(), plan, events, permit).into_response()
+            }
             false => whole(served, endpoint, plan, events, permit).await,
         },
         Err(error) => error.into_response(),
@@ -275,8 +280,8 @@ fn start(
         block_size: served.block_size,
     };
     let plan = match endpoint {
-        Endpoint::Completions => api::completion(&body, &model, &served.limits)?,
-        Endpoint::Chat => api::chat_completion(&body, &model, &served.limits)?,
+        Endpoint::Completions => request::completion(&body, &model, &served.limits)?,
+        Endpoint::Chat => request::chat_completion(&body, &model, &served.limits)?,
     };
     let permit = served.in_flight.clone().try_acquire_owned().map_err(|_| {
         ApiError::status(
@@ -285,25 +290,13 @@ fn start(
         )
     })?;
     let (events, receiver) = mpsc::unbounded_channel();
-    let end_tokens = match endpoint {
-        Endpoint::Completions => served.tokenizer.end_of_text().into_iter().collect(),
-        Endpoint::Chat => {
-            let chat = served
-                .tokenizer
-                .chat_tokens()
-                .expect("a chat prompt was built");
-            let mut ends = vec![chat.end(Role::Assistant)];
-            ends.extend(served.tokenizer.end_of_text());
-            ends
-        }
-    };
     let job = Job {
         prompt: plan.prompt.clone(),
         sampling: plan.sampling,
         seed: plan.seed,
         max_tokens: plan.max_tokens,
         stops: plan.stops.clone(),
-        end_tokens,
+        end_tokens: plan.end_tokens.clone(),
         n: plan.n,
         events,
     };
@@ -366,112 +359,5 @@ async fn whole(
         created: now(),
         model: &served.model_id,
     };
-    Json(api::response(&header, &choices, plan.prompt.len())).into_response()
-}
-
-/// Server-sent events as the choices generate: one chunk per piece of text, one that ends
-/// each choice, the usage when asked for, and `data: [DONE]`.
-fn stream(
-    served: Arc<Served>,
-    endpoint: Endpoint,
-    plan: Plan,
-    events: mpsc::UnboundedReceiver<Event>,
-    permit: OwnedSemaphorePermit,
-) -> Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>>> {
-    let state = Streaming {
-        id: request_id(&served, endpoint),
-        served,
-        endpoint,
-        created: now(),
-        events,
-        pending: Default::default(),
-        first: vec![true; plan.n],
-        remaining: plan.n,
-        completion_tokens: 0,
-        prompt_tokens: plan.prompt.len(),
-        include_usage: plan.include_usage,
-        done: false,
-        _permit: permit,
-    };
-    let chunks = futures_util::stream::unfold(state, |mut s| async move {
-        loop {
-            if let Some(data) = s.pending.pop_front() {
-                return Some((Ok(SseEvent::default().data(data)), s));
-            }
-            if s.done {
-                return None;
-            }
-            let event = s.events.recv().await;
-            s.take(event);
-        }
-    });
-    Sse::new(chunks).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-}
-
-/// One streaming request's state: what has been sent, what is waiting to be.
-struct Streaming {
-    served: Arc<Served>,
-    endpoint: Endpoint,
-    id: String,
-    created: u64,
-    events: mpsc::UnboundedReceiver<Event>,
-    pending: std::collections::VecDeque<String>,
-    /// Per choice: nothing sent yet (a chat stream's first chunk names the role).
-    first: Vec<bool>,
-    remaining: usize,
-    completion_tokens: usize,
-    prompt_tokens: usize,
-    include_usage: bool,
-    done: bool,
-    /// Held until the stream ends (or the client hangs up): a place among those in flight.
-    _permit: OwnedSemaphorePermit,
-}
-
-impl Streaming {
-    fn take(&mut self, event: Option<Event>) {
-        let header = Header {
-            endpoint: self.endpoint,
-            id: &self.id,
-            created: self.created,
-            model: &self.served.model_id,
-        };
-        match event {
-            Some(Event::Text { choice, text }) => {
-                let chunk = api::chunk(&header, choice, Some(&text), self.first[choice], None);
-                self.first[choice] = false;
-                self.pending.push_back(chunk.to_string());
-            }
-            Some(Event::Finished {
-                choice,
-                reason,
-                tokens,
-            }) => {
-                let chunk = api::chunk(
-                    &header,
-                    choice,
-                    None,
-                    self.first[choice],
-                    Some(reason.name()),
-                );
-                self.first[choice] = false;
-                self.pending.push_back(chunk.to_string());
-                self.completion_tokens += tokens;
-                self.remaining -= 1;
-                if self.remaining == 0 {
-                    if self.include_usage {
-                        let usage =
-                            api::usage_chunk(&header, self.prompt_tokens, self.completion_tokens);
-                        self.pending.push_back(usage.to_string());
-                    }
-                    self.pending.push_back("[DONE]".into());
-                    self.done = true;
-                }
-            }
-            // The engine is gone: end the stream as cleanly as it can.
-            None => {
-                self.pending.push_back("[DONE]".into());
-                self.done = true;
-            }
-        }
-    }
+    Json(response::response(&header, &choices, plan.prompt.len())).into_response()
 }

@@ -1,11 +1,11 @@
-//! The OpenAI API's requests as tinygpt reads them, and its responses and stream chunks.
+//! The OpenAI API's requests as tinygpt reads them: checked, tokenized, planned.
 //!
 //! Fields OpenAI defines and tinygpt does not use (`logprobs`, `presence_penalty`, `user`,
 //! ...) are accepted and ignored, as llama.cpp's server does; a field of the wrong type, or a
 //! value outside its range, is a 400 naming the field.
 
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tinygpt_data::chat::{self, Message};
 use tinygpt_data::{Role, Tokenizer, prompt_tokens};
 use tinygpt_model::sampling::SamplingParams;
@@ -72,6 +72,8 @@ pub struct Plan {
     pub n: usize,
     pub stream: bool,
     pub include_usage: bool,
+    /// Tokens that end a choice (not sent): the end of text, and a chat's end of turn.
+    pub end_tokens: Vec<u32>,
 }
 
 /// The served model's facts a request is checked against.
@@ -125,7 +127,8 @@ pub fn completion(body: &[u8], model: &Model, limits: &Limits) -> Result<Plan, A
     let prompt = prompt_tokens(model.tokenizer, &text, usize::MAX)
         .map_err(|e| ApiError::invalid(Some("prompt"), format!("prompt: {e}")))?
         .tokens;
-    plan(common, prompt, model, limits, 16)
+    let end_tokens = model.tokenizer.end_of_text().into_iter().collect();
+    plan(common, prompt, end_tokens, model, limits, 16)
 }
 
 /// `POST /v1/chat/completions`: the messages rendered with the chat template, an open
@@ -133,9 +136,11 @@ pub fn completion(body: &[u8], model: &Model, limits: &Limits) -> Result<Plan, A
 pub fn chat_completion(body: &[u8], model: &Model, limits: &Limits) -> Result<Plan, ApiError> {
     let (common, request): (Common, ChatRequest) = parse(body)?;
     let messages = messages(&request.messages)?;
-    let prompt = chat::prompt_ids(model.tokenizer, &messages)
-        .map_err(|e| ApiError::invalid(Some("messages"), format!("messages: {e}")))?;
-    plan(common, prompt, model, limits, 256)
+    let invalid =
+        |e: tinygpt_data::DataError| ApiError::invalid(Some("messages"), format!("messages: {e}"));
+    let prompt = chat::prompt_ids(model.tokenizer, &messages).map_err(invalid)?;
+    let end_tokens = chat::reply_ends(model.tokenizer).map_err(invalid)?;
+    plan(common, prompt, end_tokens, model, limits, 256)
 }
 
 /// OpenAI's messages: `content` a string or a list of text parts; `developer` is `system`.
@@ -179,6 +184,7 @@ fn messages(list: &[Value]) -> Result<Vec<Message>, ApiError> {
 fn plan(
     common: Common,
     prompt: Vec<u32>,
+    end_tokens: Vec<u32>,
     model: &Model,
     limits: &Limits,
     default_max_tokens: usize,
@@ -286,135 +292,6 @@ fn plan(
             .stream_options
             .and_then(|o| o.include_usage)
             .unwrap_or(false),
-    })
-}
-
-/// One finished choice.
-pub struct Choice {
-    pub text: String,
-    pub finish_reason: &'static str,
-    pub tokens: usize,
-}
-
-/// Which endpoint answers: they differ in object names and in where the text goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
-    Completions,
-    Chat,
-}
-
-impl Endpoint {
-    pub fn id_prefix(self) -> &'static str {
-        match self {
-            Endpoint::Completions => "cmpl",
-            Endpoint::Chat => "chatcmpl",
-        }
-    }
-
-    fn object(self, chunk: bool) -> &'static str {
-        match (self, chunk) {
-            (Endpoint::Completions, _) => "text_completion",
-            (Endpoint::Chat, false) => "chat.completion",
-            (Endpoint::Chat, true) => "chat.completion.chunk",
-        }
-    }
-}
-
-/// The identity every response and chunk of one request carries.
-pub struct Header<'a> {
-    pub endpoint: Endpoint,
-    pub id: &'a str,
-    pub created: u64,
-    pub model: &'a str,
-}
-
-fn usage(prompt: usize, completion: usize) -> Value {
-    json!({
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-    })
-}
-
-/// The whole answer of a request that does not stream.
-pub fn response(header: &Header, choices: &[Choice], prompt_tokens: usize) -> Value {
-    let completion_tokens: usize = choices.iter().map(|c| c.tokens).sum();
-    let choices: Vec<Value> = choices
-        .iter()
-        .enumerate()
-        .map(|(index, c)| match header.endpoint {
-            Endpoint::Completions => json!({
-                "index": index,
-                "text": c.text,
-                "logprobs": null,
-                "finish_reason": c.finish_reason,
-            }),
-            Endpoint::Chat => json!({
-                "index": index,
-                "message": {"role": "assistant", "content": c.text},
-                "logprobs": null,
-                "finish_reason": c.finish_reason,
-            }),
-        })
-        .collect();
-    json!({
-        "id": header.id,
-        "object": header.endpoint.object(false),
-        "created": header.created,
-        "model": header.model,
-        "choices": choices,
-        "usage": usage(prompt_tokens, completion_tokens),
-    })
-}
-
-/// A streamed piece of one choice: new text, or its end (`finish_reason` set, no text).
-pub fn chunk(
-    header: &Header,
-    index: usize,
-    text: Option<&str>,
-    first: bool,
-    finish_reason: Option<&str>,
-) -> Value {
-    let choice = match header.endpoint {
-        Endpoint::Completions => json!({
-            "index": index,
-            "text": text.unwrap_or(""),
-            "logprobs": null,
-            "finish_reason": finish_reason,
-        }),
-        Endpoint::Chat => {
-            let mut delta = serde_json::Map::new();
-            if first {
-                delta.insert("role".into(), "assistant".into());
-            }
-            if let Some(text) = text {
-                delta.insert("content".into(), text.into());
-            }
-            json!({
-                "index": index,
-                "delta": delta,
-                "logprobs": null,
-                "finish_reason": finish_reason,
-            })
-        }
-    };
-    json!({
-        "id": header.id,
-        "object": header.endpoint.object(true),
-        "created": header.created,
-        "model": header.model,
-        "choices": [choice],
-    })
-}
-
-/// The last chunk when the client asked for usage (`stream_options.include_usage`).
-pub fn usage_chunk(header: &Header, prompt_tokens: usize, completion_tokens: usize) -> Value {
-    json!({
-        "id": header.id,
-        "object": header.endpoint.object(true),
-        "created": header.created,
-        "model": header.model,
-        "choices": [],
-        "usage": usage(prompt_tokens, completion_tokens),
+        end_tokens,
     })
 }
