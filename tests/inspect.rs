@@ -223,3 +223,45 @@ fn attention_errors_and_cropping() {
         stderr(&out)
     );
 }
+
+#[test]
+fn attention_json_shows_a_sliding_window_as_hidden_keys() {
+    let scratch = Scratch::new("attention-window");
+    let run = scratch.str("run");
+    // The first block's queries see their last 4 positions; the last block sees them all.
+    let window = [
+        "--set",
+        "model.attention_window=4",
+        "--set",
+        "model.window_pattern=SL",
+    ];
+    train_tiny(&run, &window);
+    let prompt = "ROMEO: But soft";
+    let json: serde_json::Value = serde_json::from_str(&stdout(&tinygpt_ok(&[
+        "attention",
+        "--run",
+        &run,
+        "--prompt",
+        prompt,
+        "--format",
+        "json",
+    ])))
+    .unwrap();
+    for p in json["patterns"].as_array().unwrap() {
+        let layer = p["layer"].as_u64().unwrap();
+        for (query, row) in p["weights"].as_array().unwrap().iter().enumerate() {
+            let row: Vec<f64> = row
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|w| w.as_f64().unwrap())
+                .collect();
+            let sum: f64 = row.iter().sum();
+            assert!((sum - 1.0).abs() < 1e-5, "row sums to {sum}");
+            for (key, w) in row.iter().enumerate() {
+                let hidden = key > query || (layer == 0 && key + 4 <= query);
+                assert_eq!(*w == 0.0, hidden, "layer {layer} [{query},{key}] = {w}");
+            }
+        }
+    }
+}

@@ -67,6 +67,7 @@ fn two_ranks_train_exactly_as_one_process_accumulating_two_micro_batches() {
 
 #[test]
 fn two_ranks_with_muon_and_the_modern_model_train_exactly_as_grad_accum_2() {
+    // With a sliding window in the first block and one key/value head for both query heads.
     if !mpirun_available() {
         return;
     }
@@ -83,6 +84,12 @@ fn two_ranks_with_muon_and_the_modern_model_train_exactly_as_grad_accum_2() {
         "model.qk_norm=true",
         "--set",
         "model.activation=relu2",
+        "--set",
+        "model.n_kv_head=1",
+        "--set",
+        "model.attention_window=5",
+        "--set",
+        "model.window_pattern=SL",
     ];
     ok(finish(mpirun(2, &tiny_args(&ranks, &modern))));
     let mut accumulated = modern.to_vec();

@@ -103,6 +103,12 @@ fn the_pytorch_reference_computes_tinygpts_first_step_loss_from_its_weights() {
         "gqa",
         "n_kv_head = 1\npositions = \"rope\"\nnorm = \"rms_norm\"\nqk_norm = true\ntie_embeddings = false",
     );
+    // Sliding windows: the first block's queries see their last 5 positions, the last block's
+    // all 16 (with GQA and RoPE).
+    let window = variant(
+        "window",
+        "attention_window = 5\nwindow_pattern = \"SL\"\nn_kv_head = 1\npositions = \"rope\"\nnorm = \"rms_norm\"",
+    );
     let mut seen = Vec::new();
     let configs = [
         "configs/tiny-test.toml",
@@ -111,6 +117,7 @@ fn the_pytorch_reference_computes_tinygpts_first_step_loss_from_its_weights() {
         nanochat.as_str(),
         llama.as_str(),
         gqa.as_str(),
+        window.as_str(),
     ];
     for config in configs {
         let (ours, reference) = losses(&python, &scratch, config);

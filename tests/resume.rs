@@ -144,6 +144,20 @@ fn resume_is_bit_exact_with_grouped_query_attention() {
 }
 
 #[test]
+fn resume_is_bit_exact_with_sliding_windows_and_grouped_query_attention() {
+    // tiny-test's first block sees 5 positions of its 16, its last all of them.
+    let mut switches = modern();
+    switches.extend([
+        "--set",
+        "model.n_kv_head=1",
+        "--set",
+        "model.attention_window=5",
+    ]);
+    switches.extend(["--set", "model.window_pattern=SL"]);
+    bit_exact_resume("exact-window", &switches);
+}
+
+#[test]
 fn resume_is_bit_exact_with_the_modern_recipe_and_muon() {
     bit_exact_resume("exact-modern", &modern());
     // The checkpoint holds Muon's momentum for every block matrix (2 blocks × 6).

@@ -62,6 +62,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", default="configs/shakespeare-char.toml")
     p.add_argument("--batch-size", type=int, help="default: the config's train.batch_size")
+    p.add_argument("--block-size", type=int, help="tokens per sequence; default: the config's")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=3)
@@ -94,6 +95,8 @@ def main():
              "--sample-tokens", str(args.sample_tokens)]
     if args.batch_size:
         bench += ["--batch-size", str(args.batch_size)]
+    if args.block_size:
+        bench += ["--block-size", str(args.block_size)]
 
     results = {name: [] for name in contenders}
     model = None
@@ -152,6 +155,7 @@ def main():
             "mfu_hardware": statistics.median(train) * flops_per_token / 1e9 / hardware,
             "sample_tokens_per_sec": statistics.median(sample) if sample else None,
             "sample_spread": [min(sample), max(sample)] if sample else None,
+            "peak_memory_mib": max(r.get("peak_memory_mib") or 0 for r in results[name]) or None,
         }
     if args.json:
         print(json.dumps(summary))
@@ -166,15 +170,17 @@ def main():
     labels.update({f"tinygpt@{level}": f"tinygpt (flex, {level})" for level in levels})
     width = max(len(label) for label in labels.values())
     print(f"{'':{width}} {'train tok/s':>12} {'spread':>17} {'MFU':>6} {'sample tok/s':>13} "
-          f"{'spread':>17}")
+          f"{'spread':>17} {'peak RSS':>10}")
     for name in contenders:
         c = summary["contenders"][name]
         sample = c["sample_tokens_per_sec"]
+        memory = f"{c['peak_memory_mib']:,.0f} MiB" if c["peak_memory_mib"] else "-"
         print(f"{labels[name]:{width}} {c['train_tokens_per_sec']:>12,.0f} "
               f"{spread(results_list(results, name, 'train_tokens_per_sec')):>17} "
               f"{100 * c['mfu_hardware']:>5.1f}% "
               f"{(f'{sample:,.0f}' if sample else '-'):>13} "
-              f"{(spread(results_list(results, name, 'sample_tokens_per_sec_kv_cache')) if sample else '-'):>17}")
+              f"{(spread(results_list(results, name, 'sample_tokens_per_sec_kv_cache')) if sample else '-'):>17} "
+              f"{memory:>10}")
     ours = summary["contenders"]["tinygpt"]
     for level in levels:
         held = summary["contenders"][f"tinygpt@{level}"]

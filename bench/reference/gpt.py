@@ -29,6 +29,7 @@ import json
 import math
 import os
 import platform
+import resource
 import statistics
 import time
 
@@ -94,10 +95,21 @@ def init_matrix(weight, m, role):
         nn.init.normal_(weight, std=0.001)
 
 
+def layer_window(m, layer):
+    """How many positions layer `layer`'s queries see, itself included (0: all), as tinygpt's
+    GptConfig::layer_window reads attention_window and window_pattern."""
+    window, pattern = m.get("attention_window", 0), m.get("window_pattern", "")
+    if not pattern:
+        return window
+    last = layer + 1 == m["n_layer"]
+    return window if not last and pattern[layer % len(pattern)] == "S" else 0
+
+
 class Attention(nn.Module):
-    def __init__(self, c, n_head, bias, m):
+    def __init__(self, c, n_head, bias, m, window=0):
         super().__init__()
         self.n_head = n_head
+        self.window = window
         self.n_kv_head = m.get("n_kv_head", 0) or n_head
         self.kv = self.n_kv_head * (c // n_head)
         self.qkv = nn.Linear(c, c + 2 * self.kv, bias=bias)
@@ -141,18 +153,26 @@ class Attention(nn.Module):
         if groups > 1:
             k = k.repeat_interleave(groups, dim=1)
             v = v.repeat_interleave(groups, dim=1)
-        # One new query attends to every cached key: no mask needed then.
-        causal = t > 1 or cache is None
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+        keys = k.shape[2]
+        if self.window and keys > self.window:
+            # Query i (the last t of the keys) sees keys i - window + 1 ..= i.
+            i = torch.arange(keys - t, keys).unsqueeze(1)
+            j = torch.arange(keys).unsqueeze(0)
+            seen = (j <= i) & (j > i - self.window)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=seen)
+        else:
+            # One new query attends to every cached key: no mask needed then.
+            causal = t > 1 or cache is None
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
         return self.output(y.transpose(1, 2).reshape(b, t, c))
 
 
 class Block(nn.Module):
-    def __init__(self, m):
+    def __init__(self, m, layer=0):
         super().__init__()
         c, bias = m["n_embd"], m.get("bias", True)
         self.ln_1 = Norm(c, m)
-        self.attn = Attention(c, m["n_head"], bias, m)
+        self.attn = Attention(c, m["n_head"], bias, m, layer_window(m, layer))
         self.ln_2 = Norm(c, m)
         self.activation = m.get("activation", "gelu")
         self.up = nn.Linear(c, 4 * c, bias=bias)
@@ -193,7 +213,7 @@ class Gpt(nn.Module):
             init_matrix(self.position_embedding.weight, m, "position_embedding")
         self.embedding_norm = Norm(c, m) if m.get("embedding_norm", False) else None
         self.dropout = nn.Dropout(m.get("dropout", 0.0))
-        self.blocks = nn.ModuleList(Block(m) for _ in range(m["n_layer"]))
+        self.blocks = nn.ModuleList(Block(m, layer) for layer in range(m["n_layer"]))
         self.ln_f = Norm(c, m)
         self.unembedding = None
         if not m.get("tie_embeddings", True):
@@ -363,6 +383,8 @@ def main():
         "step_ms_median": median * 1e3,
         "step_ms_min": low * 1e3,
         "step_ms_max": high * 1e3,
+        # ru_maxrss is in KiB on Linux: the process's peak, torch itself included.
+        "peak_memory_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     if args.sample_tokens > 0:
         report["sample_tokens_per_sec_kv_cache"] = sample_speed(model, m, args.sample_tokens)

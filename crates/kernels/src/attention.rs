@@ -64,7 +64,7 @@ fn attend(packed: &FlexTensor, n_head: usize) -> (FlexTensor, FlexTensor, f32) {
 
 /// Part `part` (0 queries, 1 keys, 2 values) of a contiguous `[batch, time, 3·n_embd]` tensor
 /// as a `[batch, head, time, d_head]` view of the same buffer.
-fn heads_view(packed: &FlexTensor, part: usize, n_head: usize) -> FlexTensor {
+pub(super) fn heads_view(packed: &FlexTensor, part: usize, n_head: usize) -> FlexTensor {
     let layout = packed.layout();
     let [batch, t, width] = layout.shape().dims::<3>();
     let c = width / 3;
@@ -100,7 +100,7 @@ impl Backward<Flex, 1> for CausalAttention {
 }
 
 /// A `[batch, head, time, d]` f32 tensor read in place: one `[time, d]` matrix per head.
-struct Heads<'a> {
+pub(super) struct Heads<'a> {
     data: &'a [f32],
     start: isize,
     strides: [isize; 4],
@@ -108,7 +108,7 @@ struct Heads<'a> {
 }
 
 impl<'a> Heads<'a> {
-    fn of(tensor: &'a FlexTensor) -> Self {
+    pub(super) fn of(tensor: &'a FlexTensor) -> Self {
         let layout = tensor.layout();
         let s = layout.strides();
         Self {
@@ -120,7 +120,7 @@ impl<'a> Heads<'a> {
     }
 
     /// Head `bh` (= batch·n_head + head) as a `[time, d]` matrix.
-    fn matrix(&self, bh: usize) -> Matrix<'a> {
+    pub(super) fn matrix(&self, bh: usize) -> Matrix<'a> {
         let (b, h) = ((bh / self.n_head) as isize, (bh % self.n_head) as isize);
         let offset = self.start + b * self.strides[0] + h * self.strides[1];
         Matrix::new(self.data, offset, self.strides[2], self.strides[3])
@@ -216,7 +216,7 @@ fn forward(
 }
 
 /// A buffer that several threads write at once, each its own elements.
-struct SharedRows {
+pub(super) struct SharedRows {
     start: *mut MaybeUninit<f32>,
     len: usize,
 }
@@ -226,7 +226,7 @@ struct SharedRows {
 unsafe impl Sync for SharedRows {}
 
 impl SharedRows {
-    fn new(buffer: &mut [MaybeUninit<f32>]) -> Self {
+    pub(super) fn new(buffer: &mut [MaybeUninit<f32>]) -> Self {
         Self {
             start: buffer.as_mut_ptr(),
             len: buffer.len(),
@@ -235,7 +235,7 @@ impl SharedRows {
 
     /// A pointer to the `rows × cols` block that starts at element `offset`, its rows
     /// `row_stride` apart, after checking that the whole block lies inside the buffer.
-    fn block(
+    pub(super) fn block(
         &self,
         offset: usize,
         [rows, cols]: [usize; 2],

@@ -28,6 +28,7 @@ mod matrix;
 mod placed;
 mod rms_norm;
 mod rotary;
+mod tiled_attention;
 
 pub mod heads;
 
@@ -45,7 +46,7 @@ use burn::nn::{Dropout, Linear};
 use burn::tensor::activation;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{DType, Tensor};
+use burn::tensor::{Bool, DType, Device, Tensor, TensorData};
 
 use crate::heads::split_heads;
 
@@ -69,25 +70,42 @@ pub fn applies<const D: usize>(x: &Tensor<D>) -> bool {
 }
 
 /// Causal self-attention `softmax(QKᵀ/√d_head, future masked)·V` per head, from queries, keys
-/// and values packed side by side, `[batch, time, 3·n_embd]`. Returns the heads' outputs,
+/// and values packed side by side, `[batch, time, 3·n_embd]`, each query seeing its last
+/// `window` positions (itself included; 0 = every earlier one). Returns the heads' outputs,
 /// `[batch, head, time, d_head]`.
-pub fn causal_self_attention(qkv: Tensor<3>, n_head: usize) -> Tensor<4> {
-    if enabled()
-        && let Some(output) = attention::causal_attention(&qkv, n_head)
-    {
-        return output;
+///
+/// On flex, short full-context sequences keep their attention pattern for the backward pass
+/// (at most [`STORED_PATTERN_MAX`]² floats per head, which is cheaper than recomputing it);
+/// longer ones, and every windowed one, go through the tiled kernel, whose memory grows
+/// linearly in the sequence's length.
+pub fn causal_self_attention(qkv: Tensor<3>, n_head: usize, window: usize) -> Tensor<4> {
+    let [_, t, _] = qkv.dims();
+    // A window as long as the sequence hides nothing.
+    let window = if window >= t { 0 } else { window };
+    if enabled() {
+        let output = match window == 0 && t <= STORED_PATTERN_MAX {
+            true => attention::causal_attention(&qkv, n_head),
+            false => tiled_attention::tiled_attention(&qkv, n_head, window),
+        };
+        if let Some(output) = output {
+            return output;
+        }
     }
-    plain_causal_self_attention(qkv, n_head)
+    plain_causal_self_attention(qkv, n_head, window)
 }
+
+/// The longest sequence whose attention pattern the fused kernel keeps (256² floats per head,
+/// 256 KiB): the default and nanogpt-char shapes, whose results stay as they were.
+pub const STORED_PATTERN_MAX: usize = 256;
 
 /// [`causal_self_attention`] through burn's ops: the packed projections split into queries,
 /// keys and values, then burn's attention op.
-pub fn plain_causal_self_attention(qkv: Tensor<3>, n_head: usize) -> Tensor<4> {
+pub fn plain_causal_self_attention(qkv: Tensor<3>, n_head: usize, window: usize) -> Tensor<4> {
     let [.., width] = qkv.dims();
     let c = width / 3;
     let [query, key, value] =
         [0, 1, 2].map(|part| split_heads(qkv.clone().narrow(2, part * c, c), n_head));
-    plain_causal_attention(query, key, value)
+    plain_windowed_attention(query, key, value, window)
 }
 
 /// burn's own attention op with the causal flag: the plain path.
@@ -98,6 +116,40 @@ pub fn plain_causal_attention(query: Tensor<4>, key: Tensor<4>, value: Tensor<4>
         is_causal: true,
     };
     attention(query, key, value, None, None, options)
+}
+
+/// burn's attention op with each query seeing its last `window` positions (0: every earlier
+/// one, the causal flag alone).
+pub fn plain_windowed_attention(
+    query: Tensor<4>,
+    key: Tensor<4>,
+    value: Tensor<4>,
+    window: usize,
+) -> Tensor<4> {
+    let [.., t, _] = query.dims();
+    if window == 0 || window >= t {
+        return plain_causal_attention(query, key, value);
+    }
+    let hidden = window_mask(t, t, window, &query.device());
+    let options = AttentionModuleOptions {
+        scale: None,
+        softcap: None,
+        is_causal: false,
+    };
+    attention(query, key, value, Some(hidden), None, options)
+}
+
+/// `[1, 1, queries, keys]`, true where a key is hidden from a query: in its future, or more
+/// than `window` positions back (0: no window). The queries are the last of the keys.
+pub fn window_mask(queries: usize, keys: usize, window: usize, device: &Device) -> Tensor<4, Bool> {
+    let offset = keys - queries;
+    let hidden: Vec<bool> = (0..queries)
+        .flat_map(|r| {
+            let i = offset + r;
+            (0..keys).map(move |j| j > i || (window > 0 && j + window <= i))
+        })
+        .collect();
+    Tensor::from_data(TensorData::new(hidden, [1, 1, queries, keys]), device)
 }
 
 /// The exact (erf) GELU, `x·Φ(x)`.

@@ -55,6 +55,12 @@ impl<'a> Matrix<'a> {
         }
     }
 
+    /// Element (r, c).
+    pub(super) fn at(&self, r: usize, c: usize) -> f32 {
+        let index = self.offset + r as isize * self.row_stride + c as isize * self.col_stride;
+        self.data[index as usize]
+    }
+
     pub(super) fn transpose(self) -> Self {
         Self {
             row_stride: self.col_stride,

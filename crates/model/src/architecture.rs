@@ -107,7 +107,9 @@ impl Architecture {
         let capped = c.logit_softcap > 0.0;
         let grouped = c.kv_heads() != c.n_head;
         let activation = format!("activation = \"{}\"", activation_name(c.activation));
-        let checks: Vec<(bool, &str, &str)> = match self {
+        // A window as long as the context hides nothing.
+        let windowed = c.attention_window > 0 && c.attention_window < c.block_size;
+        let mut checks: Vec<(bool, &str, &str)> = match self {
             Self::Gpt2 => vec![
                 (rms, "norm = \"rms_norm\"", "GPT-2 has LayerNorm"),
                 (
@@ -180,6 +182,11 @@ impl Architecture {
                 (c.bias, "bias = true", "NanoChat has no biases"),
             ],
         };
+        checks.push((
+            windowed,
+            "attention_window < block_size",
+            "the exported classes attend to the whole context; set model.attention_window = 0",
+        ));
         checks
             .into_iter()
             .filter(|(blocks, ..)| *blocks)

@@ -48,10 +48,14 @@ pub struct CausalSelfAttention {
     /// Heads of keys and values: `n_head`, or fewer with grouped-query attention (each then
     /// serves `n_head / n_kv_head` query heads).
     pub n_kv_head: usize,
+    /// How many positions each query sees, itself included (sliding-window attention); 0
+    /// means every earlier one.
+    pub window: usize,
 }
 
 impl CausalSelfAttention {
-    pub fn new(config: &GptConfig, init: &mut Initializer) -> Self {
+    /// Attention shaped by `config` whose queries see their last `window` positions (0: all).
+    pub fn new(config: &GptConfig, window: usize, init: &mut Initializer) -> Self {
         let (c, kv) = (config.n_embd, config.kv_width());
         let qk_norm = || {
             config
@@ -68,6 +72,7 @@ impl CausalSelfAttention {
             key_norm,
             n_head: config.n_head,
             n_kv_head: config.kv_heads(),
+            window,
         }
     }
 
@@ -81,10 +86,11 @@ impl CausalSelfAttention {
             // (n_embd + 2·kv_width with GQA, whose keys and values are then shared out).
             let qkv = fused::linear_with(x, self.packed_weight(), self.packed_bias());
             let qkv = self.place_packed(qkv, rotary);
-            fused::causal_self_attention(qkv, self.n_head)
+            fused::causal_self_attention(qkv, self.n_head, self.window)
         } else {
             let (query, key, value) = self.project(x, rotary);
-            fused::plain_causal_attention(query, self.share(key), self.share(value))
+            let (key, value) = (self.share(key), self.share(value));
+            fused::plain_windowed_attention(query, key, value, self.window)
         };
         fused::linear(&self.output, merge_heads(heads))
     }
@@ -118,10 +124,10 @@ impl CausalSelfAttention {
         let scores = query
             .matmul(key.transpose())
             .div_scalar((d_head as f64).sqrt());
-        let future = Tensor::<2, Bool>::tril_mask([t, t], 0, &scores.device())
-            .reshape([1, 1, t, t])
-            .expand([batch, n_head, t, t]);
-        let scores = scores.mask_fill(future, f32::NEG_INFINITY);
+        // The future, and with a window the keys too far back, are hidden.
+        let hidden =
+            fused::window_mask(t, t, self.window, &scores.device()).expand([batch, n_head, t, t]);
+        let scores = scores.mask_fill(hidden, f32::NEG_INFINITY);
         let pattern = softmax(scores.clone(), 3);
 
         let heads = pattern.clone().matmul(value);
@@ -147,14 +153,24 @@ impl CausalSelfAttention {
             "a warm cache takes one token at a time"
         );
         // The cache keeps the key/value heads themselves: n_head / n_kv_head times smaller.
-        let (key, value) = cache.extend(key, value);
+        let (mut key, mut value) = cache.extend(key, value);
+        let [.., cached, _] = key.dims();
+        let windowed = self.window > 0 && cached > self.window;
+        if windowed && !first {
+            // One new query: it sees the last `window` keys, so the rest are left out.
+            let start = cached - self.window;
+            key = key.narrow(2, start, self.window);
+            value = value.narrow(2, start, self.window);
+        }
         let (key, value) = (self.share(key), self.share(value));
+        let hidden = (windowed && first)
+            .then(|| fused::window_mask(t_new, cached, self.window, &key.device()));
         let options = AttentionModuleOptions {
             scale: None,
             softcap: None,
-            is_causal: first,
+            is_causal: first && hidden.is_none(),
         };
-        let heads = attention(query, key, value, None, None, options);
+        let heads = attention(query, key, value, hidden, None, options);
         self.output.forward(merge_heads(heads))
     }
 
@@ -177,6 +193,14 @@ impl CausalSelfAttention {
         let query = lanes_first(query);
         let [lanes, ..] = query.dims();
         let width = slot + 1;
+        let windowed;
+        let open = match self.window {
+            0 => open,
+            window => {
+                windowed = last_open(open, width, window);
+                &windowed[..]
+            }
+        };
         let heads = if lanes == 1 {
             // One lane: the very op `forward_cached` runs, so a lone request decodes exactly
             // as `Generator` does.
@@ -318,6 +342,20 @@ impl CausalSelfAttention {
     }
 }
 
+/// Each lane's open slots (`[lanes, width]`) cut to its last `window`: a lane's slots are in
+/// the order of its positions, so those are its newest keys.
+fn last_open(open: &[bool], width: usize, window: usize) -> Vec<bool> {
+    let mut cut = open.to_vec();
+    for lane in cut.chunks_exact_mut(width) {
+        let mut seen = 0;
+        for slot in lane.iter_mut().rev().filter(|o| **o) {
+            seen += 1;
+            *slot = seen <= window;
+        }
+    }
+    cut
+}
+
 #[cfg(test)]
 mod tests {
     use burn::tensor::{Device, Tensor, TensorData};
@@ -365,7 +403,7 @@ mod tests {
             ..crate::config::GptConfig::default()
         };
         let layer =
-            CausalSelfAttention::new(&config, &mut crate::init::Initializer::new(3, &device));
+            CausalSelfAttention::new(&config, 0, &mut crate::init::Initializer::new(3, &device));
         let run = |fast: bool| {
             let x = Tensor::<3>::from_data(random([2, 20, 24], 5), &device).require_grad();
             assert!(fused::applies(&x));

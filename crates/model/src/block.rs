@@ -23,10 +23,11 @@ pub struct Block {
 }
 
 impl Block {
-    pub fn new(config: &GptConfig, init: &mut Initializer) -> Self {
+    /// Block number `layer` (which decides its attention window) of a model shaped `config`.
+    pub fn new(config: &GptConfig, layer: usize, init: &mut Initializer) -> Self {
         Self {
             ln_1: layers::norm(init, config),
-            attn: CausalSelfAttention::new(config, init),
+            attn: CausalSelfAttention::new(config, config.layer_window(layer), init),
             ln_2: layers::norm(init, config),
             mlp: Mlp::new(config, init),
             dropout: DropoutConfig::new(config.dropout).init(),

@@ -68,6 +68,16 @@ pub struct GptConfig {
     /// 0 (the default) means `n_head`: every query head has keys and values of its own.
     #[serde(default, skip_serializing_if = "is_default")]
     pub n_kv_head: usize,
+    /// Sliding-window attention: each query sees its last `attention_window` positions, itself
+    /// included (1 is itself alone), in the layers `window_pattern` names; its cost is then
+    /// O(T·W), not O(T²). 0 (the default) means every earlier position.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub attention_window: usize,
+    /// Which layers take the window: one letter per layer, `S` (short: the window) or `L`
+    /// (long: full attention), repeated over the layers, with the last layer always full, as
+    /// nanochat does (`"SSSL"`). Empty (the default): every layer takes the window.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub window_pattern: String,
     /// Logit soft-capping `c·tanh(z/c)`: logits stay inside (−c, c). 0 turns it off.
     #[serde(default, skip_serializing_if = "is_default")]
     pub logit_softcap: f64,
@@ -170,6 +180,8 @@ impl Default for GptConfig {
             embedding_norm: false,
             qk_norm: false,
             n_kv_head: 0,
+            attention_window: 0,
+            window_pattern: String::new(),
             logit_softcap: 0.0,
             init: Init::default(),
         }
@@ -198,6 +210,34 @@ impl GptConfig {
         } else {
             self.mlp_width
         }
+    }
+
+    /// How many positions layer `layer`'s queries see (0: every earlier one), from
+    /// `attention_window` and `window_pattern`.
+    pub fn layer_window(&self, layer: usize) -> usize {
+        let pattern = self.window_pattern.as_bytes();
+        let short = match pattern.is_empty() {
+            true => true,
+            false => layer + 1 < self.n_layer && pattern[layer % pattern.len()] == b'S',
+        };
+        if short { self.attention_window } else { 0 }
+    }
+
+    /// How many layers take the window (see [`Self::layer_window`]), counted without a loop
+    /// over the layers.
+    pub fn windowed_layers(&self) -> usize {
+        let pattern = self.window_pattern.as_bytes();
+        if self.attention_window == 0 || self.n_layer == 0 {
+            return 0;
+        }
+        if pattern.is_empty() {
+            return self.n_layer;
+        }
+        // Every layer but the last follows the pattern.
+        let layers = self.n_layer - 1;
+        let short = |p: &[u8]| p.iter().filter(|&&c| c == b'S').count();
+        let (cycles, rest) = (layers / pattern.len(), layers % pattern.len());
+        cycles * short(pattern) + short(&pattern[..rest])
     }
 
     /// Width of the keys (and of the values): `kv_heads · head_size`.

@@ -59,7 +59,7 @@ impl Gpt {
             embedding_norm: config.embedding_norm.then(|| layers::norm(&init, config)),
             dropout: DropoutConfig::new(config.dropout).init(),
             blocks: (0..config.n_layer)
-                .map(|_| Block::new(config, &mut init))
+                .map(|layer| Block::new(config, layer, &mut init))
                 .collect(),
             ln_f: layers::norm(&init, config),
             unembedding: (!config.tie_embeddings).then(|| Linear {

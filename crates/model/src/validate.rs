@@ -86,6 +86,35 @@ impl GptConfig {
                 reason: "must be a finite number greater than 1, e.g. 10000".into(),
             });
         }
+        if self.attention_window > self.block_size {
+            return Err(ConfigError {
+                key: "attention_window",
+                value: self.attention_window.to_string(),
+                reason: format!(
+                    "is longer than the context, block_size = {}; use at most that (or 0 for full attention)",
+                    self.block_size
+                ),
+            });
+        }
+        let pattern = &self.window_pattern;
+        if pattern.chars().any(|c| c != 'S' && c != 'L') {
+            return Err(ConfigError {
+                key: "window_pattern",
+                value: format!("{pattern:?}"),
+                reason:
+                    "takes only the letters S (the window) and L (full attention), e.g. \"SSSL\""
+                        .into(),
+            });
+        }
+        if !pattern.is_empty() && self.attention_window == 0 {
+            return Err(ConfigError {
+                key: "window_pattern",
+                value: format!("{pattern:?}"),
+                reason:
+                    "names windowed layers, but attention_window is 0; set attention_window too"
+                        .into(),
+            });
+        }
         if !(self.logit_softcap >= 0.0 && self.logit_softcap.is_finite()) {
             return Err(ConfigError {
                 key: "logit_softcap",
@@ -130,9 +159,37 @@ mod tests {
     }
 
     #[test]
+    fn a_window_pattern_names_each_layer_and_leaves_the_last_one_full() {
+        let windowed = |pattern: &str, n_layer: usize| {
+            let c = GptConfig {
+                attention_window: 16,
+                window_pattern: pattern.into(),
+                n_layer,
+                ..config()
+            };
+            assert_eq!(c.validate(), Ok(()));
+            let windows: Vec<usize> = (0..n_layer).map(|l| c.layer_window(l)).collect();
+            let short = windows.iter().filter(|&&w| w > 0).count();
+            assert_eq!(
+                c.windowed_layers(),
+                short,
+                "{pattern:?} over {n_layer} layers"
+            );
+            windows
+        };
+        assert_eq!(windowed("", 3), [16, 16, 16]);
+        assert_eq!(windowed("SSSL", 6), [16, 16, 16, 0, 16, 0]);
+        assert_eq!(windowed("SL", 5), [16, 0, 16, 0, 0]);
+        assert_eq!(config().layer_window(0), 0);
+    }
+
+    #[test]
     fn each_bad_value_names_its_key() {
         type Breaks = fn(&mut GptConfig);
-        let cases: [(Breaks, &str); 4] = [
+        let cases: [(Breaks, &str); 7] = [
+            (|c| c.attention_window = 65, "attention_window"),
+            (|c| c.window_pattern = "SSxL".into(), "window_pattern"),
+            (|c| c.window_pattern = "SSSL".into(), "window_pattern"),
             (|c| c.n_head = 3, "n_embd"),
             (|c| c.block_size = 0, "block_size"),
             (|c| c.dropout = 1.0, "dropout"),

@@ -98,23 +98,29 @@ fn parameters(model: &GptConfig) -> u128 {
 }
 
 /// f32 activations kept for the backward pass by `batch` sequences: per block and token
-/// about 20 residual-width vectors (LayerNorms, query/key/value, MLP and GELU) and the raw
-/// and softmaxed attention scores of every head; then three vocabulary-wide rows (logits,
-/// their softmax, their gradient).
+/// about 20 residual-width vectors (LayerNorms, query/key/value, MLP and GELU) and, where the
+/// fused attention keeps its pattern (full attention over at most
+/// [`tinygpt_kernels::STORED_PATTERN_MAX`] positions), the raw and softmaxed scores of every
+/// head, else one log-sum-exp per head (the tiled kernel); then three vocabulary-wide rows
+/// (logits, their softmax, their gradient).
 fn activations(model: &GptConfig, batch: u128) -> u128 {
-    let (c, t, h, v, l) = (
+    let (c, t, h, v) = (
         u(model.n_embd),
         u(model.block_size),
         u(model.n_head),
         u(model.vocab_size),
-        u(model.n_layer),
     );
+    let l = u(model.n_layer);
+    let tiled = match model.block_size <= tinygpt_kernels::STORED_PATTERN_MAX {
+        true => u(model.windowed_layers()),
+        false => l,
+    };
+    let scores = (l - tiled)
+        .saturating_mul(2u128.saturating_mul(h).saturating_mul(t))
+        .saturating_add(tiled.saturating_mul(h));
     let per_token = l
-        .saturating_mul(
-            20u128
-                .saturating_mul(c)
-                .saturating_add(2u128.saturating_mul(h).saturating_mul(t)),
-        )
+        .saturating_mul(20u128.saturating_mul(c))
+        .saturating_add(scores)
         .saturating_add(3u128.saturating_mul(v))
         .saturating_add(2u128.saturating_mul(c));
     4u128

@@ -14,6 +14,7 @@
 //! - [`init_from`]: fine-tuning's starting point (`train --init-from`).
 //! - [`interop`]: Hugging Face and GGUF model files, written and read.
 
+pub mod attention_probe;
 pub mod collective;
 pub mod config;
 /// The CPU's widest vectors and its measured fp32 peak (for `bench`'s MFU and `devices`).

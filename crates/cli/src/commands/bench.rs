@@ -20,6 +20,7 @@ use tinygpt_model::{Generator, Gpt, ParamCount};
 
 use crate::first_step::{check_first_step_dir, save_first_step};
 use crate::memory;
+use tinygpt_train::attention_probe::attention_seconds;
 use tinygpt_train::config::TrainConfig;
 use tinygpt_train::cpu::{Level, Peak, bf16_matmul_gflops, vector_isa};
 use tinygpt_train::device::{BACKENDS, adapters, auto_device, parse_device};
@@ -41,6 +42,9 @@ pub struct BenchArgs {
     pub steps: usize,
     #[arg(long, default_value_t = 3)]
     pub warmup: usize,
+    /// Tokens per sequence (the context) [default: the config's model.block_size].
+    #[arg(long)]
+    pub block_size: Option<usize>,
     /// Sequences per step [default: the config's train.batch_size, else 32].
     #[arg(long)]
     pub batch_size: Option<usize>,
@@ -97,6 +101,10 @@ pub struct BenchReport {
     /// the fp32 matmul peak: what bf16 products will gain here.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bf16_matmul_gflops: Option<f64>,
+    /// The blocks' attention alone (the fused op, forward and backward, on the step's shape):
+    /// milliseconds, and its share of the median step.
+    pub attention_ms: f64,
+    pub attention_share: f64,
     /// Minor page faults per timed step (Linux only).
     pub page_faults_per_step: Option<f64>,
     /// Peak resident memory of the process after the training steps (Linux only).
@@ -107,7 +115,12 @@ pub struct BenchReport {
 }
 
 pub fn bench_command(args: BenchArgs) -> Result<()> {
-    let model_config = model_config(&args.config, &[])?;
+    let overrides: Vec<String> = args
+        .block_size
+        .map(|t| format!("model.block_size={t}"))
+        .into_iter()
+        .collect();
+    let model_config = model_config(&args.config, &overrides)?;
     let train = tinygpt_train::config::RunConfig::load(&args.config, &[])
         .map(|c| c.train)
         .unwrap_or_default();
@@ -178,6 +191,7 @@ pub fn bench_command(args: BenchArgs) -> Result<()> {
         }
     }
     let usage_after = memory::usage();
+    let attention_s = attention_seconds(&model_config, batch_size, &device, 3);
     // Page faults in the timed steps: zero when each step reuses the memory of the one before.
     let page_faults_per_step = faults_before
         .zip(usage_after)
@@ -223,6 +237,8 @@ pub fn bench_command(args: BenchArgs) -> Result<()> {
         mfu_hardware: hardware_peak.map(|hardware| achieved / hardware),
         hardware_bf16_peak_gflops: hardware_bf16_peak,
         bf16_matmul_gflops: bf16_matmul,
+        attention_ms: attention_s * 1e3,
+        attention_share: attention_s / median,
         page_faults_per_step,
         peak_memory_mib: usage_after.map(|(_, peak)| peak as f64 / (1 << 20) as f64),
         sample_tokens: args.sample_tokens,
@@ -283,6 +299,11 @@ fn print_report(r: &BenchReport) -> Result<()> {
             product / r.matmul_peak_gflops
         )?;
     }
+    outln!(
+        "attention: {:.1} ms of the step ({:.0}%: the fused op alone, forward and backward, every block)",
+        r.attention_ms,
+        100.0 * r.attention_share
+    )?;
     if let (Some(faults), Some(peak)) = (r.page_faults_per_step, r.peak_memory_mib) {
         outln!("memory: {peak:.0} MiB peak resident | {faults:.0} page faults per step")?;
     }

@@ -18,7 +18,7 @@ fn attention_with_grads(fused: bool, n_head: usize, time: usize) -> (Tensor<4>, 
     let output = if fused {
         attention::causal_attention(&qkv, n_head).expect("flex autodiff takes the fused path")
     } else {
-        plain_causal_self_attention(qkv.clone(), n_head)
+        plain_causal_self_attention(qkv.clone(), n_head, 0)
     };
     let weights = split_heads(
         Tensor::<3>::from_data(random([2, time, c], 4), &device),

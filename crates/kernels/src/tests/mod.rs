@@ -11,6 +11,7 @@ mod causal_attention;
 mod dropout_mask;
 mod modern_ops;
 mod rms_norm;
+mod tiled_attention;
 mod vector_levels;
 
 fn training_device() -> Device {
@@ -102,7 +103,7 @@ fn on_flex_without_autodiff_the_forward_kernels_give_the_plain_ops_values() {
     // Two tiles of queries, three heads.
     let packed = Tensor::<3>::from_data(random([2, 70, 3 * 24], 26), &device);
     let fused = attention::causal_attention(&packed, 3).expect("flex takes the fused path");
-    let diff = max_abs_diff(fused, plain_causal_self_attention(packed, 3));
+    let diff = max_abs_diff(fused, plain_causal_self_attention(packed, 3, 0));
     assert!(diff < 1e-5, "attention differs by {diff}");
 
     #[allow(deprecated)] // ndarray: a backend the user asked for

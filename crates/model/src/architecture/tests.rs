@@ -66,6 +66,12 @@ fn each_family_is_recognised() {
         ..nanochat()
     };
     assert_eq!(Architecture::of(&uncapped), Ok(Architecture::NanoChat));
+    // A window as long as the context hides nothing, so it exports.
+    let whole = GptConfig {
+        attention_window: nanochat().block_size,
+        ..nanochat()
+    };
+    assert_eq!(Architecture::of(&whole), Ok(Architecture::NanoChat));
 }
 
 #[test]
@@ -111,6 +117,22 @@ fn the_first_blocking_switch_is_named_with_its_fix() {
             },
             "n_kv_head < n_head",
             "GPT2LMHeadModel",
+        ),
+        (
+            GptConfig {
+                attention_window: 8,
+                ..llama()
+            },
+            "attention_window < block_size",
+            "LlamaForCausalLM",
+        ),
+        (
+            GptConfig {
+                attention_window: 8,
+                ..nanochat()
+            },
+            "attention_window < block_size",
+            "NanoChatForCausalLM",
         ),
     ];
     for (config, switch, class) in cases {

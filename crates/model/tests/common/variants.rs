@@ -32,8 +32,9 @@ pub fn modern() -> GptConfig {
     }
 }
 
-/// Each switch alone (grouped-query attention in two shapes), then all of them, then a
-/// SwiGLU Llama-like shape with norm gains.
+/// Each switch alone (grouped-query attention in two shapes), then all of them, then sliding
+/// windows (alone, and per layer with GQA and RoPE), then a SwiGLU Llama-like shape with norm
+/// gains.
 pub fn variants() -> Vec<(&'static str, GptConfig)> {
     vec![
         (
@@ -115,6 +116,25 @@ pub fn variants() -> Vec<(&'static str, GptConfig)> {
                 n_kv_head: 2,
                 positions: Positions::Rope,
                 qk_norm: true,
+                ..base()
+            },
+        ),
+        (
+            "sliding window",
+            GptConfig {
+                attention_window: 3,
+                ..base()
+            },
+        ),
+        (
+            "windowed then full, grouped-query, rotated",
+            GptConfig {
+                n_head: 4,
+                n_kv_head: 2,
+                positions: Positions::Rope,
+                qk_norm: true,
+                attention_window: 5,
+                window_pattern: "SL".into(),
                 ..base()
             },
         ),

@@ -1,0 +1,458 @@
+//! Causal self-attention in tiles, with no T × T pattern kept: FlashAttention's scheme, written
+//! for CPU caches, and an optional sliding window.
+//!
+//! For every (sequence, head), with scale s = 1/√d_head, query i sees the keys
+//! `max(0, i − W + 1) ..= i` (W = `window`, every earlier key when it is 0):
+//!
+//! ```text
+//! forward   for each block of queries, for each block of keys it may see:
+//!             S = s·Q·Kᵀ,  m' = max(m, rowmax S),  P = e^(S − m'),
+//!             l ← l·e^(m − m') + rowsum P,  O ← O·e^(m − m') + P·V,  m ← m'
+//!           O ← O / l,  and L = m + ln l (the row's log-sum-exp) is kept
+//! backward  D = rowsum(dO ⊙ O); for each block of keys, for each block of queries that sees it:
+//!             P = e^(S − L) (the pattern, recomputed),  dV += Pᵀ·dO,  dP = dO·Vᵀ,
+//!             dS = s·P ⊙ (dP − D),  dK += dSᵀ·Q,  dQ += dS·K
+//! ```
+//!
+//! What the backward pass keeps is the packed projections, the output and L: O(T·d) per head,
+//! where the stored-pattern kernel ([`super::attention`]) keeps T². The forward pass runs one
+//! task per (head, block of queries). The backward pass runs one task per (head, group of
+//! keys): each writes its keys' dK and dV and a dQ of its own for the queries that see them,
+//! and the groups' dQs are summed in group order, so the result does not depend on how the
+//! tasks were scheduled.
+
+use std::mem::MaybeUninit;
+
+use burn::backend::Flex;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops};
+use burn::backend::flex::{FlexTensor, Layout};
+use burn::tensor::{Shape, Tensor, TensorData};
+use rayon::prelude::*;
+
+use super::attention::{Heads, SharedRows, heads_view};
+use super::fresh::{rewritable, unwritten, written};
+use super::math::{Level, exp, lanes, level, vectorised};
+use super::matrix::{Matrix, multiply};
+use super::{on_flex, on_flex_autodiff, track};
+
+/// Queries per forward task; each is multiplied against the keys it sees, [`KEY_BLOCK`] at a
+/// time, so a task's scores (64 × 256 floats, 64 KiB) stay in the L2 cache.
+const QUERY_BLOCK: usize = 64;
+const KEY_BLOCK: usize = 256;
+/// The backward pass's square tiles: five products per tile, over 128 × 128 scores.
+const BACKWARD_BLOCK: usize = 128;
+/// The backward pass splits each head's keys into this many groups (fewer when short): enough
+/// tasks to keep every core busy for a single sequence, and the extra dQ buffers (one per
+/// group) stay a few times the head's own.
+const KEY_GROUPS: usize = 8;
+
+/// Attention's outputs `[batch, head, time, d_head]` from contiguous packed projections
+/// (`[batch, time, 3·n_embd]`), with or without autodiff; `None` off `flex`.
+pub(super) fn tiled_attention(qkv: &Tensor<3>, n_head: usize, window: usize) -> Option<Tensor<4>> {
+    if let Some(qkv) = on_flex(qkv) {
+        let (output, _) = forward(&qkv.to_contiguous(), n_head, window);
+        return Some(Tensor::from_primitive::<Flex>(output));
+    }
+    let qkv_autodiff = on_flex_autodiff(qkv)?;
+    let saved = saved_state(qkv_autodiff.primitive().to_contiguous(), n_head, window);
+    let output = saved.output.clone();
+    Some(track(TiledAttention, [qkv_autodiff.node()], saved, output))
+}
+
+/// Runs the forward pass and returns what its backward pass reads.
+pub(super) fn saved_state(qkv: FlexTensor, n_head: usize, window: usize) -> Saved {
+    let (output, log_sum_exp) = forward(&qkv, n_head, window);
+    Saved {
+        qkv,
+        output,
+        log_sum_exp,
+        n_head,
+        window,
+    }
+}
+
+#[derive(Debug)]
+struct TiledAttention;
+
+/// What the backward pass reads: the packed projections, the output and each row's
+/// log-sum-exp `[batch, head, time]`. No pattern.
+#[derive(Debug, Clone)]
+pub(super) struct Saved {
+    qkv: FlexTensor,
+    output: FlexTensor,
+    log_sum_exp: Vec<f32>,
+    n_head: usize,
+    window: usize,
+}
+
+impl Saved {
+    #[cfg(test)]
+    /// The bytes this state holds: the projections' and output's buffers and the log-sum-exps.
+    pub(super) fn bytes(&self) -> usize {
+        let floats = |t: &FlexTensor| t.storage::<f32>().len();
+        4 * (floats(&self.qkv) + floats(&self.output) + self.log_sum_exp.len())
+    }
+}
+
+impl Backward<Flex, 1> for TiledAttention {
+    type State = Saved;
+
+    fn backward(self, ops: Ops<Saved, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad_output = grads.consume::<Flex>(&ops.node);
+        let [parent] = ops.parents;
+        if let Some(node) = parent {
+            grads.register::<Flex>(node.id, backward(&ops.state, &grad_output));
+        }
+    }
+}
+
+/// The keys query `i` sees, `first..=i`: the last `window` positions (all when 0).
+fn first_key(i: usize, window: usize) -> usize {
+    match window {
+        0 => 0,
+        w => (i + 1).saturating_sub(w),
+    }
+}
+
+/// The queries that see key `j`: `j..end` (to the sequence's end `t` without a window).
+fn end_query(j: usize, window: usize, t: usize) -> usize {
+    match window {
+        0 => t,
+        w => (j + w).min(t),
+    }
+}
+
+/// Within a block of keys `k0..k0 + n`, the columns query `i` sees.
+fn seen_columns(i: usize, window: usize, k0: usize, n: usize) -> (usize, usize) {
+    let end = (i + 1).saturating_sub(k0).min(n);
+    let start = first_key(i, window).saturating_sub(k0).min(end);
+    (start, end)
+}
+
+/// `(start, end)` of each block of `size` positions in `from..to`.
+fn blocks(from: usize, to: usize, size: usize) -> impl Iterator<Item = (usize, usize)> {
+    (from..to)
+        .step_by(size)
+        .map(move |start| (start, (start + size).min(to)))
+}
+
+vectorised! {
+    /// One row of a block of scores, in place: the columns `start..end` become `e^(s − m')`
+    /// with `m' = max(max, those scores)`, the rest 0. Returns `m'` and the row's new sum.
+    pub fn exp_seen(row: &mut [f32], start: usize, end: usize, max: f32) -> (f32, f32) {
+        let new_max = lanes(&row[start..end], max, f32::max);
+        row[..start].fill(0.0);
+        row[end..].fill(0.0);
+        for v in &mut row[start..end] {
+            *v = exp(*v - new_max);
+        }
+        (new_max, lanes(&row[start..end], 0.0, |a, b| a + b))
+    }
+}
+
+vectorised! {
+    /// The recomputed pattern of one row: the columns `start..end` become `e^(s − shift)`,
+    /// the rest 0.
+    pub fn exp_minus(row: &mut [f32], start: usize, end: usize, shift: f32) {
+        row[..start].fill(0.0);
+        row[end..].fill(0.0);
+        for v in &mut row[start..end] {
+            *v = exp(*v - shift);
+        }
+    }
+}
+
+vectorised! {
+    /// `dp ← scale·p ⊙ (dp − delta)`: the scores' gradient from the pattern's.
+    pub fn scores_grad(dp: &mut [f32], p: &[f32], delta: f32, scale: f32) {
+        for (ds, &p) in dp.iter_mut().zip(p) {
+            *ds = scale * p * (*ds - delta);
+        }
+    }
+}
+
+vectorised! {
+    /// `row ← factor·row`.
+    pub fn scale_row(row: &mut [f32], factor: f32) {
+        for v in row {
+            *v *= factor;
+        }
+    }
+}
+
+/// Output `[batch, head, time, d_head]` (a view of a `[batch, time, n_embd]` buffer, as the
+/// stored-pattern kernel returns it) and each row's log-sum-exp, `[batch, head, time]`.
+fn forward(packed: &FlexTensor, n_head: usize, window: usize) -> (FlexTensor, Vec<f32>) {
+    let [batch, t, width] = packed.layout().shape().dims::<3>();
+    let c = width / 3;
+    let d = c / n_head;
+    let scale = 1.0 / (d as f32).sqrt();
+    let [query, key, value] = [0, 1, 2].map(|part| heads_view(packed, part, n_head));
+    let (query, key, value) = (Heads::of(&query), Heads::of(&key), Heads::of(&value));
+    let mut output = unwritten(batch * t * c);
+    let merged = SharedRows::new(&mut output);
+    let mut log_sum_exp = vec![0.0f32; batch * n_head * t];
+    log_sum_exp
+        .par_chunks_mut(t)
+        .enumerate()
+        .flat_map(|(bh, row)| {
+            row.par_chunks_mut(QUERY_BLOCK)
+                .enumerate()
+                .map(move |(block, lse)| (bh, block * QUERY_BLOCK, lse))
+        })
+        .for_each_init(
+            || {
+                (
+                    vec![0.0f32; QUERY_BLOCK * KEY_BLOCK],
+                    vec![0.0f32; QUERY_BLOCK * d],
+                )
+            },
+            |(scores, acc), (bh, q0, lse)| {
+                let rows = lse.len();
+                let (q, k, v) = (query.matrix(bh), key.matrix(bh), value.matrix(bh));
+                let acc = &mut acc[..rows * d];
+                acc.fill(0.0);
+                let mut max = [f32::NEG_INFINITY; QUERY_BLOCK];
+                let mut sum = [0.0f32; QUERY_BLOCK];
+                for (k0, k1) in blocks(first_key(q0, window), q0 + rows, KEY_BLOCK) {
+                    let n = k1 - k0;
+                    let s = &mut scores[..rows * n];
+                    let kt = k.from(k0, 0).transpose();
+                    multiply(
+                        rewritable(s),
+                        n,
+                        [rows, n, d],
+                        q.from(q0, 0),
+                        kt,
+                        scale,
+                        false,
+                    );
+                    for (r, row) in s.chunks_exact_mut(n).enumerate() {
+                        let (start, end) = seen_columns(q0 + r, window, k0, n);
+                        if start == end {
+                            row.fill(0.0);
+                            continue;
+                        }
+                        let (new_max, block_sum) = exp_seen(row, start, end, max[r]);
+                        // The running sum and output were weighed against the old maximum.
+                        let correction = match max[r] {
+                            f32::NEG_INFINITY => 0.0,
+                            old => exp(old - new_max),
+                        };
+                        if correction != 1.0 {
+                            scale_row(&mut acc[r * d..(r + 1) * d], correction);
+                        }
+                        sum[r] = sum[r] * correction + block_sum;
+                        max[r] = new_max;
+                    }
+                    let p = Matrix::dense(s, n);
+                    multiply(
+                        rewritable(acc),
+                        d,
+                        [rows, d, n],
+                        p,
+                        v.from(k0, 0),
+                        1.0,
+                        true,
+                    );
+                }
+                let (b, h) = (bh / n_head, bh % n_head);
+                let out = merged.block(b * t * c + q0 * c + h * d, [rows, d], c);
+                for r in 0..rows {
+                    // Every query sees at least its own key, so the sum is positive.
+                    let inverse = 1.0 / sum[r];
+                    for j in 0..d {
+                        // SAFETY: `block` checked that rows q0.. of this head's d columns lie
+                        // inside the buffer, and only this task writes them.
+                        unsafe {
+                            out.add(r * c + j)
+                                .write(MaybeUninit::new(acc[r * d + j] * inverse))
+                        };
+                    }
+                    lse[r] = max[r] + sum[r].ln();
+                }
+            },
+        );
+    // SAFETY: for each sequence, every head's blocks of queries wrote its d columns of all t
+    // rows, and the heads' columns make up the width.
+    let output = unsafe { written(output) };
+    let merged = FlexTensor::from_data(TensorData::new(output, [batch, t, c]));
+    let heads = Layout::new(
+        Shape::new([batch, n_head, t, d]),
+        vec![(t * c) as isize, d as isize, c as isize, 1],
+        0,
+    );
+    (merged.with_layout(heads), log_sum_exp)
+}
+
+/// The gradient with respect to the packed projections, `[batch, time, 3·n_embd]`.
+fn backward(saved: &Saved, grad_output: &FlexTensor) -> FlexTensor {
+    let [batch, t, width] = saved.qkv.layout().shape().dims::<3>();
+    let (c, n_head, window) = (width / 3, saved.n_head, saved.window);
+    let d = c / n_head;
+    let scale = 1.0 / (d as f32).sqrt();
+    let [q_view, k_view, v_view] = [0, 1, 2].map(|part| heads_view(&saved.qkv, part, n_head));
+    let (query, key, value) = (Heads::of(&q_view), Heads::of(&k_view), Heads::of(&v_view));
+    let (output, grad) = (Heads::of(&saved.output), Heads::of(grad_output));
+    let lse = &saved.log_sum_exp;
+
+    // D = rowsum(dO ⊙ O), one per (head, query).
+    let delta: Vec<f32> = (0..batch * n_head)
+        .into_par_iter()
+        .flat_map_iter(|bh| {
+            let (o, d_out) = (output.matrix(bh), grad.matrix(bh));
+            (0..t).map(move |i| (0..d).map(|j| o.at(i, j) * d_out.at(i, j)).sum::<f32>())
+        })
+        .collect();
+
+    let group = t.div_ceil(KEY_GROUPS).next_multiple_of(BACKWARD_BLOCK);
+    let groups = t.div_ceil(group);
+    let mut d_qkv = vec![0.0f32; batch * t * width];
+    let shared = SharedRows::new(rewritable(&mut d_qkv));
+    // Each task's dQ for the queries that see its keys, `[first query.., d]`.
+    let partial_dq: Vec<(usize, usize, Vec<f32>)> = (0..batch * n_head * groups)
+        .into_par_iter()
+        .map_init(
+            || Scratch::new(d),
+            |scratch, task| {
+                let (bh, g) = (task / groups, task % groups);
+                let (g0, g1) = (g * group, ((g + 1) * group).min(t));
+                let q_end = end_query(g1 - 1, window, t);
+                let mut dq = vec![0.0f32; (q_end - g0) * d];
+                let heads = HeadMatrices {
+                    q: query.matrix(bh),
+                    k: key.matrix(bh),
+                    v: value.matrix(bh),
+                    d_out: grad.matrix(bh),
+                    lse: &lse[bh * t..(bh + 1) * t],
+                    delta: &delta[bh * t..(bh + 1) * t],
+                };
+                let (b, h) = (bh / n_head, bh % n_head);
+                for (k0, k1) in blocks(g0, g1, BACKWARD_BLOCK) {
+                    heads.key_block(scratch, [k0, k1], [window, t, d], scale, &mut dq[..], g0);
+                    let nk = k1 - k0;
+                    for (part, acc) in [(1, &scratch.dk), (2, &scratch.dv)] {
+                        let column = part * c + h * d;
+                        let out = shared.block(b * t * width + k0 * width + column, [nk, d], width);
+                        for r in 0..nk {
+                            for j in 0..d {
+                                // SAFETY: `block` checked the bounds; only this task writes
+                                // the dK and dV of keys k0..k1 of head (b, h).
+                                unsafe {
+                                    out.add(r * width + j)
+                                        .write(MaybeUninit::new(acc[r * d + j]))
+                                };
+                            }
+                        }
+                    }
+                }
+                (bh, g0, dq)
+            },
+        )
+        .collect();
+    // The groups' dQs, summed in group order (one task per head).
+    let mut by_head: Vec<Vec<(usize, Vec<f32>)>> = vec![Vec::new(); batch * n_head];
+    for (bh, g0, dq) in partial_dq {
+        by_head[bh].push((g0, dq));
+    }
+    by_head.into_par_iter().enumerate().for_each(|(bh, parts)| {
+        let (b, h) = (bh / n_head, bh % n_head);
+        let first = b * t * width + h * d;
+        let out = shared.block(first, [t, d], width);
+        for (g0, dq) in parts {
+            for (r, row) in dq.chunks_exact(d).enumerate() {
+                for (j, &x) in row.iter().enumerate() {
+                    // SAFETY: `block` checked the bounds; only this task touches head (b, h)'s
+                    // dQ columns, which start zeroed.
+                    unsafe {
+                        let element = out.add((g0 + r) * width + j).cast::<f32>();
+                        *element += x;
+                    }
+                }
+            }
+        }
+    });
+    FlexTensor::from_data(TensorData::new(d_qkv, [batch, t, width]))
+}
+
+/// One backward task's tiles: scores and their gradient, and the key block's dK and dV.
+struct Scratch {
+    pattern: Vec<f32>,
+    d_scores: Vec<f32>,
+    dk: Vec<f32>,
+    dv: Vec<f32>,
+}
+
+impl Scratch {
+    fn new(d: usize) -> Self {
+        let tile = BACKWARD_BLOCK * BACKWARD_BLOCK;
+        Self {
+            pattern: vec![0.0; tile],
+            d_scores: vec![0.0; tile],
+            dk: vec![0.0; BACKWARD_BLOCK * d],
+            dv: vec![0.0; BACKWARD_BLOCK * d],
+        }
+    }
+}
+
+/// One head's queries, keys, values, output gradient, log-sum-exps and D.
+struct HeadMatrices<'a> {
+    q: Matrix<'a>,
+    k: Matrix<'a>,
+    v: Matrix<'a>,
+    d_out: Matrix<'a>,
+    lse: &'a [f32],
+    delta: &'a [f32],
+}
+
+impl HeadMatrices<'_> {
+    /// dK and dV of keys `k0..k1` (into `scratch.dk`, `scratch.dv`), and their part of dQ
+    /// added into `dq` (rows from query `dq_first` on).
+    fn key_block(
+        &self,
+        scratch: &mut Scratch,
+        [k0, k1]: [usize; 2],
+        [window, t, d]: [usize; 3],
+        scale: f32,
+        dq: &mut [f32],
+        dq_first: usize,
+    ) {
+        let nk = k1 - k0;
+        let (dk, dv) = (&mut scratch.dk[..nk * d], &mut scratch.dv[..nk * d]);
+        dk.fill(0.0);
+        dv.fill(0.0);
+        for (q0, q1) in blocks(k0, end_query(k1 - 1, window, t), BACKWARD_BLOCK) {
+            let nq = q1 - q0;
+            let p = &mut scratch.pattern[..nq * nk];
+            let ds = &mut scratch.d_scores[..nq * nk];
+            let (q, k_t) = (self.q.from(q0, 0), self.k.from(k0, 0).transpose());
+            multiply(rewritable(p), nk, [nq, nk, d], q, k_t, scale, false);
+            for (r, row) in p.chunks_exact_mut(nk).enumerate() {
+                let (start, end) = seen_columns(q0 + r, window, k0, nk);
+                exp_minus(row, start, end, self.lse[q0 + r]);
+            }
+            let d_out = self.d_out.from(q0, 0);
+            let p_t = Matrix::dense(p, nk).transpose();
+            multiply(rewritable(dv), d, [nk, d, nq], p_t, d_out, 1.0, true);
+            let v_t = self.v.from(k0, 0).transpose();
+            multiply(rewritable(ds), nk, [nq, nk, d], d_out, v_t, 1.0, false);
+            for (r, (ds, p)) in ds.chunks_exact_mut(nk).zip(p.chunks_exact(nk)).enumerate() {
+                scores_grad(ds, p, self.delta[q0 + r], scale);
+            }
+            let ds = Matrix::dense(ds, nk);
+            multiply(rewritable(dk), d, [nk, d, nq], ds.transpose(), q, 1.0, true);
+            let dq = &mut dq[(q0 - dq_first) * d..];
+            multiply(
+                rewritable(dq),
+                d,
+                [nq, d, nk],
+                ds,
+                self.k.from(k0, 0),
+                1.0,
+                true,
+            );
+        }
+    }
+}
