@@ -29,6 +29,7 @@ mod placed;
 mod rms_norm;
 mod rotary;
 mod tiled_attention;
+mod tiles;
 
 pub mod heads;
 
