@@ -51,6 +51,20 @@ fn png_size(bytes: &[u8]) -> (u32, u32) {
     (be(&bytes[16..20]), be(&bytes[20..24]))
 }
 
+/// `tinygpt attention --format json` of a run on a prompt.
+fn attention_json(run: &str, prompt: &str) -> serde_json::Value {
+    let args = [
+        "attention",
+        "--run",
+        run,
+        "--prompt",
+        prompt,
+        "--format",
+        "json",
+    ];
+    serde_json::from_str(&stdout(&tinygpt_ok(&args))).unwrap()
+}
+
 #[test]
 fn attention_png_json_and_text() {
     let scratch = Scratch::new("attention");
@@ -91,16 +105,7 @@ fn attention_png_json_and_text() {
         tinygpt_viz::attention_grid_size(1, 1)
     );
 
-    let json: serde_json::Value = serde_json::from_str(&stdout(&tinygpt_ok(&[
-        "attention",
-        "--run",
-        &run,
-        "--prompt",
-        prompt,
-        "--format",
-        "json",
-    ])))
-    .unwrap();
+    let json = attention_json(&run, prompt);
     let tokens = json["tokens"].as_array().unwrap();
     assert_eq!(tokens.len(), prompt.len());
     assert_eq!(tokens[6], "␣");
@@ -237,16 +242,7 @@ fn attention_json_shows_a_sliding_window_as_hidden_keys() {
     ];
     train_tiny(&run, &window);
     let prompt = "ROMEO: But soft";
-    let json: serde_json::Value = serde_json::from_str(&stdout(&tinygpt_ok(&[
-        "attention",
-        "--run",
-        &run,
-        "--prompt",
-        prompt,
-        "--format",
-        "json",
-    ])))
-    .unwrap();
+    let json = attention_json(&run, prompt);
     for p in json["patterns"].as_array().unwrap() {
         let layer = p["layer"].as_u64().unwrap();
         for (query, row) in p["weights"].as_array().unwrap().iter().enumerate() {

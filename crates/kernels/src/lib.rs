@@ -76,7 +76,7 @@ pub fn applies<const D: usize>(x: &Tensor<D>) -> bool {
 /// `[batch, head, time, d_head]`.
 ///
 /// On flex, short full-context sequences keep their attention pattern for the backward pass
-/// (at most [`STORED_PATTERN_MAX`]² floats per head, which is cheaper than recomputing it);
+/// (see [`keeps_pattern`]: at most [`STORED_PATTERN_MAX`]² floats per head, which is cheaper than recomputing it);
 /// longer ones, and every windowed one, go through the tiled kernel, whose memory grows
 /// linearly in the sequence's length.
 pub fn causal_self_attention(qkv: Tensor<3>, n_head: usize, window: usize) -> Tensor<4> {
@@ -84,7 +84,7 @@ pub fn causal_self_attention(qkv: Tensor<3>, n_head: usize, window: usize) -> Te
     // A window as long as the sequence hides nothing.
     let window = if window >= t { 0 } else { window };
     if enabled() {
-        let output = match window == 0 && t <= STORED_PATTERN_MAX {
+        let output = match keeps_pattern(t, window) {
             true => attention::causal_attention(&qkv, n_head),
             false => tiled_attention::tiled_attention(&qkv, n_head, window),
         };
@@ -98,6 +98,12 @@ pub fn causal_self_attention(qkv: Tensor<3>, n_head: usize, window: usize) -> Te
 /// The longest sequence whose attention pattern the fused kernel keeps (256² floats per head,
 /// 256 KiB): the default and nanogpt-char shapes, whose results stay as they were.
 pub const STORED_PATTERN_MAX: usize = 256;
+
+/// Whether the fused attention keeps the pattern of sequences of `t` tokens whose queries see
+/// `window` positions (full attention over at most [`STORED_PATTERN_MAX`]), rather than tiling.
+pub fn keeps_pattern(t: usize, window: usize) -> bool {
+    (window == 0 || window >= t) && t <= STORED_PATTERN_MAX
+}
 
 /// [`causal_self_attention`] through burn's ops: the packed projections split into queries,
 /// keys and values, then burn's attention op.

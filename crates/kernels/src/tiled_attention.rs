@@ -243,8 +243,9 @@ fn backward(saved: &Saved, grad_output: &FlexTensor) -> FlexTensor {
     let groups = t.div_ceil(group);
     let mut d_qkv = vec![0.0f32; batch * t * width];
     let shared = SharedRows::new(rewritable(&mut d_qkv));
-    // Each task's dQ for the queries that see its keys, `[first query.., d]`.
-    let partial_dq: Vec<(usize, usize, Vec<f32>)> = (0..batch * n_head * groups)
+    // Each task's dQ for the queries that see its keys, `[first query.., d]`, in task order:
+    // head by head, each head's groups in order.
+    let partial_dq: Vec<Vec<f32>> = (0..batch * n_head * groups)
         .into_par_iter()
         .map_init(
             || Scratch::new(d),
@@ -268,44 +269,37 @@ fn backward(saved: &Saved, grad_output: &FlexTensor) -> FlexTensor {
                     for (part, acc) in [(1, &scratch.dk), (2, &scratch.dv)] {
                         let column = part * c + h * d;
                         let out = shared.block(b * t * width + k0 * width + column, [nk, d], width);
-                        for r in 0..nk {
-                            for j in 0..d {
-                                // SAFETY: `block` checked the bounds; only this task writes
-                                // the dK and dV of keys k0..k1 of head (b, h).
-                                unsafe {
-                                    out.add(r * width + j)
-                                        .write(MaybeUninit::new(acc[r * d + j]))
-                                };
+                        for (r, row) in acc[..nk * d].chunks_exact(d).enumerate() {
+                            // SAFETY: `block` checked the bounds; only this task writes the dK
+                            // and dV of keys k0..k1 of head (b, h).
+                            unsafe {
+                                let start = out.add(r * width).cast::<f32>();
+                                std::ptr::copy_nonoverlapping(row.as_ptr(), start, d);
                             }
                         }
                     }
                 }
-                (bh, g0, dq)
+                dq
             },
         )
         .collect();
     // The groups' dQs, summed in group order (one task per head).
-    let mut by_head: Vec<Vec<(usize, Vec<f32>)>> = vec![Vec::new(); batch * n_head];
-    for (bh, g0, dq) in partial_dq {
-        by_head[bh].push((g0, dq));
-    }
-    by_head.into_par_iter().enumerate().for_each(|(bh, parts)| {
-        let (b, h) = (bh / n_head, bh % n_head);
-        let first = b * t * width + h * d;
-        let out = shared.block(first, [t, d], width);
-        for (g0, dq) in parts {
-            for (r, row) in dq.chunks_exact(d).enumerate() {
-                for (j, &x) in row.iter().enumerate() {
-                    // SAFETY: `block` checked the bounds; only this task touches head (b, h)'s
-                    // dQ columns, which start zeroed.
-                    unsafe {
-                        let element = out.add((g0 + r) * width + j).cast::<f32>();
-                        *element += x;
+    partial_dq
+        .par_chunks(groups)
+        .enumerate()
+        .for_each(|(bh, parts)| {
+            let (b, h) = (bh / n_head, bh % n_head);
+            let out = shared.block(b * t * width + h * d, [t, d], width);
+            for (g, dq) in parts.iter().enumerate() {
+                for (r, row) in dq.chunks_exact(d).enumerate() {
+                    for (j, &x) in row.iter().enumerate() {
+                        // SAFETY: `block` checked the bounds; only this task touches head
+                        // (b, h)'s dQ columns, which start zeroed.
+                        unsafe { *out.add((g * group + r) * width + j).cast::<f32>() += x };
                     }
                 }
             }
-        }
-    });
+        });
     FlexTensor::from_data(TensorData::new(d_qkv, [batch, t, width]))
 }
 

@@ -99,10 +99,9 @@ fn parameters(model: &GptConfig) -> u128 {
 
 /// f32 activations kept for the backward pass by `batch` sequences: per block and token
 /// about 20 residual-width vectors (LayerNorms, query/key/value, MLP and GELU) and, where the
-/// fused attention keeps its pattern (full attention over at most
-/// [`tinygpt_kernels::STORED_PATTERN_MAX`] positions), the raw and softmaxed scores of every
-/// head, else one log-sum-exp per head (the tiled kernel); then three vocabulary-wide rows
-/// (logits, their softmax, their gradient).
+/// fused attention keeps its pattern ([`tinygpt_kernels::keeps_pattern`]), the raw and
+/// softmaxed scores of every head, else one log-sum-exp per head (the tiled kernel); then three
+/// vocabulary-wide rows (logits, their softmax, their gradient).
 fn activations(model: &GptConfig, batch: u128) -> u128 {
     let (c, t, h, v) = (
         u(model.n_embd),
@@ -111,11 +110,18 @@ fn activations(model: &GptConfig, batch: u128) -> u128 {
         u(model.vocab_size),
     );
     let l = u(model.n_layer);
-    let tiled = match model.block_size <= tinygpt_kernels::STORED_PATTERN_MAX {
-        true => u(model.windowed_layers()),
-        false => l,
-    };
-    let scores = (l - tiled)
+    // The layers that keep their pattern, windowed ones and the others apart.
+    let windowed = u(model.windowed_layers());
+    let keeps = |window| tinygpt_kernels::keeps_pattern(model.block_size, window);
+    let stored = [
+        (l - windowed, keeps(0)),
+        (windowed, keeps(model.attention_window)),
+    ]
+    .into_iter()
+    .filter_map(|(layers, kept)| kept.then_some(layers))
+    .sum::<u128>();
+    let tiled = l - stored;
+    let scores = stored
         .saturating_mul(2u128.saturating_mul(h).saturating_mul(t))
         .saturating_add(tiled.saturating_mul(h));
     let per_token = l
