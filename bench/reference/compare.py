@@ -69,6 +69,9 @@ def main():
     p.add_argument("--sample-tokens", type=int, default=256)
     p.add_argument("--python", default=str(VENV_PYTHON) if VENV_PYTHON.exists() else "python3")
     p.add_argument("--no-compile", action="store_true", help="skip torch.compile")
+    p.add_argument("--bf16", action="store_true",
+                   help="also time PyTorch eager under bf16 autocast on the CPU (oneDNN's "
+                        "AVX512_BF16/AMX products), beside tinygpt's fp32")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object")
     p.add_argument("--levels", default="",
                    help="also time tinygpt with its vector kernels held to these levels "
@@ -85,6 +88,8 @@ def main():
     compiler = shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
     levels = [level for level in args.levels.split(",") if level]
     torch_contenders = ["eager"] + ([] if args.no_compile or not compiler else ["compile"])
+    if args.bf16:
+        torch_contenders.append("eager-bf16")
     contenders = ["tinygpt"] + [f"tinygpt@{level}" for level in levels] + torch_contenders
 
     tinygpt = tinygpt_binary()
@@ -116,6 +121,8 @@ def main():
                              "--steps", str(args.steps), "--warmup", str(args.warmup),
                              "--sample-tokens", str(args.sample_tokens),
                              "--threads", str(threads)]
+                if name == "eager-bf16":
+                    reference.append("--bf16")
                 if name == "compile":
                     reference.append("--compile")
                 report = run_json(reference)
@@ -131,6 +138,10 @@ def main():
                      f"tinygpt {params}: not the same model")
     flops_per_token = ours[0]["flops_per_token"]
     hardware = statistics.median(r["hardware_peak_gflops"] for r in ours)
+    # MFU against the peak of the precision in use: bench measures the bf16 one where the CPU
+    # has AVX512_BF16.
+    bf16_peaks = [r["hardware_bf16_peak_gflops"] for r in ours if r.get("hardware_bf16_peak_gflops")]
+    bf16_peak = statistics.median(bf16_peaks) if bf16_peaks else None
     summary = {
         "cpu": cpu_name(),
         "vector_isa": devices["cpu_vector_isa"],
@@ -142,6 +153,7 @@ def main():
         "params": params,
         "rounds": args.rounds,
         "hardware_peak_gflops": hardware,
+        "hardware_bf16_peak_gflops": bf16_peak,
         "torch": results["eager"][0]["torch"],
         "contenders": {},
     }
@@ -152,7 +164,8 @@ def main():
         summary["contenders"][name] = {
             "train_tokens_per_sec": statistics.median(train),
             "train_spread": [min(train), max(train)],
-            "mfu_hardware": statistics.median(train) * flops_per_token / 1e9 / hardware,
+            "mfu_hardware": statistics.median(train) * flops_per_token / 1e9
+            / (bf16_peak if name == "eager-bf16" and bf16_peak else hardware),
             "sample_tokens_per_sec": statistics.median(sample) if sample else None,
             "sample_spread": [min(sample), max(sample)] if sample else None,
             "peak_memory_mib": max(r.get("peak_memory_mib") or 0 for r in results[name]) or None,
@@ -164,9 +177,10 @@ def main():
     print(f"{summary['cpu']}, {summary['vector_isa']}, {threads} threads; torch "
           f"{summary['torch']}; {args.config}: {params:,} parameters, batch {batch_size} × "
           f"{model['block_size']}; {args.rounds} alternating rounds; hardware fp32 peak "
-          f"{hardware:.0f} GFLOP/s")
+          f"{hardware:.0f} GFLOP/s"
+          + (f", bf16 peak {bf16_peak:.0f} (the bf16 contender's MFU)" if args.bf16 and bf16_peak else ""))
     labels = {"tinygpt": f"tinygpt (flex, {summary['kernel_level']})", "eager": "PyTorch eager",
-              "compile": "torch.compile"}
+              "compile": "torch.compile", "eager-bf16": "PyTorch eager, bf16 autocast"}
     labels.update({f"tinygpt@{level}": f"tinygpt (flex, {level})" for level in levels})
     width = max(len(label) for label in labels.values())
     print(f"{'':{width}} {'train tok/s':>12} {'spread':>17} {'MFU':>6} {'sample tok/s':>13} "

@@ -250,7 +250,7 @@ def adamw(model):
     return torch.optim.AdamW(groups, lr=1e-3, betas=(0.9, 0.99), eps=1e-8, foreach=True)
 
 
-def train_speed(model, m, batch_size, steps, warmup, compiled):
+def train_speed(model, m, batch_size, steps, warmup, compiled, bf16=False):
     optimizer = adamw(model)
     forward = torch.compile(model) if compiled else model
     model.train()
@@ -260,8 +260,11 @@ def train_speed(model, m, batch_size, steps, warmup, compiled):
     for i in range(warmup + steps):
         tokens = torch.randint(0, m["vocab_size"], (batch_size, t + 1), generator=generator)
         started = time.perf_counter()
-        logits = forward(tokens[:, :-1])
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1))
+        # bf16 autocast: oneDNN's AVX512_BF16 (or AMX) products, fp32 weights and optimizer.
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = forward(tokens[:, :-1])
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(),
+                                   tokens[:, 1:].reshape(-1))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -355,6 +358,8 @@ def main():
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--sample-tokens", type=int, default=256)
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--bf16", action="store_true",
+                   help="train under torch.autocast(\"cpu\", dtype=torch.bfloat16)")
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--json", action="store_true")
     p.add_argument("--check", metavar="DIR",
@@ -370,9 +375,10 @@ def main():
         return
     params = sum(p.numel() for p in model.parameters())
     tok_s, median, low, high = train_speed(model, m, args.batch_size, args.steps, args.warmup,
-                                           args.compile)
+                                           args.compile, args.bf16)
     report = {
-        "implementation": "torch.compile" if args.compile else "PyTorch eager",
+        "implementation": ("torch.compile" if args.compile else "PyTorch eager")
+        + (" bf16 autocast" if args.bf16 else ""),
         "torch": torch.__version__,
         "python": platform.python_version(),
         "threads": args.threads,
