@@ -145,3 +145,70 @@ fn what_the_tiled_backward_pass_keeps_grows_linearly_in_time() {
     assert_eq!(short, 4 * 1024 * (3 * c + c + n_head));
     assert_eq!(long, 2 * short);
 }
+
+/// Not a test: the tiled kernel's forward and backward passes timed apart at 8,192 tokens,
+/// 4 heads of 32 (`cargo test --release -p tinygpt-kernels --lib time_the_tiled -- --ignored
+/// --nocapture`).
+#[test]
+#[ignore]
+fn time_the_tiled_attention_passes() {
+    let (t, n_head, c) = (8192, 4, 128);
+    let flops = (t * t / 2) as f64 * c as f64 * 2.0; // one T²/2·d product, every head
+    for _ in 0..3 {
+        let qkv = Tensor::<3>::from_data(random([1, t, 3 * c], 7), &training_device());
+        let qkv = qkv.require_grad();
+        let started = std::time::Instant::now();
+        let out = tiled_attention(&qkv, n_head, 0).unwrap();
+        let forward = started.elapsed().as_secs_f64();
+        let grads = out.sum().backward();
+        let _ = qkv.grad(&grads).unwrap().into_data();
+        let backward = started.elapsed().as_secs_f64() - forward;
+        println!(
+            "forward {:.0} ms ({:.0} GFLOP/s), backward {:.0} ms ({:.0} GFLOP/s)",
+            forward * 1e3,
+            2.0 * flops / forward / 1e9,
+            backward * 1e3,
+            5.0 * flops / backward / 1e9
+        );
+    }
+}
+
+/// Not a test: single-threaded gemm speed on the tiled kernel's product shapes, hot in cache
+/// (`... --lib time_the_tile_products -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn time_the_tile_products() {
+    use crate::matrix::{Matrix, multiply};
+    let a = vec![0.5f32; 512 * 512];
+    let b = vec![0.25f32; 512 * 512];
+    let mut out = vec![0.0f32; 256 * 512];
+    for (name, [m, n, k], transposed) in [
+        ("warm-up", [128, 256, 32], true),
+        ("QKᵀ 64×256×32", [64, 256, 32], true),
+        ("QKᵀ 128×256×32", [128, 256, 32], true),
+        ("QKᵀ 256×256×32", [256, 256, 32], true),
+        ("QKᵀ 256×512×32", [256, 512, 32], true),
+        ("PV 64×32×256", [64, 32, 256], false),
+        ("PV 128×32×256", [128, 32, 256], false),
+        ("dV 256×32×256", [256, 32, 256], false),
+        ("dV 256×32×512", [256, 32, 512], false),
+    ] {
+        let lhs = Matrix::dense(&a, k);
+        let rhs = match transposed {
+            true => Matrix::new(&b, 0, 96, 1).transpose(), // keys' rows, 96 apart as packed
+            false => Matrix::new(&b, 0, 96, 1),
+        };
+        let reps = 2000;
+        let started = std::time::Instant::now();
+        for _ in 0..reps {
+            let out = crate::fresh::rewritable(&mut out);
+            multiply(out, n, [m, n, k], lhs, rhs, 1.0, true);
+        }
+        let s = started.elapsed().as_secs_f64() / reps as f64;
+        println!(
+            "{name}: {:.1} µs, {:.0} GFLOP/s",
+            s * 1e6,
+            2.0 * (m * n * k) as f64 / s / 1e9
+        );
+    }
+}
