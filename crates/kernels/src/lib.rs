@@ -28,7 +28,6 @@ mod matrix;
 mod placed;
 mod rms_norm;
 mod rotary;
-mod tile_products;
 mod tiled_attention;
 mod tiles;
 

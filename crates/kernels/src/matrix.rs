@@ -61,32 +61,6 @@ impl<'a> Matrix<'a> {
         self.data[index as usize]
     }
 
-    /// Whether the buffer holds every element of the first `rows` × `cols` (the strides may
-    /// be negative).
-    pub(super) fn covers(&self, rows: usize, cols: usize) -> bool {
-        if rows == 0 || cols == 0 {
-            return true;
-        }
-        let [last_row, last_col] = [rows - 1, cols - 1].map(|i| i as isize);
-        let corners = [0, last_row * self.row_stride]
-            .into_iter()
-            .flat_map(|r| [r, r + last_col * self.col_stride]);
-        corners.into_iter().all(|at| {
-            let index = self.offset + at;
-            index >= 0 && (index as usize) < self.data.len()
-        })
-    }
-
-    /// Where element (0, 0) lies.
-    pub(super) fn start(&self) -> *const f32 {
-        self.data.as_ptr().wrapping_offset(self.offset)
-    }
-
-    /// The row and column strides.
-    pub(super) fn strides(&self) -> (isize, isize) {
-        (self.row_stride, self.col_stride)
-    }
-
     pub(super) fn transpose(self) -> Self {
         Self {
             row_stride: self.col_stride,

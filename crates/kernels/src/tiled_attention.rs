@@ -34,11 +34,10 @@ use rayon::prelude::*;
 use super::attention::{Heads, SharedRows, heads_view};
 use super::fresh::{rewritable, unwritten, written};
 use super::math::exp;
-use super::matrix::Matrix;
-use super::tile_products::{
-    Seen, exp_seen, multiply, pattern, scores_gradient, transposed, transposed_stride,
+use super::matrix::{Matrix, multiply};
+use super::tiles::{
+    blocks, end_query, exp_minus, exp_seen, first_key, scale_row, scores_grad, seen_columns,
 };
-use super::tiles::{blocks, end_query, first_key, scale_row, seen_columns};
 use super::{on_flex, on_flex_autodiff, track};
 
 /// Queries per forward task; each is multiplied against the keys it sees, [`KEY_BLOCK`] at a
@@ -124,7 +123,6 @@ fn forward(packed: &FlexTensor, n_head: usize, window: usize) -> (FlexTensor, Ve
     let scale = 1.0 / (d as f32).sqrt();
     let [query, key, value] = [0, 1, 2].map(|part| heads_view(packed, part, n_head));
     let (query, key, value) = (Heads::of(&query), Heads::of(&key), Heads::of(&value));
-    let keys_t = transposed_heads(&key, batch * n_head, [t, d]);
     let mut output = unwritten(batch * t * c);
     let merged = SharedRows::new(&mut output);
     let mut log_sum_exp = vec![0.0f32; batch * n_head * t];
@@ -145,7 +143,7 @@ fn forward(packed: &FlexTensor, n_head: usize, window: usize) -> (FlexTensor, Ve
             },
             |(scores, acc), (bh, q0, lse)| {
                 let rows = lse.len();
-                let (q, k_t, v) = (query.matrix(bh), keys_t.matrix(bh), value.matrix(bh));
+                let (q, k, v) = (query.matrix(bh), key.matrix(bh), value.matrix(bh));
                 let acc = &mut acc[..rows * d];
                 acc.fill(0.0);
                 let mut max = vec![f32::NEG_INFINITY; rows];
@@ -153,7 +151,7 @@ fn forward(packed: &FlexTensor, n_head: usize, window: usize) -> (FlexTensor, Ve
                 for (k0, k1) in blocks(first_key(q0, window), q0 + rows, KEY_BLOCK) {
                     let n = k1 - k0;
                     let s = &mut scores[..rows * n];
-                    let kt = k_t.from(0, k0);
+                    let kt = k.from(k0, 0).transpose();
                     multiply(
                         rewritable(s),
                         n,
@@ -231,8 +229,6 @@ fn backward(saved: &Saved, grad_output: &FlexTensor) -> FlexTensor {
     let (query, key, value) = (Heads::of(&q_view), Heads::of(&k_view), Heads::of(&v_view));
     let (output, grad) = (Heads::of(&saved.output), Heads::of(grad_output));
     let lse = &saved.log_sum_exp;
-    let keys_t = transposed_heads(&key, batch * n_head, [t, d]);
-    let values_t = transposed_heads(&value, batch * n_head, [t, d]);
 
     // D = rowsum(dO ⊙ O), one per (head, query).
     let delta: Vec<f32> = (0..batch * n_head)
@@ -261,8 +257,7 @@ fn backward(saved: &Saved, grad_output: &FlexTensor) -> FlexTensor {
                 let heads = HeadMatrices {
                     q: query.matrix(bh),
                     k: key.matrix(bh),
-                    k_t: keys_t.matrix(bh),
-                    v_t: values_t.matrix(bh),
+                    v: value.matrix(bh),
                     d_out: grad.matrix(bh),
                     lse: &lse[bh * t..(bh + 1) * t],
                     delta: &delta[bh * t..(bh + 1) * t],
@@ -328,13 +323,11 @@ impl Scratch {
     }
 }
 
-/// One head's queries, keys, transposed keys and values, output gradient, log-sum-exps and D.
+/// One head's queries, keys, values, output gradient, log-sum-exps and D.
 struct HeadMatrices<'a> {
     q: Matrix<'a>,
     k: Matrix<'a>,
-    /// Kᵀ and Vᵀ, `[d, time]`: the right-hand sides of QKᵀ and dO·Vᵀ.
-    k_t: Matrix<'a>,
-    v_t: Matrix<'a>,
+    v: Matrix<'a>,
     d_out: Matrix<'a>,
     lse: &'a [f32],
     delta: &'a [f32],
@@ -360,18 +353,20 @@ impl HeadMatrices<'_> {
             let nq = q1 - q0;
             let p = &mut scratch.pattern[..nq * nk];
             let ds = &mut scratch.d_scores[..nq * nk];
-            let (q, k_t) = (self.q.from(q0, 0), self.k_t.from(0, k0));
-            let seen = Seen {
-                first_query: q0,
-                first_key: k0,
-                window,
-            };
-            pattern(p, [nq, nk, d], [q, k_t], scale, &self.lse[q0..], seen);
+            let (q, k_t) = (self.q.from(q0, 0), self.k.from(k0, 0).transpose());
+            multiply(rewritable(p), nk, [nq, nk, d], q, k_t, scale, false);
+            for (r, row) in p.chunks_exact_mut(nk).enumerate() {
+                let (start, end) = seen_columns(q0 + r, window, k0, nk);
+                exp_minus(row, start, end, self.lse[q0 + r]);
+            }
             let d_out = self.d_out.from(q0, 0);
             let p_t = Matrix::dense(p, nk).transpose();
             multiply(rewritable(dv), d, [nk, d, nq], p_t, d_out, 1.0, true);
-            let v_t = self.v_t.from(0, k0);
-            scores_gradient(ds, [nq, nk, d], [d_out, v_t], p, &self.delta[q0..], scale);
+            let v_t = self.v.from(k0, 0).transpose();
+            multiply(rewritable(ds), nk, [nq, nk, d], d_out, v_t, 1.0, false);
+            for (r, (ds, p)) in ds.chunks_exact_mut(nk).zip(p.chunks_exact(nk)).enumerate() {
+                scores_grad(ds, p, self.delta[q0 + r], scale);
+            }
             let ds = Matrix::dense(ds, nk);
             multiply(rewritable(dk), d, [nk, d, nq], ds.transpose(), q, 1.0, true);
             let dq = &mut dq[(q0 - dq_first) * d..];
@@ -385,27 +380,5 @@ impl HeadMatrices<'_> {
                 true,
             );
         }
-    }
-}
-
-/// Each head's `[time, d]` matrix transposed, `[d, time]`, as the products read it.
-struct TransposedHeads {
-    heads: Vec<Vec<f32>>,
-    stride: usize,
-}
-
-impl TransposedHeads {
-    fn matrix(&self, bh: usize) -> Matrix<'_> {
-        Matrix::new(&self.heads[bh], 0, self.stride as isize, 1)
-    }
-}
-
-fn transposed_heads(heads: &Heads, count: usize, [t, d]: [usize; 2]) -> TransposedHeads {
-    TransposedHeads {
-        heads: (0..count)
-            .into_par_iter()
-            .map(|bh| transposed(heads.matrix(bh), t, d))
-            .collect(),
-        stride: transposed_stride(t),
     }
 }

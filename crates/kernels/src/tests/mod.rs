@@ -11,7 +11,6 @@ mod causal_attention;
 mod dropout_mask;
 mod modern_ops;
 mod rms_norm;
-mod tile_products;
 mod tiled_attention;
 mod vector_levels;
 
