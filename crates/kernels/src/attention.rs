@@ -16,8 +16,6 @@
 //! (the head split is a strided view). Queries go in tiles of 64, each multiplied only against
 //! the keys it may see, so long sequences skip nearly half of the products.
 
-use std::mem::MaybeUninit;
-
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::grads::Gradients;
@@ -26,7 +24,7 @@ use burn::backend::flex::{FlexTensor, Layout};
 use burn::tensor::{Shape, Tensor, TensorData};
 use rayon::prelude::*;
 
-use super::fresh::{rewritable, unwritten, written, written_part};
+use super::fresh::{SharedRows, rewritable, unwritten, written, written_part};
 use super::math::{dot, exp_shifted};
 use super::matrix::{Matrix, multiply, multiply_into};
 use super::{on_flex, on_flex_autodiff, track};
@@ -213,38 +211,6 @@ fn forward(
         merged.with_layout(heads),
         dense(pattern, [batch, n_head, t, t]),
     )
-}
-
-/// A buffer that several threads write at once, each its own elements.
-pub(super) struct SharedRows {
-    start: *mut MaybeUninit<f32>,
-    len: usize,
-}
-
-// SAFETY: the buffer is only reached through `block`'s pointers, through which each caller
-// writes only its own elements.
-unsafe impl Sync for SharedRows {}
-
-impl SharedRows {
-    pub(super) fn new(buffer: &mut [MaybeUninit<f32>]) -> Self {
-        Self {
-            start: buffer.as_mut_ptr(),
-            len: buffer.len(),
-        }
-    }
-
-    /// A pointer to the `rows × cols` block that starts at element `offset`, its rows
-    /// `row_stride` apart, after checking that the whole block lies inside the buffer.
-    pub(super) fn block(
-        &self,
-        offset: usize,
-        [rows, cols]: [usize; 2],
-        row_stride: usize,
-    ) -> *mut MaybeUninit<f32> {
-        assert!(rows > 0 && cols > 0 && offset + (rows - 1) * row_stride + cols <= self.len);
-        // SAFETY: `offset` lies inside the buffer (the block's first element).
-        unsafe { self.start.add(offset) }
-    }
 }
 
 /// The gradient with respect to the packed projections, `[batch, time, 3·n_embd]`: each

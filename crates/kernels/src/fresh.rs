@@ -5,7 +5,8 @@
 //! (`memset` was 4.8% of a default training step). A buffer here starts as
 //! `MaybeUninit<f32>`, the kernel writes each element, and [`written`] turns it into values.
 //! In this crate's own tests a fresh buffer is full of NaN instead, so an element a kernel
-//! forgets to write shows up in the comparisons with burn's plain ops.
+//! forgets to write shows up in the comparisons with burn's plain ops. [`SharedRows`] hands
+//! out blocks of one such buffer to threads that each write their own.
 
 use std::mem::{ManuallyDrop, MaybeUninit};
 
@@ -46,6 +47,38 @@ pub(crate) fn rewritable(values: &mut [f32]) -> &mut [MaybeUninit<f32>] {
     // SAFETY: same layout; only initialised `f32`s can be written through `MaybeUninit::write`,
     // so the values stay initialised.
     unsafe { &mut *(values as *mut [f32] as *mut [MaybeUninit<f32>]) }
+}
+
+/// A buffer that several threads write at once, each its own elements.
+pub(crate) struct SharedRows {
+    start: *mut MaybeUninit<f32>,
+    len: usize,
+}
+
+// SAFETY: the buffer is only reached through `block`'s pointers, through which each caller
+// writes only its own elements.
+unsafe impl Sync for SharedRows {}
+
+impl SharedRows {
+    pub(crate) fn new(buffer: &mut [MaybeUninit<f32>]) -> Self {
+        Self {
+            start: buffer.as_mut_ptr(),
+            len: buffer.len(),
+        }
+    }
+
+    /// A pointer to the `rows × cols` block that starts at element `offset`, its rows
+    /// `row_stride` apart, after checking that the whole block lies inside the buffer.
+    pub(crate) fn block(
+        &self,
+        offset: usize,
+        [rows, cols]: [usize; 2],
+        row_stride: usize,
+    ) -> *mut MaybeUninit<f32> {
+        assert!(rows > 0 && cols > 0 && offset + (rows - 1) * row_stride + cols <= self.len);
+        // SAFETY: `offset` lies inside the buffer (the block's first element).
+        unsafe { self.start.add(offset) }
+    }
 }
 
 #[cfg(test)]

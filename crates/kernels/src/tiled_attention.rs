@@ -31,8 +31,8 @@ use burn::backend::flex::{FlexTensor, Layout};
 use burn::tensor::{Shape, Tensor, TensorData};
 use rayon::prelude::*;
 
-use super::attention::{Heads, SharedRows, heads_view};
-use super::fresh::{rewritable, unwritten, written};
+use super::attention::{Heads, heads_view};
+use super::fresh::{SharedRows, rewritable, unwritten, written};
 use super::math::exp;
 use super::matrix::{Matrix, multiply};
 use super::tiles::{

@@ -193,14 +193,8 @@ impl CausalSelfAttention {
         let query = lanes_first(query);
         let [lanes, ..] = query.dims();
         let width = slot + 1;
-        let windowed;
-        let open = match self.window {
-            0 => open,
-            window => {
-                windowed = last_open(open, width, window);
-                &windowed[..]
-            }
-        };
+        let windowed = (self.window > 0).then(|| last_open(open, width, self.window));
+        let open = windowed.as_deref().unwrap_or(open);
         let heads = if lanes == 1 {
             // One lane: the very op `forward_cached` runs, so a lone request decodes exactly
             // as `Generator` does.

@@ -112,14 +112,11 @@ fn activations(model: &GptConfig, batch: u128) -> u128 {
     let l = u(model.n_layer);
     // The layers that keep their pattern, windowed ones and the others apart.
     let windowed = u(model.windowed_layers());
-    let keeps = |window| tinygpt_kernels::keeps_pattern(model.block_size, window);
-    let stored = [
-        (l - windowed, keeps(0)),
-        (windowed, keeps(model.attention_window)),
-    ]
-    .into_iter()
-    .filter_map(|(layers, kept)| kept.then_some(layers))
-    .sum::<u128>();
+    let kept = |layers, window| match tinygpt_kernels::keeps_pattern(model.block_size, window) {
+        true => layers,
+        false => 0,
+    };
+    let stored = kept(l - windowed, 0) + kept(windowed, model.attention_window);
     let tiled = l - stored;
     let scores = stored
         .saturating_mul(2u128.saturating_mul(h).saturating_mul(t))

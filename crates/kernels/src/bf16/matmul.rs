@@ -16,6 +16,7 @@
 use rayon::prelude::*;
 
 use super::{dot_pair, round};
+use crate::fresh::{SharedRows, rewritable};
 
 /// Rows of C per tile.
 const ROWS: usize = 6;
@@ -89,7 +90,7 @@ pub fn multiply(a: &[f32], b: &[f32], [m, k, n]: [usize; 3]) -> Option<Vec<f32>>
             .enumerate()
             // SAFETY: as above; block jb's columns are read within each row of B.
             .for_each(|(jb, block)| unsafe { x86::pack_block(block, b, [k, n], jb) });
-        let out = Shared(c.as_mut_ptr());
+        let out = SharedRows::new(rewritable(&mut c));
         let panels = blocks.div_ceil(BLOCKS);
         let chunks = m.div_ceil(CHUNK);
         (0..panels * chunks).into_par_iter().for_each(|task| {
@@ -97,12 +98,15 @@ pub fn multiply(a: &[f32], b: &[f32], [m, k, n]: [usize; 3]) -> Option<Vec<f32>>
             let rows = chunk * CHUNK..((chunk + 1) * CHUNK).min(m);
             let first_block = panel * BLOCKS;
             let width = BLOCKS.min(blocks - first_block);
-            let out = &out;
-            // SAFETY: the CPU has AVX512_BF16; this task alone writes C's rows `rows` in the
-            // panel's columns, and the packed operands cover every row and block it reads.
+            let first_col = first_block * LANES;
+            let cols = (width * LANES).min(n - first_col);
+            let tile = out.block(rows.start * n + first_col, [rows.len(), cols], n);
+            // SAFETY: the CPU has AVX512_BF16; `block` checked that the task's rows × columns
+            // lie in C, which this task alone writes; the packed operands cover every row and
+            // block it reads.
             unsafe {
                 x86::panel(
-                    out.0,
+                    tile.cast(),
                     &a_pairs,
                     &b_packed,
                     [kp, n],
@@ -114,11 +118,6 @@ pub fn multiply(a: &[f32], b: &[f32], [m, k, n]: [usize; 3]) -> Option<Vec<f32>>
     }
     Some(c)
 }
-
-/// C's buffer, written by the tasks in disjoint tiles.
-struct Shared(*mut f32);
-// SAFETY: each task writes only its own rows × columns of C.
-unsafe impl Sync for Shared {}
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
@@ -177,10 +176,11 @@ mod x86 {
         }
     }
 
-    /// C's rows `rows` × blocks `first..first + width` (each 16 columns, the last cut at n).
+    /// C's rows `rows` × blocks `first..first + width` (each 16 columns, the last cut at n),
+    /// into `c`: the block's first element, its rows `n` apart.
     ///
     /// # Safety
-    /// The CPU has AVX512_BF16; `c` is m×n; no other thread writes these elements.
+    /// The CPU has AVX512_BF16; `c` holds that block of C; no other thread writes it.
     #[target_feature(enable = "avx512f,avx512bf16")]
     pub unsafe fn panel(
         c: *mut f32,
@@ -195,6 +195,7 @@ mod x86 {
             let tall = (rows.end - row).min(ROWS);
             // SAFETY: the caller vouches for C; rows and blocks lie inside the operands.
             unsafe {
+                let c = c.add((row - rows.start) * n);
                 macro_rules! tiles {
                     ($($r:literal),+) => {
                         match (tall, width) {
@@ -215,7 +216,7 @@ mod x86 {
     }
 
     /// R rows × W blocks of 16 columns from block `first`, accumulated in registers over every
-    /// pair p, then stored (the columns past `n` dropped).
+    /// pair p, then stored from `c` on, rows `n` apart (the columns past `n` dropped).
     #[inline(always)]
     unsafe fn tile<const R: usize, const W: usize>(
         c: *mut f32,
@@ -248,10 +249,9 @@ mod x86 {
             }
             for (r, sums) in acc.iter().enumerate() {
                 for (w, sum) in sums.iter().enumerate() {
-                    let start = (first + w) * LANES;
-                    let count = (n - start).min(LANES);
+                    let count = (n - (first + w) * LANES).min(LANES);
                     let mask: __mmask16 = ((1u32 << count) - 1) as __mmask16;
-                    _mm512_mask_storeu_ps(c.add((row + r) * n + start), mask, *sum);
+                    _mm512_mask_storeu_ps(c.add(r * n + w * LANES), mask, *sum);
                 }
             }
         }
