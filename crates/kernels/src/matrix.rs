@@ -61,6 +61,20 @@ impl<'a> Matrix<'a> {
         self.data[index as usize]
     }
 
+    /// Row `r`'s first `len` elements, when a row's elements are adjacent in memory.
+    pub(super) fn row_slice(&self, r: usize, len: usize) -> Option<&'a [f32]> {
+        if self.col_stride != 1 && len > 1 {
+            return None;
+        }
+        let start = (self.offset + r as isize * self.row_stride) as usize;
+        Some(&self.data[start..start + len])
+    }
+
+    /// Column `c`'s first `len` elements, when a column's elements are adjacent in memory.
+    pub(super) fn column_slice(&self, c: usize, len: usize) -> Option<&'a [f32]> {
+        self.transpose().row_slice(c, len)
+    }
+
     pub(super) fn transpose(self) -> Self {
         Self {
             row_stride: self.col_stride,

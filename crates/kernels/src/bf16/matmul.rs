@@ -1,10 +1,11 @@
-//! `C = A·B` with A and B rounded to bf16 and every sum in f32: the product a bf16 run's linear
-//! maps will use, on `VDPBF16PS`. Its order is fixed, so the vector kernel equals the scalar
-//! reference to the bit: element `C[i, j]` starts at +0 and takes the pairs
+//! `C = A·B (+ b)` with A and B rounded to bf16 and every sum in f32: the product of a bf16
+//! run's linear maps (forward and both gradients), on `VDPBF16PS`. Its order is fixed, so the
+//! vector kernel equals the scalar reference to the bit: element `C[i, j]` starts at the bias
+//! `b[j]` (or +0) and takes the pairs
 //! `(A[i, 2p], A[i, 2p+1])·(B[2p, j], B[2p+1, j])` for p = 0, 1, … in turn, each as one lane of
 //! the instruction ([`super::dot_pair`]); an odd k pairs its last element with a zero.
 //!
-//! The kernel: A's rows converted to bf16 in place order (so each 32-bit word is one pair,
+//! The kernel: A's rows (or, for `xᵀ`, its columns) converted to bf16 in place order (so each 32-bit word is one pair,
 //! low half the even element), B packed in blocks of 16 columns (one 512-bit vector per pair
 //! of rows), both converted sixteen or thirty-two at a time by `VCVTNE(2)PS2BF16`, which rounds
 //! exactly as [`super::round`] does. A tile of 6 rows × 64 columns is held in 24 registers while
@@ -13,10 +14,13 @@
 //! reads it: the first version streamed all of B from memory for every 8 rows, and ran at about
 //! half the bf16 peak.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use super::{dot_pair, round};
-use crate::fresh::{SharedRows, rewritable};
+use crate::fresh::{SharedRows, unwritten, written};
+use crate::matrix::Matrix;
 
 /// Rows of C per tile.
 const ROWS: usize = 6;
@@ -31,21 +35,33 @@ const CHUNK: usize = 16 * ROWS;
 /// `(x[2p], x[2p+1])` of one row as bf16 pairs, low half the even one; a zero pads an odd
 /// length.
 fn pairs(row: impl Fn(usize) -> f32, k: usize) -> Vec<u32> {
-    (0..k.div_ceil(2))
-        .map(|p| {
-            let even = round(row(2 * p));
-            let odd = if 2 * p + 1 < k {
-                round(row(2 * p + 1))
-            } else {
-                0
-            };
-            u32::from(even) | u32::from(odd) << 16
-        })
-        .collect()
+    (0..k.div_ceil(2)).map(|p| pair(&row, k, p)).collect()
+}
+
+/// Pair `p` of a row of `k` elements: `round(x[2p]) | round(x[2p+1]) << 16`, a zero past k.
+fn pair(row: impl Fn(usize) -> f32, k: usize, p: usize) -> u32 {
+    let even = round(row(2 * p));
+    let odd = if 2 * p + 1 < k {
+        round(row(2 * p + 1))
+    } else {
+        0
+    };
+    u32::from(even) | u32::from(odd) << 16
 }
 
 /// The scalar reference: `a` is m×k, `b` k×n, both row-major; returns C, m×n row-major.
-pub fn reference(a: &[f32], b: &[f32], [m, k, n]: [usize; 3]) -> Vec<f32> {
+pub fn reference(a: &[f32], b: &[f32], dims: [usize; 3]) -> Vec<f32> {
+    reference_from(a, b, dims, None)
+}
+
+/// [`reference`] with every element of column j starting at `bias[j]` instead of +0 (the
+/// linear map's `x·W + b`).
+pub fn reference_from(
+    a: &[f32],
+    b: &[f32],
+    [m, k, n]: [usize; 3],
+    bias: Option<&[f32]>,
+) -> Vec<f32> {
     assert!(a.len() == m * k && b.len() == k * n);
     let mut c = vec![0.0f32; m * n];
     for i in 0..m {
@@ -53,10 +69,11 @@ pub fn reference(a: &[f32], b: &[f32], [m, k, n]: [usize; 3]) -> Vec<f32> {
         for j in 0..n {
             let b_pairs = pairs(|x| b[x * n + j], k);
             let half = |w: u32| [w as u16, (w >> 16) as u16];
+            let start = bias.map_or(0.0, |bias| bias[j]);
             c[i * n + j] = a_pairs
                 .iter()
                 .zip(&b_pairs)
-                .fold(0.0, |acc, (&x, &y)| dot_pair(acc, half(x), half(y)));
+                .fold(start, |acc, (&x, &y)| dot_pair(acc, half(x), half(y)));
         }
     }
     c
@@ -69,28 +86,62 @@ pub fn multiply(a: &[f32], b: &[f32], [m, k, n]: [usize; 3]) -> Option<Vec<f32>>
     if !super::has_avx512_bf16() {
         return None;
     }
-    let mut c = vec![0.0f32; m * n];
-    // An empty sum is +0, as the reference's.
-    if m == 0 || n == 0 || k == 0 {
-        return Some(c);
+    let mut c = unwritten(m * n);
+    product(
+        &mut c,
+        [m, k, n],
+        Matrix::dense(a, k),
+        Matrix::dense(b, n),
+        None,
+    );
+    // SAFETY: the product wrote all m·n values.
+    Some(unsafe { written(c) })
+}
+
+/// `out = lhs·rhs (+ bias in every row)`, lhs m×k and rhs k×n read in place at any strides,
+/// `out` m×n row-major and written in full (it may start unwritten); equal to
+/// [`reference_from`] on the same values to the bit. Operands whose rows or columns are
+/// adjacent in memory (a transposed weight, `xᵀ` for a weight's gradient) are converted
+/// sixteen or thirty-two values at a time; any other layout one value at a time.
+///
+/// # Panics
+/// On a CPU without AVX512_BF16 (callers ask [`super::has_avx512_bf16`] first).
+pub(crate) fn product(
+    out: &mut [MaybeUninit<f32>],
+    [m, k, n]: [usize; 3],
+    lhs: Matrix,
+    rhs: Matrix,
+    bias: Option<&[f32]>,
+) {
+    assert_eq!(out.len(), m * n);
+    assert!(bias.is_none_or(|bias| bias.len() == n));
+    assert!(
+        super::has_avx512_bf16(),
+        "a bf16 product on a CPU without AVX512_BF16"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        // An empty sum: the bias, or +0 as the reference's.
+        for row in out.chunks_exact_mut(n) {
+            for (j, value) in row.iter_mut().enumerate() {
+                value.write(bias.map_or(0.0, |bias| bias[j]));
+            }
+        }
+        return;
     }
     #[cfg(target_arch = "x86_64")]
     {
         let kp = k.div_ceil(2);
-        let mut a_pairs = vec![0u32; m * kp];
-        a_pairs
-            .par_chunks_mut(kp)
-            .zip(a.par_chunks(k))
-            // SAFETY: the CPU has AVX512_BF16 (checked above); each row is k floats, kp words.
-            .for_each(|(words, row)| unsafe { x86::pair_row(words, row) });
+        let a = PackedA::new(lhs, m, k);
         let blocks = n.div_ceil(LANES);
         let mut b_packed = vec![0u32; blocks * kp * LANES];
         b_packed
             .par_chunks_mut(kp * LANES)
             .enumerate()
-            // SAFETY: as above; block jb's columns are read within each row of B.
-            .for_each(|(jb, block)| unsafe { x86::pack_block(block, b, [k, n], jb) });
-        let out = SharedRows::new(rewritable(&mut c));
+            .for_each(|(jb, block)| pack_block(block, rhs, [k, n], jb));
+        let out = SharedRows::new(out);
         let panels = blocks.div_ceil(BLOCKS);
         let chunks = m.div_ceil(CHUNK);
         (0..panels * chunks).into_par_iter().for_each(|task| {
@@ -103,20 +154,118 @@ pub fn multiply(a: &[f32], b: &[f32], [m, k, n]: [usize; 3]) -> Option<Vec<f32>>
             let tile = out.block(rows.start * n + first_col, [rows.len(), cols], n);
             // SAFETY: the CPU has AVX512_BF16; `block` checked that the task's rows × columns
             // lie in C, which this task alone writes; the packed operands cover every row and
-            // block it reads.
+            // block it reads, and the bias (when given) every column.
             unsafe {
                 x86::panel(
                     tile.cast(),
-                    &a_pairs,
+                    &a,
                     &b_packed,
                     [kp, n],
                     rows,
                     [first_block, width],
+                    bias,
                 )
             };
         });
     }
-    Some(c)
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (lhs, rhs);
+        unreachable!("AVX512_BF16 is x86-64 only");
+    }
+}
+
+/// A's rows as bf16 pairs: pair p of row i at `words[i·row_stride + p·pair_stride]`. Rows
+/// adjacent in memory pack row by row; columns adjacent in memory (`xᵀ`) pack pair by pair,
+/// each pair of columns read as two runs.
+struct PackedA {
+    words: Vec<u32>,
+    row_stride: usize,
+    pair_stride: usize,
+}
+
+impl PackedA {
+    fn new(lhs: Matrix, m: usize, k: usize) -> Self {
+        let kp = k.div_ceil(2);
+        let mut words = vec![0u32; m * kp];
+        let pair_major = lhs.row_slice(0, k).is_none() && lhs.column_slice(0, m).is_some();
+        if pair_major {
+            words.par_chunks_mut(m).enumerate().for_each(|(p, words)| {
+                let even = lhs.column_slice(2 * p, m);
+                let odd = (2 * p + 1 < k).then(|| lhs.column_slice(2 * p + 1, m));
+                match (even, odd.flatten()) {
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: only called where the CPU has AVX512_BF16 (`product` checks).
+                    (Some(even), odd) => unsafe { x86::interleave(words, even, odd) },
+                    _ => unreachable!("the columns are adjacent in memory"),
+                }
+            });
+            return Self {
+                words,
+                row_stride: 1,
+                pair_stride: m,
+            };
+        }
+        words
+            .par_chunks_mut(kp)
+            .enumerate()
+            .for_each(|(i, words)| match lhs.row_slice(i, k) {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: as above; the row is k floats, `words` kp words.
+                Some(row) => unsafe { x86::pair_row(words, row) },
+                _ => {
+                    for (p, word) in words.iter_mut().enumerate() {
+                        *word = pair(|x| lhs.at(i, x), k, p);
+                    }
+                }
+            });
+        Self {
+            words,
+            row_stride: kp,
+            pair_stride: 1,
+        }
+    }
+}
+
+/// Block `jb` of B packed: for each pair p, 16 words `round(B[2p, j]) | round(B[2p+1, j])
+/// << 16` for the block's columns j (`block` starts zeroed: zero past n, and for the missing
+/// row of an odd k).
+fn pack_block(block: &mut [u32], rhs: Matrix, [k, n]: [usize; 2], jb: usize) {
+    let first = jb * LANES;
+    let count = (n - first).min(LANES);
+    let kp = k.div_ceil(2);
+    if rhs.row_slice(0, n).is_some() {
+        // Rows adjacent: each pair of rows gives two runs of the block's columns.
+        for (p, words) in block.chunks_exact_mut(LANES).enumerate() {
+            let run = |r: usize| rhs.row_slice(r, n).map(|row| &row[first..first + count]);
+            let (even, odd) = (run(2 * p), (2 * p + 1 < k).then(|| run(2 * p + 1)));
+            match (even, odd.flatten()) {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: only called where the CPU has AVX512_BF16 (`product` checks).
+                (Some(even), odd) => unsafe { x86::interleave(&mut words[..count], even, odd) },
+                _ => unreachable!("the rows are adjacent in memory"),
+            }
+        }
+        return;
+    }
+    let mut column = vec![0u32; kp];
+    for lane in 0..count {
+        let j = first + lane;
+        match rhs.column_slice(j, k) {
+            // Columns adjacent (a transposed weight): a column is a row of pairs.
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above; the column is k floats, `column` kp words.
+            Some(values) => unsafe { x86::pair_row(&mut column, values) },
+            _ => {
+                for (p, word) in column.iter_mut().enumerate() {
+                    *word = pair(|x| rhs.at(x, j), k, p);
+                }
+            }
+        }
+        for (p, &word) in column.iter().enumerate() {
+            block[p * LANES + lane] = word;
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -124,20 +273,22 @@ mod x86 {
     use std::arch::x86_64::*;
     use std::ops::Range;
 
-    use super::{LANES, ROWS};
+    use super::{LANES, PackedA, ROWS};
 
-    /// One row of A as bf16 pairs: `words[p] = round(row[2p]) | round(row[2p + 1]) << 16`,
-    /// a zero past the row's end.
+    /// The first `count` (at most 16) lanes' bits of a mask.
+    fn lanes(count: usize) -> __mmask16 {
+        ((1u32 << count.min(LANES)) - 1) as __mmask16
+    }
+
+    /// One row as bf16 pairs: `words[p] = round(row[2p]) | round(row[2p + 1]) << 16`, a zero
+    /// past the row's end.
     #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
     pub unsafe fn pair_row(words: &mut [u32], row: &[f32]) {
         let k = row.len();
         // 32 floats (16 words) at a time; masked lanes read as 0.0, which rounds to 0.
         for (chunk, w) in words.chunks_mut(LANES).enumerate() {
             let at = 2 * LANES * chunk;
-            let mask = |from: usize| -> __mmask16 {
-                let left = k.saturating_sub(from).min(LANES);
-                ((1u32 << left) - 1) as __mmask16
-            };
+            let mask = |from: usize| lanes(k.saturating_sub(from));
             // SAFETY: masked lanes are not read, the others lie inside the row; the store
             // writes the chunk's words only.
             unsafe {
@@ -145,50 +296,51 @@ mod x86 {
                 let high =
                     _mm512_maskz_loadu_ps(mask(at + LANES), row.as_ptr().wrapping_add(at + LANES));
                 let pairs: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(high, low));
-                let keep = ((1u32 << w.len()) - 1) as __mmask16;
-                _mm512_mask_storeu_epi32(w.as_mut_ptr().cast(), keep, pairs);
+                _mm512_mask_storeu_epi32(w.as_mut_ptr().cast(), lanes(w.len()), pairs);
             }
         }
     }
 
-    /// Block `jb` of B packed: for each pair p, 16 words `round(B[2p, j]) | round(B[2p+1, j])
-    /// << 16` for the block's columns j (zero past n, and for the missing row of an odd k).
+    /// Two runs as pairs, element by element: `words[i] = round(even[i]) | round(odd[i]) <<
+    /// 16` (a zero for a missing `odd`), sixteen at a time.
     #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-    pub unsafe fn pack_block(block: &mut [u32], b: &[f32], [k, n]: [usize; 2], jb: usize) {
-        let first = jb * LANES;
-        let lanes = ((1u32 << (n - first).min(LANES)) - 1) as __mmask16;
-        let row = |r: usize| -> __m512i {
-            if r >= k {
-                return _mm512_setzero_si512();
-            }
-            // SAFETY: the block's columns of row r lie inside B; masked ones are not read.
+    pub unsafe fn interleave(words: &mut [u32], even: &[f32], odd: Option<&[f32]>) {
+        assert!(even.len() == words.len() && odd.is_none_or(|odd| odd.len() == words.len()));
+        let widened = |run: &[f32], at: usize, mask: __mmask16| -> __m512i {
+            // SAFETY: the mask's lanes lie inside the run; the others are not read.
             unsafe {
-                let x = _mm512_maskz_loadu_ps(lanes, b.as_ptr().add(r * n + first));
+                let x = _mm512_maskz_loadu_ps(mask, run.as_ptr().add(at));
                 _mm512_cvtepu16_epi32(std::mem::transmute::<__m256bh, __m256i>(
                     _mm512_cvtneps_pbh(x),
                 ))
             }
         };
-        for (p, words) in block.chunks_exact_mut(LANES).enumerate() {
-            let pair = _mm512_or_si512(row(2 * p), _mm512_slli_epi32::<16>(row(2 * p + 1)));
-            // SAFETY: the chunk holds 16 words.
-            unsafe { _mm512_storeu_si512(words.as_mut_ptr().cast(), pair) };
+        for at in (0..words.len()).step_by(LANES) {
+            let mask = lanes(words.len() - at);
+            let low = widened(even, at, mask);
+            let high = odd.map_or(_mm512_setzero_si512(), |odd| widened(odd, at, mask));
+            let pair = _mm512_or_si512(low, _mm512_slli_epi32::<16>(high));
+            // SAFETY: the mask's words lie inside `words`.
+            unsafe { _mm512_mask_storeu_epi32(words.as_mut_ptr().add(at).cast(), mask, pair) };
         }
     }
 
     /// C's rows `rows` × blocks `first..first + width` (each 16 columns, the last cut at n),
-    /// into `c`: the block's first element, its rows `n` apart.
+    /// into `c`: the block's first element, its rows `n` apart, each element starting at its
+    /// column's bias (or +0).
     ///
     /// # Safety
-    /// The CPU has AVX512_BF16; `c` holds that block of C; no other thread writes it.
+    /// The CPU has AVX512_BF16; `c` holds that block of C; no other thread writes it; the
+    /// bias, when given, has n values.
     #[target_feature(enable = "avx512f,avx512bf16")]
     pub unsafe fn panel(
         c: *mut f32,
-        a: &[u32],
+        a: &PackedA,
         b: &[u32],
         [kp, n]: [usize; 2],
         rows: Range<usize>,
         [first, width]: [usize; 2],
+        bias: Option<&[f32]>,
     ) {
         let mut row = rows.start;
         while row < rows.end {
@@ -196,14 +348,24 @@ mod x86 {
             // SAFETY: the caller vouches for C; rows and blocks lie inside the operands.
             unsafe {
                 let c = c.add((row - rows.start) * n);
+                let at = Tile {
+                    c,
+                    a,
+                    b,
+                    kp,
+                    n,
+                    row,
+                    first,
+                    bias,
+                };
                 macro_rules! tiles {
                     ($($r:literal),+) => {
                         match (tall, width) {
                             $(
-                                ($r, 4) => tile::<$r, 4>(c, a, b, [kp, n], row, first),
-                                ($r, 3) => tile::<$r, 3>(c, a, b, [kp, n], row, first),
-                                ($r, 2) => tile::<$r, 2>(c, a, b, [kp, n], row, first),
-                                ($r, _) => tile::<$r, 1>(c, a, b, [kp, n], row, first),
+                                ($r, 4) => tile::<$r, 4>(at),
+                                ($r, 3) => tile::<$r, 3>(at),
+                                ($r, 2) => tile::<$r, 2>(at),
+                                ($r, _) => tile::<$r, 1>(at),
                             )+
                             _ => unreachable!("at most {ROWS} rows per tile"),
                         }
@@ -215,22 +377,48 @@ mod x86 {
         }
     }
 
-    /// R rows × W blocks of 16 columns from block `first`, accumulated in registers over every
-    /// pair p, then stored from `c` on, rows `n` apart (the columns past `n` dropped).
-    #[inline(always)]
-    unsafe fn tile<const R: usize, const W: usize>(
+    /// Where one tile reads and writes.
+    #[derive(Clone, Copy)]
+    struct Tile<'a> {
+        /// C's element (row, first block's first column); rows `n` apart.
         c: *mut f32,
-        a: &[u32],
-        b: &[u32],
-        [kp, n]: [usize; 2],
+        a: &'a PackedA,
+        b: &'a [u32],
+        kp: usize,
+        n: usize,
         row: usize,
         first: usize,
-    ) {
+        bias: Option<&'a [f32]>,
+    }
+
+    /// R rows × W blocks of 16 columns from block `first`, accumulated in registers over every
+    /// pair p from the bias (or +0), then stored (the columns past `n` dropped).
+    #[inline(always)]
+    unsafe fn tile<const R: usize, const W: usize>(at: Tile) {
+        let Tile {
+            c,
+            a,
+            b,
+            kp,
+            n,
+            row,
+            first,
+            bias,
+        } = at;
+        let mask = |w: usize| lanes(n - (first + w) * LANES);
         // SAFETY (every access): rows row..row+R of A's pairs and blocks first..first+W of the
-        // packed B exist (the caller's panel); C's stores are masked to its n columns.
+        // packed B exist (the caller's panel); the bias has n values and its loads and C's
+        // stores are masked to them.
         unsafe {
-            let mut acc = [[_mm512_setzero_ps(); W]; R];
-            let a = a.as_ptr().add(row * kp);
+            let start: [__m512; W] = std::array::from_fn(|w| match bias {
+                Some(bias) => {
+                    _mm512_maskz_loadu_ps(mask(w), bias.as_ptr().add((first + w) * LANES))
+                }
+                None => _mm512_setzero_ps(),
+            });
+            let mut acc = [start; R];
+            let a_rows: [*const u32; R] =
+                std::array::from_fn(|r| a.words.as_ptr().add((row + r) * a.row_stride));
             let blocks: [*const u32; W] =
                 std::array::from_fn(|w| b.as_ptr().add((first + w) * kp * LANES));
             for p in 0..kp {
@@ -239,9 +427,10 @@ mod x86 {
                         blocks[w].add(p * LANES).cast(),
                     ))
                 });
-                for (r, sums) in acc.iter_mut().enumerate() {
-                    let pair: __m512bh =
-                        std::mem::transmute(_mm512_set1_epi32(*a.add(r * kp + p) as i32));
+                for (sums, a_row) in acc.iter_mut().zip(&a_rows) {
+                    let pair: __m512bh = std::mem::transmute(_mm512_set1_epi32(
+                        *a_row.add(p * a.pair_stride) as i32,
+                    ));
                     for (sum, column) in sums.iter_mut().zip(&columns) {
                         *sum = _mm512_dpbf16_ps(*sum, pair, *column);
                     }
@@ -249,9 +438,7 @@ mod x86 {
             }
             for (r, sums) in acc.iter().enumerate() {
                 for (w, sum) in sums.iter().enumerate() {
-                    let count = (n - (first + w) * LANES).min(LANES);
-                    let mask: __mmask16 = ((1u32 << count) - 1) as __mmask16;
-                    _mm512_mask_storeu_ps(c.add(r * n + w * LANES), mask, *sum);
+                    _mm512_mask_storeu_ps(c.add(r * n + w * LANES), mask(w), *sum);
                 }
             }
         }
@@ -302,6 +489,74 @@ mod tests {
                 .all(|(x, y)| x.to_bits() == y.to_bits());
             assert!(same, "{m}×{k}×{n}");
         }
+    }
+
+    /// `rows × cols` values at `offset + r·row_stride + c·col_stride` of `data`, row-major.
+    fn dense(view: Matrix, [rows, cols]: [usize; 2]) -> Vec<f32> {
+        (0..rows)
+            .flat_map(|r| (0..cols).map(move |c| view.at(r, c)))
+            .collect()
+    }
+
+    #[test]
+    fn operands_read_in_place_at_any_strides_and_the_bias_equal_the_reference() {
+        let mut rng = ChaCha8Rng::seed_from_u64(38);
+        let mut random =
+            |len: usize| -> Vec<f32> { (0..len).map(|_| rng.random_range(-3.0..3.0)).collect() };
+        for [m, k, n] in [[1, 1, 1], [7, 9, 5], [40, 33, 70], [100, 64, 17]] {
+            // Row-major, transposed (columns adjacent: `xᵀ`, a transposed weight), and every
+            // other element of a wider buffer (neither adjacent: the scalar path).
+            let (a_rows, a_cols, a_sparse) = (random(m * k), random(m * k), random(4 * m * k));
+            let (b_rows, b_cols, b_sparse) = (random(k * n), random(k * n), random(4 * k * n));
+            let lhs = [
+                Matrix::dense(&a_rows, k),
+                Matrix::dense(&a_cols, m).transpose(),
+                Matrix::new(&a_sparse, 1, 2 * k as isize, 2),
+            ];
+            let rhs = [
+                Matrix::dense(&b_rows, n),
+                Matrix::dense(&b_cols, k).transpose(),
+                Matrix::new(&b_sparse, 3, 2 * n as isize, 2),
+            ];
+            let bias = random(n);
+            for (x, lhs) in lhs.iter().enumerate() {
+                for (y, rhs) in rhs.iter().enumerate() {
+                    for bias in [None, Some(&bias[..])] {
+                        if !crate::bf16::has_avx512_bf16() {
+                            eprintln!("skipped: this CPU has no AVX512_BF16");
+                            return;
+                        }
+                        let mut out = unwritten(m * n);
+                        product(&mut out, [m, k, n], *lhs, *rhs, bias);
+                        // SAFETY: the product writes every element.
+                        let out = unsafe { written(out) };
+                        let (a, b) = (dense(*lhs, [m, k]), dense(*rhs, [k, n]));
+                        let expected = reference_from(&a, &b, [m, k, n], bias);
+                        let same = out
+                            .iter()
+                            .zip(&expected)
+                            .all(|(x, y)| x.to_bits() == y.to_bits());
+                        assert!(
+                            same,
+                            "{m}×{k}×{n}, layouts {x}/{y}, bias {}",
+                            bias.is_some()
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_reference_starts_each_column_at_its_bias() {
+        // [1 2] · [[1 0], [0 1]] + [0.5, -4] = [1.5, -2].
+        let c = reference_from(
+            &[1.0, 2.0],
+            &[1.0, 0.0, 0.0, 1.0],
+            [1, 2, 2],
+            Some(&[0.5, -4.0]),
+        );
+        assert_eq!(c, [1.5, -2.0]);
     }
 
     #[test]
