@@ -5,6 +5,10 @@
 //! it, and adds the bias in a separate pass. Here the output starts as the bias rows and the
 //! gemm accumulates `x·W` into it; the backward pass writes `dx = dy·Wᵀ` and `dW = xᵀ·dy`
 //! straight into fresh buffers and sums `db` over the rows.
+//!
+//! Under [`super::with_precision`]`(Bf16, ..)` the three products take bf16 operands with f32
+//! sums ([`super::bf16::matmul`]); the bias, its gradient and everything around stay f32, and
+//! the backward pass multiplies as its forward pass did.
 
 use std::mem::MaybeUninit;
 
@@ -16,9 +20,10 @@ use burn::backend::flex::FlexTensor;
 use burn::tensor::{Shape, Tensor, TensorData};
 use rayon::prelude::*;
 
+use super::bf16::matmul::product as bf16_product;
 use super::fresh::{unwritten, written};
 use super::matrix::{Matrix, multiply};
-use super::{on_flex, on_flex_autodiff, register, track, values};
+use super::{Precision, on_flex, on_flex_autodiff, precision, register, track, values};
 
 /// Below this many multiply-adds a product runs on one thread (burn-flex's threshold).
 const PARALLEL_THRESHOLD: usize = 192 * 192 * 192;
@@ -35,7 +40,12 @@ pub(super) fn linear<const D: usize>(
             Some(bias) => Some(on_flex(bias)?),
             None => None,
         };
-        let output = forward(&x.to_contiguous(), &on_flex(weight)?, bias.as_ref());
+        let output = forward(
+            &x.to_contiguous(),
+            &on_flex(weight)?,
+            bias.as_ref(),
+            precision(),
+        );
         return Some(Tensor::from_primitive::<Flex>(output));
     }
     let (x, weight) = (on_flex_autodiff(x)?, on_flex_autodiff(weight)?);
@@ -45,12 +55,14 @@ pub(super) fn linear<const D: usize>(
     };
     let input = x.primitive().to_contiguous();
     let w = weight.primitive().clone();
-    let output = forward(&input, &w, bias.as_ref().map(|b| b.primitive()));
+    let precision = precision();
+    let output = forward(&input, &w, bias.as_ref().map(|b| b.primitive()), precision);
 
     let saved = Saved {
         input,
         weight: w,
         input_shape: x.primitive().layout().shape().clone(),
+        precision,
     };
     Some(match bias {
         Some(bias) => {
@@ -61,18 +73,25 @@ pub(super) fn linear<const D: usize>(
     })
 }
 
-/// `x·W + b` for a contiguous `x` `[.., k]` and `W` `[k, n]` (any strides).
-fn forward(input: &FlexTensor, w: &FlexTensor, bias: Option<&FlexTensor>) -> FlexTensor {
+/// `x·W + b` for a contiguous `x` `[.., k]` and `W` `[k, n]` (any strides), multiplied in
+/// `precision`.
+fn forward(
+    input: &FlexTensor,
+    w: &FlexTensor,
+    bias: Option<&FlexTensor>,
+    precision: Precision,
+) -> FlexTensor {
     let [k, n] = w.layout().shape().dims::<2>();
     let rows = input.layout().num_elements() / k;
     let bias_values = bias.map(FlexTensor::to_contiguous);
     let mut output = unwritten(rows * n);
-    matmul(
+    product(
         &mut output,
         [rows, n, k],
         Matrix::dense(values(input), k),
         Matrix::of(w),
         bias_values.as_ref().map(values),
+        precision,
     );
     // SAFETY: the product wrote all rows·n values.
     let output = unsafe { written(output) };
@@ -95,6 +114,8 @@ struct Saved {
     /// W `[k, n]`, any strides (the tied unembedding is a transposed view).
     weight: FlexTensor,
     input_shape: Shape,
+    /// What the forward pass multiplied in, and so the backward pass too.
+    precision: Precision,
 }
 
 impl Backward<Flex, 3> for LinearWithBias {
@@ -128,10 +149,18 @@ fn input_and_weight_grads(saved: &Saved, grad_output: &FlexTensor) -> (FlexTenso
     let weight = Matrix::of(&saved.weight);
 
     let mut dx = unwritten(rows * k);
-    matmul(&mut dx, [rows, k, n], dy, weight.transpose(), None);
+    let precision = saved.precision;
+    product(
+        &mut dx,
+        [rows, k, n],
+        dy,
+        weight.transpose(),
+        None,
+        precision,
+    );
     let mut dw = unwritten(k * n);
     let x = Matrix::dense(values(&saved.input), k);
-    matmul(&mut dw, [k, n, rows], x.transpose(), dy, None);
+    product(&mut dw, [k, n, rows], x.transpose(), dy, None, precision);
     // SAFETY: each product wrote its whole output.
     let (dx, dw) = unsafe { (written(dx), written(dw)) };
     (
@@ -150,8 +179,23 @@ fn bias_grad(saved: &Saved, grad_output: &FlexTensor) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(db, [n]))
 }
 
-/// `out[m×n] = lhs[m×k] · rhs[k×n] (+ bias in every row)`, `out` dense row-major and written
-/// in full (it may start unwritten). A big product is split into one block of output rows per
+/// `out[m×n] = lhs[m×k] · rhs[k×n] (+ bias in every row)` in `precision`, `out` dense
+/// row-major and written in full (it may start unwritten).
+fn product(
+    out: &mut [MaybeUninit<f32>],
+    [m, n, k]: [usize; 3],
+    lhs: Matrix,
+    rhs: Matrix,
+    bias: Option<&[f32]>,
+    precision: Precision,
+) {
+    match precision {
+        Precision::Fp32 => matmul(out, [m, n, k], lhs, rhs, bias),
+        Precision::Bf16 => bf16_product(out, [m, k, n], lhs, rhs, bias),
+    }
+}
+
+/// The f32 product of [`product`]. A big product is split into one block of output rows per
 /// thread, each a single-threaded gemm: in isolation that matched or beat gemm's own threading
 /// at every shape measured (2048×512×128: 221 against 181 GFLOP/s). With a bias, each thread
 /// first fills its own rows with it and the gemm adds the product, so the fill is shared out

@@ -22,6 +22,9 @@ pub enum Level {
     Avx2,
     /// AVX-512 F, VL, DQ and BW (x86-64-v4).
     Avx512,
+    /// AVX-512 with AVX512_BF16: the element-wise kernels as [`Level::Avx512`], and the bf16
+    /// products (`VDPBF16PS`) that `train.precision = "bf16"` multiplies with.
+    Avx512Bf16,
 }
 
 impl Level {
@@ -40,6 +43,7 @@ impl Level {
                         && has!("avx512dq")
                         && has!("avx512bw")
                 }
+                Level::Avx512Bf16 => Level::Avx512.available() && has!("avx512bf16"),
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -49,7 +53,12 @@ impl Level {
     }
 
     /// Every level, narrowest first.
-    pub const ALL: [Level; 3] = [Level::Baseline, Level::Avx2, Level::Avx512];
+    pub const ALL: [Level; 4] = [
+        Level::Baseline,
+        Level::Avx2,
+        Level::Avx512,
+        Level::Avx512Bf16,
+    ];
 
     /// The name `TINYGPT_VECTOR_LEVEL` takes for this level.
     pub fn name(self) -> &'static str {
@@ -57,6 +66,7 @@ impl Level {
             Level::Baseline => "baseline",
             Level::Avx2 => "avx2",
             Level::Avx512 => "avx512",
+            Level::Avx512Bf16 => "avx512bf16",
         }
     }
 
@@ -76,8 +86,8 @@ impl Level {
     pub fn from_setting(value: &str) -> Result<Level, String> {
         let Some(level) = Level::ALL.into_iter().find(|level| level.name() == value) else {
             return Err(format!(
-                "{LEVEL_VARIABLE}={value} names no vector level: use baseline, avx2 or avx512, \
-                 or unset it for the widest this CPU runs ({})",
+                "{LEVEL_VARIABLE}={value} names no vector level: use baseline, avx2, avx512 or \
+                 avx512bf16, or unset it for the widest this CPU runs ({})",
                 Level::best().name()
             ));
         };
@@ -170,7 +180,7 @@ macro_rules! vectorised {
                 }
                 match level() {
                     // SAFETY: `level` only names a level the CPU has.
-                    Level::Avx512 => return unsafe { avx512($($arg),*) },
+                    Level::Avx512 | Level::Avx512Bf16 => return unsafe { avx512($($arg),*) },
                     Level::Avx2 => return unsafe { avx2($($arg),*) },
                     Level::Baseline => {}
                 }

@@ -89,7 +89,7 @@ pub fn devices_command(args: DevicesArgs, job: &Job) -> Result<()> {
     let (chosen, best) = (Level::chosen(), Level::best());
     if chosen == best {
         outln!(
-            "vector kernels: {} (the widest here; {LEVEL_VARIABLE}=baseline|avx2|avx512 holds them to another)",
+            "vector kernels: {} (the widest here; {LEVEL_VARIABLE}=baseline|avx2|avx512|avx512bf16 holds them to another)",
             chosen.name()
         )?;
     } else {

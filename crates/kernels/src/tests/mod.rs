@@ -7,6 +7,7 @@ use rand_chacha::ChaCha8Rng;
 use super::{attention, dropout, gelu, layer_norm, linear, math, plain_causal_self_attention};
 use crate::heads::split_heads;
 
+mod bf16_linear;
 mod causal_attention;
 mod dropout_mask;
 mod modern_ops;

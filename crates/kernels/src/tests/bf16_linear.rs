@@ -1,0 +1,116 @@
+//! The fused linear map in bf16: its output and both gradients equal the scalar bf16
+//! reference to the bit, and the backward pass multiplies as its forward pass did.
+
+use burn::tensor::Tensor;
+
+use super::{random, training_device};
+use crate::bf16::matmul::{reference, reference_from};
+use crate::{Precision, bf16_products, linear, with_precision};
+
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().try_to_vec::<f32>().unwrap()
+}
+
+/// `rows × cols` row-major values transposed.
+fn transposed(v: &[f32], [rows, cols]: [usize; 2]) -> Vec<f32> {
+    (0..cols)
+        .flat_map(|c| (0..rows).map(move |r| v[r * cols + c]))
+        .collect()
+}
+
+fn same_bits(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+}
+
+#[test]
+fn the_bf16_linear_map_and_its_gradients_equal_the_reference_to_the_bit() {
+    if let Err(why) = bf16_products() {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let device = training_device();
+    // A small product, the default shape's, and the tied unembedding (W a transposed view).
+    for ([batch, time, d_in, d_out], bias, tied) in [
+        ([3, 50, 20, 36], true, false),
+        ([32, 64, 128, 128], true, false),
+        ([4, 16, 33, 65], false, true),
+    ] {
+        let rows = batch * time;
+        let x = Tensor::<3>::from_data(random([batch, time, d_in], 21), &device).require_grad();
+        let leaf = if tied {
+            [1, d_out, d_in]
+        } else {
+            [1, d_in, d_out]
+        };
+        let w_leaf = Tensor::<3>::from_data(random(leaf, 22), &device)
+            .reshape([leaf[1], leaf[2]])
+            .require_grad();
+        let w = if tied {
+            w_leaf.clone().transpose()
+        } else {
+            w_leaf.clone()
+        };
+        let b = bias.then(|| {
+            Tensor::<3>::from_data(random([1, 1, d_out], 23), &device)
+                .reshape([d_out])
+                .require_grad()
+        });
+        // Only the forward pass runs under bf16: the backward pass must follow it on its own.
+        let y = with_precision(Precision::Bf16, || {
+            linear::linear(&x, &w, b.as_ref()).expect("flex autodiff takes the fused path")
+        });
+        let upstream = Tensor::<3>::from_data(random([batch, time, d_out], 24), &device);
+        let grads = (y.clone() * upstream.clone()).sum().backward();
+
+        let (x_v, w_v, up) = (values(x.clone()), values(w.clone()), values(upstream));
+        let b_v = b.as_ref().map(|b| values(b.clone()));
+        let want_y = reference_from(&x_v, &w_v, [rows, d_in, d_out], b_v.as_deref());
+        assert!(
+            same_bits(&values(y), &want_y),
+            "y for {rows}×{d_in}×{d_out}"
+        );
+        let want_dx = reference(&up, &transposed(&w_v, [d_in, d_out]), [rows, d_out, d_in]);
+        assert!(
+            same_bits(&values(x.grad(&grads).unwrap()), &want_dx),
+            "dx for {rows}×{d_in}×{d_out}"
+        );
+        let dw = reference(&transposed(&x_v, [rows, d_in]), &up, [d_in, rows, d_out]);
+        let want_dw = if tied {
+            transposed(&dw, [d_in, d_out])
+        } else {
+            dw
+        };
+        assert!(
+            same_bits(&values(w_leaf.grad(&grads).unwrap()), &want_dw),
+            "dW for {rows}×{d_in}×{d_out}"
+        );
+    }
+}
+
+#[test]
+fn bf16_is_this_threads_setting_only_inside_with_precision() {
+    if let Err(why) = bf16_products() {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let device = training_device();
+    let x = Tensor::<3>::from_data(random([2, 8, 24], 31), &device);
+    let w = Tensor::<3>::from_data(random([1, 24, 16], 32), &device).reshape([24, 16]);
+    let run = || values(linear::linear(&x, &w, None).unwrap());
+    let fp32 = run();
+    let bf16 = with_precision(Precision::Bf16, run);
+    assert_eq!(
+        crate::precision(),
+        Precision::Fp32,
+        "restored after the call"
+    );
+    assert!(!same_bits(&fp32, &bf16), "bf16 multiplies differently");
+    // Close: each term off by about 2^-8 of its size.
+    let worst = fp32
+        .iter()
+        .zip(&bf16)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst < 0.25, "{worst}");
+    assert!(same_bits(&run(), &fp32));
+}
