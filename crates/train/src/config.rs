@@ -6,6 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 pub use tinygpt_data::DataConfig;
+use tinygpt_kernels::Precision;
 use tinygpt_model::GptConfig;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -76,6 +77,27 @@ pub struct TrainConfig {
     /// The share of `max_steps` the WSD schedule spends decaying.
     #[serde(skip_serializing_if = "is_default_warmdown_fraction")]
     pub warmdown_fraction: f64,
+    /// `"fp32"`, or `"bf16"`: the linear maps' products (forward and both gradients) take
+    /// bf16 operands and sum in f32, on a CPU with AVX512_BF16; weights, optimizer state,
+    /// loss, softmax, norms and the residual stream stay f32, and evaluation multiplies in f32.
+    #[serde(with = "PrecisionName", skip_serializing_if = "is_default")]
+    pub precision: Precision,
+}
+
+/// How `train.precision` spells a precision.
+pub fn precision_name(precision: Precision) -> &'static str {
+    match precision {
+        Precision::Fp32 => "fp32",
+        Precision::Bf16 => "bf16",
+    }
+}
+
+/// How `train.precision` is spelled.
+#[derive(Serialize, Deserialize)]
+#[serde(remote = "Precision", rename_all = "snake_case")]
+enum PrecisionName {
+    Fp32,
+    Bf16,
 }
 
 /// Which optimizer updates the blocks' weight matrices.
@@ -153,6 +175,7 @@ impl Default for TrainConfig {
             muon_weight_decay: 0.0,
             schedule: Schedule::default(),
             warmdown_fraction: WARMDOWN_FRACTION,
+            precision: Precision::Fp32,
         }
     }
 }
@@ -302,6 +325,8 @@ pub const RESUMABLE_KEYS: &[&str] = &[
     "train.checkpoint_interval",
     "train.keep_checkpoints",
     "train.device",
+    // Checkpoints keep f32 weights and moments whatever the products took.
+    "train.precision",
     "train.sample_prompt",
     "train.sample_tokens",
     "train.muon_lr",

@@ -14,6 +14,7 @@ use crate::device::parse_device;
 use crate::optim::Optimizer;
 use crate::tensors::{batch_tensors, scalar, to_vec};
 use crate::trainer::optimizer_step;
+use tinygpt_kernels::Precision;
 
 /// The wgpu device, or `None` (with a note) on a machine without an adapter outside CI.
 pub fn wgpu_or_skip() -> Option<Device> {
@@ -75,7 +76,14 @@ fn one_step(device: &Device) -> (Vec<f32>, f64, f64, Vec<f32>) {
     let loss = scalar(cross_entropy(logits.clone(), targets).inner());
     let logits = to_vec(logits.inner());
     let mut optim = Optimizer::new(&TrainConfig::default());
-    let (model, _, grad_norm) = optimizer_step(model, &mut optim, &[batch()], 1e-3, 1.0, &device);
+    let (model, _, grad_norm) = optimizer_step(
+        model,
+        &mut optim,
+        &[batch()],
+        [1e-3, 1.0],
+        Precision::Fp32,
+        &device,
+    );
     (logits, loss, scalar(grad_norm), weights(&model.valid()))
 }
 

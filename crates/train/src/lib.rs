@@ -17,6 +17,8 @@
 pub mod attention_probe;
 pub mod collective;
 pub mod config;
+/// What a training step's products take (`train.precision`).
+pub use tinygpt_kernels::Precision;
 /// The CPU's widest vectors and its measured fp32 peak (for `bench`'s MFU and `devices`).
 pub use tinygpt_kernels::cpu;
 pub mod device;

@@ -10,7 +10,7 @@ use tinygpt_data::{Prompt, Splits, Tokenizer, prompt_tokens};
 use tinygpt_model::Gpt;
 
 use crate::config::{RunConfig, check_resumable};
-use crate::device::open_device;
+use crate::device::{check_precision, open_device};
 use crate::footprint::Footprint;
 use crate::init_from::InitSource;
 use crate::run::checkpoint;
@@ -130,6 +130,7 @@ fn start(args: &SessionOptions, progress: &mut dyn FnMut(usize, usize)) -> Resul
         Some(run)
     };
     let (device, device_label) = open_device(&config.train.device)?;
+    check_precision(config.train.precision, &device, &device_label)?;
     let input = Input::open(&config.data, config.train.seed)?;
     if let Some(source) = &source {
         source.check_corpus(&input, &config.data.corpus)?;
@@ -245,6 +246,7 @@ fn resume(
     }
     check_memory(&config, args.force)?;
     let (device, device_label) = open_device(&config.train.device)?;
+    check_precision(config.train.precision, &device, &device_label)?;
 
     let input = Input::open(&config.data, config.train.seed)?;
     if input.fingerprint() != state.corpus_sha256 {

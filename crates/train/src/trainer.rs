@@ -348,6 +348,7 @@ impl Trainer<'_> {
             total,
             // Dropout masks are a function of the step, so a resumed run draws the same ones.
             dropout_seed: Some(train.seed.wrapping_add(step as u64)),
+            precision: train.precision,
         };
         data_parallel_step(
             model,

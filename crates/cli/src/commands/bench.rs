@@ -29,6 +29,7 @@ use tinygpt_train::model_config::model_config;
 use tinygpt_train::optim::Optimizer;
 use tinygpt_train::tensors::scalar;
 use tinygpt_train::trainer::optimizer_step;
+use tinygpt_train::{Precision, config::precision_name, device::check_precision};
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
@@ -62,6 +63,9 @@ pub struct BenchArgs {
     /// Replace the files --save-first-step writes when DIR already holds them.
     #[arg(long)]
     pub force: bool,
+    /// What the linear maps' products take [default: the config's train.precision].
+    #[arg(long, value_parser = ["fp32", "bf16"])]
+    pub precision: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -73,6 +77,8 @@ pub struct BenchReport {
     pub batch_size: usize,
     pub block_size: usize,
     pub params: usize,
+    /// What the linear maps' products took: `fp32` or `bf16`.
+    pub precision: String,
     pub train_tokens_per_sec: f64,
     pub step_ms_median: f64,
     pub step_ms_min: f64,
@@ -91,7 +97,8 @@ pub struct BenchReport {
     /// The CPU's fp32 peak on a CPU device (multiply-adds in registers on every core); none
     /// on a GPU.
     pub hardware_peak_gflops: Option<f64>,
-    /// Achieved over the hardware peak: the MFU to compare across machines and frameworks.
+    /// Achieved over the hardware peak of the precision the products took (fp32, or bf16):
+    /// the MFU to compare across machines and frameworks.
     pub mfu_hardware: Option<f64>,
     /// The CPU's bf16 peak (`VDPBF16PS` in registers on every core) where it has AVX512_BF16,
     /// measured beside the fp32 one: the peak for runs whose products take bf16.
@@ -137,6 +144,12 @@ pub fn bench_command(args: BenchArgs) -> Result<()> {
         "bench a smaller model (model.n_layer, n_embd, vocab_size, block_size) or pass a smaller --batch-size",
     )?;
     let device = parse_device(&args.device)?;
+    let precision = match args.precision.as_deref() {
+        Some("bf16") => Precision::Bf16,
+        Some(_) => Precision::Fp32,
+        None => train.precision,
+    };
+    check_precision(precision, &device, &args.device)?;
     let count = ParamCount::of(&model_config);
     let flops_per_token = count.train_flops_per_token(&model_config);
 
@@ -177,7 +190,14 @@ pub fn bench_command(args: BenchArgs) -> Result<()> {
         let weights = (i == 0 && args.save_first_step.is_some()).then(|| module_tensors(&model));
         let inputs = weights.as_ref().map(|_| batch.clone());
         let started = Instant::now();
-        let (next, loss, _) = optimizer_step(model, &mut optim, &[batch], 1e-3, 1.0, &train_device);
+        let (next, loss, _) = optimizer_step(
+            model,
+            &mut optim,
+            &[batch],
+            [1e-3, 1.0],
+            precision,
+            &train_device,
+        );
         model = next;
         let loss = scalar(loss);
         if let (Some(dir), Some(weights), Some(batch)) = (&args.save_first_step, weights, inputs) {
@@ -224,6 +244,7 @@ pub fn bench_command(args: BenchArgs) -> Result<()> {
         batch_size,
         block_size: t,
         params: count.total(),
+        precision: precision_name(precision).to_string(),
         train_tokens_per_sec: tokens_per_sec,
         step_ms_median: median * 1e3,
         step_ms_min: times[0] * 1e3,
@@ -236,7 +257,11 @@ pub fn bench_command(args: BenchArgs) -> Result<()> {
         kernel_level: Level::chosen().name().to_string(),
         hardware_threads,
         hardware_peak_gflops: hardware_peak,
-        mfu_hardware: hardware_peak.map(|hardware| achieved / hardware),
+        mfu_hardware: match precision {
+            Precision::Fp32 => hardware_peak,
+            Precision::Bf16 => hardware_bf16_peak,
+        }
+        .map(|hardware| achieved / hardware),
         hardware_bf16_peak_gflops: hardware_bf16_peak,
         bf16_matmul_gflops: bf16_matmul,
         attention_ms: attention_s * 1e3,
@@ -257,12 +282,13 @@ pub fn bench_command(args: BenchArgs) -> Result<()> {
 
 fn print_report(r: &BenchReport) -> Result<()> {
     outln!(
-        "{} on {} ({} parameters, batch {} × {} tokens; vector kernels: {})",
+        "{} on {} ({} parameters, batch {} × {} tokens; {} products; vector kernels: {})",
         r.config,
         r.device,
         HumanCount(r.params as u64),
         r.batch_size,
         r.block_size,
+        r.precision,
         r.kernel_level
     )?;
     outln!(
@@ -279,8 +305,18 @@ fn print_report(r: &BenchReport) -> Result<()> {
         100.0 * r.mfu,
         r.matmul_peak_gflops
     );
-    match (r.mfu_hardware, r.hardware_peak_gflops) {
-        (Some(mfu), Some(peak)) => outln!(
+    let bf16_run = r.precision == "bf16";
+    match (
+        r.mfu_hardware,
+        r.hardware_peak_gflops,
+        r.hardware_bf16_peak_gflops,
+    ) {
+        (Some(mfu), _, Some(peak)) if bf16_run => outln!(
+            "MFU {:.1}% of the hardware's bf16 peak ({peak:.1} GFLOP/s: VDPBF16PS on {} threads) | {matmul}",
+            100.0 * mfu,
+            r.hardware_threads
+        )?,
+        (Some(mfu), Some(peak), _) => outln!(
             "MFU {:.1}% of the hardware's fp32 peak ({peak:.1} GFLOP/s: {} on {} threads) | {matmul}",
             100.0 * mfu,
             r.vector_isa,
@@ -289,8 +325,13 @@ fn print_report(r: &BenchReport) -> Result<()> {
         _ => outln!("{matmul}")?,
     }
     if let (Some(bf16), Some(fp32)) = (r.hardware_bf16_peak_gflops, r.hardware_peak_gflops) {
+        let products = if bf16_run {
+            "this run's linear maps multiply in bf16, its attention in fp32"
+        } else {
+            "this run's products are fp32"
+        };
         outln!(
-            "bf16 peak: {bf16:.1} GFLOP/s (VDPBF16PS on {} threads, {:.2}× the fp32 peak; this run's products are fp32)",
+            "bf16 peak: {bf16:.1} GFLOP/s (VDPBF16PS on {} threads, {:.2}× the fp32 peak; {products})",
             r.hardware_threads,
             bf16 / fp32
         )?;

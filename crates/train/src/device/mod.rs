@@ -4,9 +4,10 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
-use anyhow::{Result, bail};
+use anyhow::{Result, anyhow, bail};
 use burn::tensor::wgpu::{WgpuInitError, wgpu};
-use burn::tensor::{Device, DeviceKind};
+use burn::tensor::{Device, DeviceKind, Tensor};
+use tinygpt_kernels::Precision;
 
 mod cuda;
 pub use cuda::cuda_index;
@@ -84,6 +85,26 @@ pub fn open_device(name: &str) -> Result<(Device, String)> {
         return Ok((parse_device(chosen)?, format!("auto ({chosen})")));
     }
     Ok((parse_device(name)?, name.to_string()))
+}
+
+/// Refuses `train.precision = "bf16"` where its products cannot run: off the flex device's
+/// fused kernels, or on a CPU without AVX512_BF16.
+pub fn check_precision(precision: Precision, device: &Device, label: &str) -> Result<()> {
+    if precision != Precision::Bf16 {
+        return Ok(());
+    }
+    let probe = Tensor::<1>::zeros([1], &device.clone().autodiff());
+    if !tinygpt_kernels::enabled() {
+        bail!(
+            "train.precision = \"bf16\" runs in tinygpt's fused kernels, which TINYGPT_PLAIN_OPS turns off: unset it, or set train.precision = \"fp32\""
+        );
+    }
+    if !tinygpt_kernels::applies(&probe) {
+        bail!(
+            "train.precision = \"bf16\" runs on the flex device, and this run's device is {label}: set train.device = \"flex\" or train.precision = \"fp32\""
+        );
+    }
+    tinygpt_kernels::bf16_products().map_err(|why| anyhow!("train.precision = \"bf16\": {why}"))
 }
 
 /// The device `auto` stands for, given the adapters wgpu finds.

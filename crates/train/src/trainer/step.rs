@@ -4,6 +4,7 @@
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::{Device, Tensor};
 use tinygpt_data::Batch;
+use tinygpt_kernels::{Precision, with_precision};
 use tinygpt_model::Gpt;
 
 use crate::collective::{Alone, Collective, sum_over_ranks};
@@ -22,6 +23,8 @@ pub struct Shard<'b> {
     /// When set, dropout for micro-batch k is seeded from this and k, so a micro-batch draws
     /// the same masks whichever rank trains on it (k = 0 gets this seed itself).
     pub dropout_seed: Option<u64>,
+    /// What the linear maps' products take (`train.precision`).
+    pub precision: Precision,
 }
 
 /// The seed of micro-batch `k`'s dropout masks in a step seeded `seed`.
@@ -30,15 +33,15 @@ fn micro_batch_seed(seed: u64, k: usize) -> u64 {
 }
 
 /// One AdamW step on the summed gradients of `micro_batches` (each loss divided by their
-/// number, so the step is that of the mean loss), in one process. Returns the updated model,
-/// the mean loss and the gradient norm before clipping, both still on the device.
-/// `max_norm` 0 means no clipping.
+/// number, so the step is that of the mean loss), in one process, the products in
+/// `precision`. Returns the updated model, the mean loss and the gradient norm before
+/// clipping, both still on the device. `max_norm` 0 means no clipping.
 pub fn optimizer_step(
     model: Gpt,
     optim: &mut Optimizer,
     micro_batches: &[Batch],
-    lr: f64,
-    max_norm: f64,
+    [lr, max_norm]: [f64; 2],
+    precision: Precision,
     device: &Device,
 ) -> (Gpt, Tensor<1>, Tensor<1>) {
     let shard = Shard {
@@ -46,6 +49,7 @@ pub fn optimizer_step(
         first: 0,
         total: micro_batches.len(),
         dropout_seed: None,
+        precision,
     };
     data_parallel_step(model, optim, &shard, lr, max_norm, device, &Alone)
 }
@@ -75,7 +79,8 @@ pub fn data_parallel_step(
             if let Some(seed) = shard.dropout_seed {
                 device.seed(micro_batch_seed(seed, shard.first + i));
             }
-            let loss = batch_loss(&model, batch, device).div_scalar(n);
+            let loss =
+                with_precision(shard.precision, || batch_loss(&model, batch, device)).div_scalar(n);
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             accumulator.accumulate(&model, grads);
             let loss = loss.detach().inner();

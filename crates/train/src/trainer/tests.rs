@@ -2,6 +2,7 @@
 use super::*;
 use crate::config::TrainConfig;
 use crate::tensors::to_vec;
+use tinygpt_kernels::Precision;
 use tinygpt_model::GptConfig;
 
 fn model_config() -> GptConfig {
@@ -48,8 +49,8 @@ fn overfits_one_fixed_batch() {
             model,
             &mut optim,
             std::slice::from_ref(&batch),
-            3e-3,
-            1.0,
+            [3e-3, 1.0],
+            Precision::Fp32,
             &device,
         );
         model = next;
@@ -72,8 +73,22 @@ fn accumulating_two_half_batches_equals_one_full_batch() {
     let run = |batches: &[Batch]| {
         let model = Gpt::new(&model_config(), 1, &device).unwrap();
         let mut optim = Optimizer::new(&train);
-        let (model, loss, norm) = optimizer_step(model, &mut optim, batches, 1e-2, 1.0, &device);
-        let (model, _, _) = optimizer_step(model, &mut optim, batches, 1e-2, 1.0, &device);
+        let (model, loss, norm) = optimizer_step(
+            model,
+            &mut optim,
+            batches,
+            [1e-2, 1.0],
+            Precision::Fp32,
+            &device,
+        );
+        let (model, _, _) = optimizer_step(
+            model,
+            &mut optim,
+            batches,
+            [1e-2, 1.0],
+            Precision::Fp32,
+            &device,
+        );
         (
             to_vec(model.blocks[0].attn.query.weight.val()),
             scalar(loss),
@@ -210,7 +225,14 @@ fn muon_lowers_the_loss_faster_than_adamw_at_equal_steps() {
         let mut sampler = BatchSampler::new(5, 8, 12);
         for _ in 0..40 {
             let batch = sampler.sample(&data);
-            let (next, _, _) = optimizer_step(model, &mut optim, &[batch], train.lr, 1.0, &device);
+            let (next, _, _) = optimizer_step(
+                model,
+                &mut optim,
+                &[batch],
+                [train.lr, 1.0],
+                Precision::Fp32,
+                &device,
+            );
             model = next;
         }
         (held_out_loss(&model, &data, &device), optim)
