@@ -106,6 +106,36 @@ fn two_ranks_with_muon_and_the_modern_model_train_exactly_as_grad_accum_2() {
 }
 
 #[test]
+fn two_ranks_in_bf16_train_exactly_as_grad_accum_2() {
+    if !mpirun_available() {
+        return;
+    }
+    if !cpu_has("avx512_bf16") {
+        eprintln!("SKIPPED: this CPU has no AVX512_BF16, so no bf16 training to compare");
+        return;
+    }
+    let scratch = Scratch::new("mpi-bf16");
+    let (ranks, single) = (scratch.str("ranks"), scratch.str("single"));
+    let bf16 = ["--set", "train.precision=bf16"];
+    ok(finish(mpirun(2, &tiny_args(&ranks, &bf16))));
+    ok(alone(&tiny_args(
+        &single,
+        &[
+            "--set",
+            "train.precision=bf16",
+            "--set",
+            "train.grad_accum=2",
+        ],
+    )));
+    let (ranks, single) = (Path::new(&ranks), Path::new(&single));
+    assert_same_training(ranks, single, 20);
+    assert_eq!(
+        std::fs::read(ranks.join("model.safetensors")).unwrap(),
+        std::fs::read(single.join("model.safetensors")).unwrap()
+    );
+}
+
+#[test]
 fn a_run_resumes_on_the_same_or_another_number_of_ranks_when_the_global_batch_divides() {
     if !mpirun_available() {
         return;

@@ -116,6 +116,23 @@ fn resume_is_bit_exact() {
 }
 
 #[test]
+fn resume_is_bit_exact_in_bf16() {
+    if !cpu_has("avx512_bf16") {
+        eprintln!("SKIPPED: this CPU has no AVX512_BF16, so no bf16 run to resume");
+        return;
+    }
+    bit_exact_resume(
+        "exact-bf16",
+        &[
+            "--set",
+            "train.precision=bf16",
+            "--set",
+            "train.grad_accum=2",
+        ],
+    );
+}
+
+#[test]
 fn resume_is_bit_exact_with_grad_accumulation_and_dropout() {
     bit_exact_resume(
         "exact-accum",
