@@ -7,6 +7,8 @@ ratios with the CPU's name and vector ISA, and MFU against the hardware peak `be
     python3 bench/reference/compare.py --config configs/shakespeare-char.toml --rounds 3
     python3 bench/reference/compare.py --config configs/nanogpt-char.toml --batch-size 16
     python3 bench/reference/compare.py --levels avx2    # on an AVX-512 CPU: which level is faster
+    python3 bench/reference/compare.py --config configs/nanogpt-char.toml --batch-size 16 --bf16
+        # tinygpt with train.precision = "bf16" against PyTorch under bf16 autocast too
 
 torch is not a dependency of tinygpt or of its tests. It is a large install (the PyPI wheel
 pulls NVIDIA's CUDA libraries even on a CPU-only machine, about 5.5 GB in all):
@@ -70,8 +72,9 @@ def main():
     p.add_argument("--python", default=str(VENV_PYTHON) if VENV_PYTHON.exists() else "python3")
     p.add_argument("--no-compile", action="store_true", help="skip torch.compile")
     p.add_argument("--bf16", action="store_true",
-                   help="also time PyTorch eager under bf16 autocast on the CPU (oneDNN's "
-                        "AVX512_BF16/AMX products), beside tinygpt's fp32")
+                   help="also time tinygpt with bf16 products (bench --precision bf16, on a CPU "
+                        "with AVX512_BF16) and PyTorch eager under bf16 autocast on the CPU "
+                        "(oneDNN's AVX512_BF16/AMX products)")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object")
     p.add_argument("--levels", default="",
                    help="also time tinygpt with its vector kernels held to these levels "
@@ -88,9 +91,12 @@ def main():
     compiler = shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
     levels = [level for level in args.levels.split(",") if level]
     torch_contenders = ["eager"] + ([] if args.no_compile or not compiler else ["compile"])
+    ours_bf16 = []
     if args.bf16:
         torch_contenders.append("eager-bf16")
-    contenders = ["tinygpt"] + [f"tinygpt@{level}" for level in levels] + torch_contenders
+        ours_bf16 = ["tinygpt-bf16"]
+    contenders = (["tinygpt"] + ours_bf16 + [f"tinygpt@{level}" for level in levels]
+                  + torch_contenders)
 
     tinygpt = tinygpt_binary()
     devices = run_json([tinygpt, "devices", "--json"])
@@ -112,7 +118,8 @@ def main():
                 env.pop("TINYGPT_VECTOR_LEVEL", None)
                 if "@" in name:
                     env["TINYGPT_VECTOR_LEVEL"] = name.split("@", 1)[1]
-                report = run_json(bench, env)
+                precision = ["--precision", "bf16" if name == "tinygpt-bf16" else "fp32"]
+                report = run_json(bench + precision, env)
                 model = report["model"]
                 batch_size = report["batch_size"]
             else:
@@ -165,7 +172,7 @@ def main():
             "train_tokens_per_sec": statistics.median(train),
             "train_spread": [min(train), max(train)],
             "mfu_hardware": statistics.median(train) * flops_per_token / 1e9
-            / (bf16_peak if name == "eager-bf16" and bf16_peak else hardware),
+            / (bf16_peak if name.endswith("bf16") and bf16_peak else hardware),
             "sample_tokens_per_sec": statistics.median(sample) if sample else None,
             "sample_spread": [min(sample), max(sample)] if sample else None,
             "peak_memory_mib": max(r.get("peak_memory_mib") or 0 for r in results[name]) or None,
@@ -178,8 +185,9 @@ def main():
           f"{summary['torch']}; {args.config}: {params:,} parameters, batch {batch_size} × "
           f"{model['block_size']}; {args.rounds} alternating rounds; hardware fp32 peak "
           f"{hardware:.0f} GFLOP/s"
-          + (f", bf16 peak {bf16_peak:.0f} (the bf16 contender's MFU)" if args.bf16 and bf16_peak else ""))
-    labels = {"tinygpt": f"tinygpt (flex, {summary['kernel_level']})", "eager": "PyTorch eager",
+          + (f", bf16 peak {bf16_peak:.0f} (the bf16 contenders' MFU)" if args.bf16 and bf16_peak else ""))
+    labels = {"tinygpt": f"tinygpt (flex, {summary['kernel_level']})",
+              "tinygpt-bf16": "tinygpt (flex, bf16 products)", "eager": "PyTorch eager",
               "compile": "torch.compile", "eager-bf16": "PyTorch eager, bf16 autocast"}
     labels.update({f"tinygpt@{level}": f"tinygpt (flex, {level})" for level in levels})
     width = max(len(label) for label in labels.values())
@@ -200,13 +208,15 @@ def main():
         held = summary["contenders"][f"tinygpt@{level}"]
         print(f"tinygpt with {level} kernels / with {summary['kernel_level']}: training "
               f"{held['train_tokens_per_sec'] / ours['train_tokens_per_sec']:.2f}×")
-    for name in torch_contenders:
-        theirs = summary["contenders"][name]
-        ratio = ours["train_tokens_per_sec"] / theirs["train_tokens_per_sec"]
-        line = f"tinygpt / {labels[name]}: training {ratio:.2f}×"
-        if ours["sample_tokens_per_sec"] and theirs["sample_tokens_per_sec"]:
-            line += f", sampling {ours['sample_tokens_per_sec'] / theirs['sample_tokens_per_sec']:.2f}×"
-        print(line)
+    for mine in ["tinygpt"] + ours_bf16:
+        ours = summary["contenders"][mine]
+        for name in torch_contenders:
+            theirs = summary["contenders"][name]
+            ratio = ours["train_tokens_per_sec"] / theirs["train_tokens_per_sec"]
+            line = f"{labels[mine]} / {labels[name]}: training {ratio:.2f}×"
+            if ours["sample_tokens_per_sec"] and theirs["sample_tokens_per_sec"]:
+                line += f", sampling {ours['sample_tokens_per_sec'] / theirs['sample_tokens_per_sec']:.2f}×"
+            print(line)
 
 
 def results_list(results, name, key):

@@ -31,6 +31,9 @@ const LANES: usize = 16;
 /// Rows of C per task: 16 tiles, whose A rows (with k = 1024, 96 KB in bf16) sit beside the
 /// panel of B in L2.
 const CHUNK: usize = 16 * ROWS;
+/// Pairs per slice of the sum: a slice of a panel of B, 4 blocks × 16 columns × 128 words, is
+/// 32 KB, the L1 cache of the cores it was measured on.
+const DEPTH: usize = 128;
 
 /// `(x[2p], x[2p+1])` of one row as bf16 pairs, low half the even one; a zero pads an odd
 /// length.
@@ -136,11 +139,7 @@ pub(crate) fn product(
         let kp = k.div_ceil(2);
         let a = PackedA::new(lhs, m, k);
         let blocks = n.div_ceil(LANES);
-        let mut b_packed = vec![0u32; blocks * kp * LANES];
-        b_packed
-            .par_chunks_mut(kp * LANES)
-            .enumerate()
-            .for_each(|(jb, block)| pack_block(block, rhs, [k, n], jb));
+        let b_packed = pack_b(rhs, [k, n]);
         let out = SharedRows::new(out);
         let panels = blocks.div_ceil(BLOCKS);
         let chunks = m.div_ceil(CHUNK);
@@ -152,20 +151,28 @@ pub(crate) fn product(
             let first_col = first_block * LANES;
             let cols = (width * LANES).min(n - first_col);
             let tile = out.block(rows.start * n + first_col, [rows.len(), cols], n);
-            // SAFETY: the CPU has AVX512_BF16; `block` checked that the task's rows × columns
-            // lie in C, which this task alone writes; the packed operands cover every row and
-            // block it reads, and the bias (when given) every column.
-            unsafe {
-                x86::panel(
-                    tile.cast(),
-                    &a,
-                    &b_packed,
-                    [kp, n],
-                    rows,
-                    [first_block, width],
-                    bias,
-                )
-            };
+            // The sum over p in slices of DEPTH pairs, each tile's sums stored to C between
+            // slices and loaded back (exactly): the same additions in the same order, with the
+            // slice of the panel of B that every tile of the chunk reads small enough for L1.
+            for first_pair in (0..kp).step_by(DEPTH) {
+                let pairs = [first_pair, (first_pair + DEPTH).min(kp)];
+                // SAFETY: the CPU has AVX512_BF16; `block` checked that the task's rows ×
+                // columns lie in C, which this task alone writes (and, from the second slice
+                // on, has written); the packed operands cover every row, pair and block it
+                // reads, and the bias (when given) every column.
+                unsafe {
+                    x86::panel(
+                        tile.cast(),
+                        &a,
+                        &b_packed,
+                        [kp, n],
+                        rows.clone(),
+                        [first_block, width],
+                        pairs,
+                        bias,
+                    )
+                };
+            }
         });
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -227,27 +234,58 @@ impl PackedA {
     }
 }
 
-/// Block `jb` of B packed: for each pair p, 16 words `round(B[2p, j]) | round(B[2p+1, j])
-/// << 16` for the block's columns j (`block` starts zeroed: zero past n, and for the missing
-/// row of an odd k).
-fn pack_block(block: &mut [u32], rhs: Matrix, [k, n]: [usize; 2], jb: usize) {
+/// B packed in blocks of 16 columns: block jb holds, for each pair p, the 16 words
+/// `round(B[2p, j]) | round(B[2p+1, j]) << 16` of its columns j (zero past n, and for the
+/// missing row of an odd k).
+fn pack_b(rhs: Matrix, [k, n]: [usize; 2]) -> Vec<u32> {
+    let (kp, blocks) = (k.div_ceil(2), n.div_ceil(LANES));
+    let mut packed = vec![0u32; blocks * kp * LANES];
+    if rhs.row_slice(0, n).is_none() {
+        packed
+            .par_chunks_mut(kp * LANES)
+            .enumerate()
+            .for_each(|(jb, block)| pack_columns(block, rhs, [k, n], jb));
+        return packed;
+    }
+    // Rows adjacent: read in order, a slice of pairs of rows per task, each pair written into
+    // every block. Block by block, a task read 64 bytes of every row (a TLB miss each), and
+    // packing took a third of a weight gradient's time.
+    let words = SharedWords(packed.as_mut_ptr(), packed.len());
+    (0..kp.div_ceil(ROW_PAIRS))
+        .into_par_iter()
+        .for_each(|slice| {
+            let words = &words;
+            let row = |r: usize| (r < k).then(|| rhs.row_slice(r, n)).flatten();
+            for p in slice * ROW_PAIRS..((slice + 1) * ROW_PAIRS).min(kp) {
+                let even = row(2 * p).expect("rows adjacent");
+                let last = (blocks - 1) * kp * LANES + p * LANES + LANES;
+                assert!(last <= words.1);
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: only called where the CPU has AVX512_BF16 (`product` checks); this task
+                // alone writes pair p's words, 16 in each block, which lie in the buffer (checked).
+                unsafe {
+                    x86::pack_pair_of_rows(words.0.add(p * LANES), kp * LANES, even, row(2 * p + 1))
+                };
+            }
+        });
+    packed
+}
+
+/// Pairs of rows of B per packing task.
+const ROW_PAIRS: usize = 32;
+
+/// The packed B while tasks write it, each its own pairs' words.
+struct SharedWords(*mut u32, usize);
+
+// SAFETY: reached only in `pack_b`, whose tasks write disjoint words.
+unsafe impl Sync for SharedWords {}
+
+/// Block `jb` of B packed from columns adjacent in memory (a transposed weight) or, for any
+/// other layout, one value at a time; `block` starts zeroed.
+fn pack_columns(block: &mut [u32], rhs: Matrix, [k, n]: [usize; 2], jb: usize) {
     let first = jb * LANES;
     let count = (n - first).min(LANES);
     let kp = k.div_ceil(2);
-    if rhs.row_slice(0, n).is_some() {
-        // Rows adjacent: each pair of rows gives two runs of the block's columns.
-        for (p, words) in block.chunks_exact_mut(LANES).enumerate() {
-            let run = |r: usize| rhs.row_slice(r, n).map(|row| &row[first..first + count]);
-            let (even, odd) = (run(2 * p), (2 * p + 1 < k).then(|| run(2 * p + 1)));
-            match (even, odd.flatten()) {
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: only called where the CPU has AVX512_BF16 (`product` checks).
-                (Some(even), odd) => unsafe { x86::interleave(&mut words[..count], even, odd) },
-                _ => unreachable!("the rows are adjacent in memory"),
-            }
-        }
-        return;
-    }
     let mut column = vec![0u32; kp];
     for lane in 0..count {
         let j = first + lane;
@@ -325,9 +363,41 @@ mod x86 {
         }
     }
 
+    /// Pair p of B's rows into every block: `words` is the pair's first word in block 0, the
+    /// blocks `stride` words apart; 16 columns of `even` and `odd` (zero when absent) per block.
+    ///
+    /// # Safety
+    /// The CPU has AVX512_BF16; the 16 words at each block's offset are the caller's to write.
+    #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+    pub unsafe fn pack_pair_of_rows(
+        words: *mut u32,
+        stride: usize,
+        even: &[f32],
+        odd: Option<&[f32]>,
+    ) {
+        let n = even.len();
+        for (jb, first) in (0..n).step_by(LANES).enumerate() {
+            let mask = lanes(n - first);
+            let widened = |run: &[f32]| -> __m512i {
+                // SAFETY: the mask's lanes lie inside the row; the others are not read.
+                unsafe {
+                    let x = _mm512_maskz_loadu_ps(mask, run.as_ptr().add(first));
+                    _mm512_cvtepu16_epi32(std::mem::transmute::<__m256bh, __m256i>(
+                        _mm512_cvtneps_pbh(x),
+                    ))
+                }
+            };
+            let high = odd.map_or(_mm512_setzero_si512(), widened);
+            let pair = _mm512_or_si512(widened(even), _mm512_slli_epi32::<16>(high));
+            // SAFETY: the caller vouches for these 16 words.
+            unsafe { _mm512_storeu_si512(words.add(jb * stride).cast(), pair) };
+        }
+    }
+
     /// C's rows `rows` × blocks `first..first + width` (each 16 columns, the last cut at n),
-    /// into `c`: the block's first element, its rows `n` apart, each element starting at its
-    /// column's bias (or +0).
+    /// into `c`: the block's first element, its rows `n` apart, over the pairs `pairs`; from
+    /// pair 0 each element starts at its column's bias (or +0), from a later one at the value
+    /// the slice before stored.
     ///
     /// # Safety
     /// The CPU has AVX512_BF16; `c` holds that block of C; no other thread writes it; the
@@ -340,6 +410,7 @@ mod x86 {
         [kp, n]: [usize; 2],
         rows: Range<usize>,
         [first, width]: [usize; 2],
+        pairs: [usize; 2],
         bias: Option<&[f32]>,
     ) {
         let mut row = rows.start;
@@ -356,6 +427,7 @@ mod x86 {
                     n,
                     row,
                     first,
+                    pairs,
                     bias,
                 };
                 macro_rules! tiles {
@@ -388,11 +460,14 @@ mod x86 {
         n: usize,
         row: usize,
         first: usize,
+        /// The slice of the sum: pairs `pairs[0]..pairs[1]`.
+        pairs: [usize; 2],
         bias: Option<&'a [f32]>,
     }
 
-    /// R rows × W blocks of 16 columns from block `first`, accumulated in registers over every
-    /// pair p from the bias (or +0), then stored (the columns past `n` dropped).
+    /// R rows × W blocks of 16 columns from block `first`, accumulated in registers over the
+    /// slice's pairs from the bias or +0 (the first slice) or from C, then stored (the columns
+    /// past `n` dropped).
     #[inline(always)]
     unsafe fn tile<const R: usize, const W: usize>(at: Tile) {
         let Tile {
@@ -403,6 +478,7 @@ mod x86 {
             n,
             row,
             first,
+            pairs,
             bias,
         } = at;
         let mask = |w: usize| lanes(n - (first + w) * LANES);
@@ -417,11 +493,18 @@ mod x86 {
                 None => _mm512_setzero_ps(),
             });
             let mut acc = [start; R];
+            if pairs[0] > 0 {
+                for (r, sums) in acc.iter_mut().enumerate() {
+                    for (w, sum) in sums.iter_mut().enumerate() {
+                        *sum = _mm512_maskz_loadu_ps(mask(w), c.add(r * n + w * LANES));
+                    }
+                }
+            }
             let a_rows: [*const u32; R] =
                 std::array::from_fn(|r| a.words.as_ptr().add((row + r) * a.row_stride));
             let blocks: [*const u32; W] =
                 std::array::from_fn(|w| b.as_ptr().add((first + w) * kp * LANES));
-            for p in 0..kp {
+            for p in pairs[0]..pairs[1] {
                 let columns: [__m512bh; W] = std::array::from_fn(|w| {
                     std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(
                         blocks[w].add(p * LANES).cast(),
@@ -543,6 +626,82 @@ mod tests {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    /// GFLOP/s of the products a bf16 training step of nanogpt-char (6L/384, batch 16 × 256)
+    /// makes, each in the layout the linear map hands over, beside the f32 product.
+    /// `cargo test --release --lib time_the_bf16_products -- --ignored --nocapture`
+    #[test]
+    #[ignore = "a timing, not a test"]
+    fn time_the_bf16_products() {
+        if !crate::bf16::has_avx512_bf16() {
+            eprintln!("skipped: this CPU has no AVX512_BF16");
+            return;
+        }
+        let rows = 16 * 256;
+        let mut rng = ChaCha8Rng::seed_from_u64(39);
+        let mut random =
+            |len: usize| -> Vec<f32> { (0..len).map(|_| rng.random_range(-1.0..1.0)).collect() };
+        for (name, [d_in, d_out]) in [
+            ("qkv", [384, 1152]),
+            ("fc", [384, 1536]),
+            ("proj", [1536, 384]),
+        ] {
+            let (x, w, dy) = (
+                random(rows * d_in),
+                random(d_in * d_out),
+                random(rows * d_out),
+            );
+            let cases = [
+                (
+                    "x·W",
+                    [rows, d_in, d_out],
+                    Matrix::dense(&x, d_in),
+                    Matrix::dense(&w, d_out),
+                ),
+                (
+                    "dy·Wᵀ",
+                    [rows, d_out, d_in],
+                    Matrix::dense(&dy, d_out),
+                    Matrix::dense(&w, d_out).transpose(),
+                ),
+                (
+                    "xᵀ·dy",
+                    [d_in, rows, d_out],
+                    Matrix::dense(&x, d_in).transpose(),
+                    Matrix::dense(&dy, d_out),
+                ),
+            ];
+            for (what, [m, k, n], lhs, rhs) in cases {
+                let mut out = unwritten(m * n);
+                let mut best = f64::INFINITY;
+                for _ in 0..10 {
+                    let started = std::time::Instant::now();
+                    product(&mut out, [m, k, n], lhs, rhs, None);
+                    best = best.min(started.elapsed().as_secs_f64());
+                }
+                let mut f32_best = f64::INFINITY;
+                for _ in 0..10 {
+                    let started = std::time::Instant::now();
+                    crate::matrix::multiply(&mut out, n, [m, n, k], lhs, rhs, 1.0, false);
+                    f32_best = f32_best.min(started.elapsed().as_secs_f64());
+                }
+                let mut packing = f64::INFINITY;
+                for _ in 0..10 {
+                    let started = std::time::Instant::now();
+                    std::hint::black_box(PackedA::new(lhs, m, k));
+                    std::hint::black_box(pack_b(rhs, [k, n]));
+                    packing = packing.min(started.elapsed().as_secs_f64());
+                }
+                let flops = 2.0 * (m * n * k) as f64;
+                eprintln!(
+                    "{name} {what} {m}×{k}×{n}: bf16 {:.0} GFLOP/s ({:.0}% packing), f32 one thread {:.0}",
+                    flops / best / 1e9,
+                    100.0 * packing / best,
+                    flops / f32_best / 1e9
+                );
             }
         }
     }
