@@ -24,39 +24,46 @@ use burn::backend::flex::{FlexTensor, Layout};
 use burn::tensor::{Shape, Tensor, TensorData};
 use rayon::prelude::*;
 
+use super::bf16::matmul::{PackedB, multiply_packed, multiply_packed_into};
 use super::fresh::{SharedRows, rewritable, unwritten, written, written_part};
 use super::math::{dot, exp_shifted};
 use super::matrix::{Matrix, multiply, multiply_into};
-use super::{on_flex, on_flex_autodiff, track};
+use super::{Precision, on_flex, on_flex_autodiff, precision, track};
 
 /// `Some(heads)`, `[batch, head, time, d_head]`, when `qkv` (queries, keys and values side by
 /// side, `[batch, time, 3·n_embd]`) is an f32 tensor on `flex` (with autodiff, or without: the
 /// forward pass alone); `None` sends the caller to the plain path.
 pub(super) fn causal_attention(qkv: &Tensor<3>, n_head: usize) -> Option<Tensor<4>> {
+    let precision = precision();
     if let Some(qkv) = on_flex(qkv) {
-        let (output, _, _) = attend(&qkv.to_contiguous(), n_head);
+        let (output, _, _) = attend(&qkv.to_contiguous(), n_head, precision);
         return Some(Tensor::from_primitive::<Flex>(output));
     }
     let qkv_autodiff = on_flex_autodiff(qkv)?;
     let packed = qkv_autodiff.primitive().to_contiguous();
-    let (output, pattern, scale) = attend(&packed, n_head);
+    let (output, pattern, scale) = attend(&packed, n_head, precision);
     let saved = Saved {
         qkv: packed,
         n_head,
         pattern,
         scale,
+        precision,
     };
     Some(track(CausalAttention, [qkv_autodiff.node()], saved, output))
 }
 
 /// The heads' outputs and attention pattern from contiguous packed projections, and the scale
-/// 1/√d_head.
-fn attend(packed: &FlexTensor, n_head: usize) -> (FlexTensor, FlexTensor, f32) {
+/// 1/√d_head; the products in `precision`.
+fn attend(
+    packed: &FlexTensor,
+    n_head: usize,
+    precision: Precision,
+) -> (FlexTensor, FlexTensor, f32) {
     let [.., width] = packed.layout().shape().dims::<3>();
     let d_head = width / 3 / n_head;
     let scale = 1.0 / (d_head as f32).sqrt();
     let [query, key, value] = [0, 1, 2].map(|part| heads_view(packed, part, n_head));
-    let (output, pattern) = forward(&query, &key, &value, scale);
+    let (output, pattern) = forward(&query, &key, &value, scale, precision);
     (output, pattern, scale)
 }
 
@@ -83,6 +90,8 @@ struct Saved {
     n_head: usize,
     pattern: FlexTensor,
     scale: f32,
+    /// What the forward pass multiplied in, and so the backward pass too.
+    precision: Precision,
 }
 
 impl Backward<Flex, 1> for CausalAttention {
@@ -142,12 +151,14 @@ fn dense(values: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
 
 /// Output `[batch, head, time, d_head]` and pattern `[batch, head, time, time]`. The output
 /// is a view of a `[batch, time, n_embd]` buffer, each head in its own columns, so that
-/// merging the heads back (`swap_dims` then `reshape`) is free instead of a copy.
+/// merging the heads back (`swap_dims` then `reshape`) is free instead of a copy. In bf16 a
+/// head's Kᵀ and V are packed once for all its tiles of queries.
 fn forward(
     query: &FlexTensor,
     key: &FlexTensor,
     value: &FlexTensor,
     scale: f32,
+    precision: Precision,
 ) -> (FlexTensor, FlexTensor) {
     let [batch, n_head, t, d] = query.layout().shape().dims::<4>();
     let c = n_head * d;
@@ -161,17 +172,29 @@ fn forward(
         .enumerate()
         .for_each(|(bh, p)| {
             let (q, k, v) = (query.matrix(bh), key.matrix(bh), value.matrix(bh));
+            let bf16 = (precision == Precision::Bf16).then(|| {
+                (
+                    PackedB::new(k.transpose(), [d, t], false),
+                    PackedB::new(v, [t, d], false),
+                )
+            });
             for (q0, q1) in tiles(t) {
                 // Queries q0..q1 against keys 0..q1: every later key is masked for all of them.
-                multiply(
-                    &mut p[q0 * t..],
-                    t,
-                    [q1 - q0, q1, d],
-                    q.from(q0, 0),
-                    k.transpose(),
-                    scale,
-                    false,
-                );
+                let (out, queries) = (&mut p[q0 * t..], q.from(q0, 0));
+                match &bf16 {
+                    None => multiply(
+                        out,
+                        t,
+                        [q1 - q0, q1, d],
+                        queries,
+                        k.transpose(),
+                        scale,
+                        false,
+                    ),
+                    Some((k_t, _)) => {
+                        multiply_packed(out, t, (queries, [q1 - q0, d]), (k_t, 0, q1), scale)
+                    }
+                }
             }
             for (i, row) in p.chunks_exact_mut(t).enumerate() {
                 let (seen, future) = row.split_at_mut(i + 1);
@@ -190,10 +213,18 @@ fn forward(
             let first = b * t * c + h * d;
             for (q0, q1) in tiles(t) {
                 let out = merged.block(first + q0 * c, [q1 - q0, d], c);
+                let pattern = p.from(q0, 0);
                 // SAFETY: `block` checked that rows q0..q1 of columns h·d..(h + 1)·d of
                 // sequence b lie inside the buffer, and only this task writes them (each task
                 // has its own (b, h)).
-                unsafe { multiply_into(out, c, [q1 - q0, d, q1], p.from(q0, 0), v, 1.0, false) };
+                unsafe {
+                    match &bf16 {
+                        None => multiply_into(out, c, [q1 - q0, d, q1], pattern, v, 1.0, false),
+                        Some((_, v)) => {
+                            multiply_packed_into(out, c, (pattern, [q1 - q0, q1]), (v, 0, d), 1.0)
+                        }
+                    }
+                };
             }
         });
     // SAFETY: for each sequence, every head's tiles of queries covered its d columns of all t
@@ -243,32 +274,59 @@ fn backward(saved: &Saved, grad_output: &FlexTensor) -> FlexTensor {
                 // This head's columns of dQ, dK and dV in the sequence's rows.
                 let (q_col, k_col, v_col) = (h * d, c + h * d, 2 * c + h * d);
                 let p_matrix = Matrix::dense(p, t);
+                // In bf16, each right-hand operand packed once for all its tiles: dO, Vᵀ, K, Q.
+                let bf16 = (saved.precision == Precision::Bf16).then(|| {
+                    [
+                        PackedB::new(d_out, [t, d], false),
+                        PackedB::new(v.transpose(), [d, t], false),
+                        PackedB::new(k, [t, d], false),
+                        PackedB::new(q, [t, d], false),
+                    ]
+                });
                 for (k0, k1) in tiles(t) {
-                    // Keys k0..k1 were seen by queries k0.. only.
+                    // Keys k0..k1 were seen by queries k0.. only (k0 is even: whole pairs).
                     let p_seen = p_matrix.from(k0, k0).transpose();
                     let out = &mut d_sequence[k0 * width + v_col..];
-                    multiply(
-                        out,
-                        width,
-                        [k1 - k0, d, t - k0],
-                        p_seen,
-                        d_out.from(k0, 0),
-                        1.0,
-                        false,
-                    );
+                    match &bf16 {
+                        None => multiply(
+                            out,
+                            width,
+                            [k1 - k0, d, t - k0],
+                            p_seen,
+                            d_out.from(k0, 0),
+                            1.0,
+                            false,
+                        ),
+                        Some([d_out, ..]) => multiply_packed(
+                            out,
+                            width,
+                            (p_seen, [k1 - k0, t - k0]),
+                            (d_out, k0 / 2, d),
+                            1.0,
+                        ),
+                    }
                 }
                 // dP, then dS in place, row by row over the keys each query saw.
                 for (q0, q1) in tiles(t) {
                     let out = rewritable(&mut d_scores[q0 * t..]);
-                    multiply(
-                        out,
-                        t,
-                        [q1 - q0, q1, d],
-                        d_out.from(q0, 0),
-                        v.transpose(),
-                        1.0,
-                        false,
-                    );
+                    match &bf16 {
+                        None => multiply(
+                            out,
+                            t,
+                            [q1 - q0, q1, d],
+                            d_out.from(q0, 0),
+                            v.transpose(),
+                            1.0,
+                            false,
+                        ),
+                        Some([_, v_t, ..]) => multiply_packed(
+                            out,
+                            t,
+                            (d_out.from(q0, 0), [q1 - q0, d]),
+                            (v_t, 0, q1),
+                            1.0,
+                        ),
+                    }
                 }
                 for (i, (dp, p)) in d_scores
                     .chunks_exact_mut(t)
@@ -286,20 +344,35 @@ fn backward(saved: &Saved, grad_output: &FlexTensor) -> FlexTensor {
                 let ds = Matrix::dense(d_scores, t);
                 for (q0, q1) in tiles(t) {
                     let out = &mut d_sequence[q0 * width + q_col..];
-                    multiply(out, width, [q1 - q0, d, q1], ds.from(q0, 0), k, 1.0, false);
+                    let d_scores = ds.from(q0, 0);
+                    match &bf16 {
+                        None => multiply(out, width, [q1 - q0, d, q1], d_scores, k, 1.0, false),
+                        Some([_, _, k, _]) => {
+                            multiply_packed(out, width, (d_scores, [q1 - q0, q1]), (k, 0, d), 1.0)
+                        }
+                    }
                 }
                 for (k0, k1) in tiles(t) {
                     let ds_seen = ds.from(k0, k0).transpose();
                     let out = &mut d_sequence[k0 * width + k_col..];
-                    multiply(
-                        out,
-                        width,
-                        [k1 - k0, d, t - k0],
-                        ds_seen,
-                        q.from(k0, 0),
-                        1.0,
-                        false,
-                    );
+                    match &bf16 {
+                        None => multiply(
+                            out,
+                            width,
+                            [k1 - k0, d, t - k0],
+                            ds_seen,
+                            q.from(k0, 0),
+                            1.0,
+                            false,
+                        ),
+                        Some([.., q]) => multiply_packed(
+                            out,
+                            width,
+                            (ds_seen, [k1 - k0, t - k0]),
+                            (q, k0 / 2, d),
+                            1.0,
+                        ),
+                    }
                 }
             }
         },

@@ -15,6 +15,7 @@
 //! half the bf16 peak.
 
 use std::mem::MaybeUninit;
+use std::ops::Range;
 
 use rayon::prelude::*;
 
@@ -102,10 +103,10 @@ pub fn multiply(a: &[f32], b: &[f32], [m, k, n]: [usize; 3]) -> Option<Vec<f32>>
 }
 
 /// `out = lhs·rhs (+ bias in every row)`, lhs m×k and rhs k×n read in place at any strides,
-/// `out` m×n row-major and written in full (it may start unwritten); equal to
-/// [`reference_from`] on the same values to the bit. Operands whose rows or columns are
-/// adjacent in memory (a transposed weight, `xᵀ` for a weight's gradient) are converted
-/// sixteen or thirty-two values at a time; any other layout one value at a time.
+/// `out` m×n row-major and written in full (it may start unwritten), on every thread of the
+/// pool; equal to [`reference_from`] on the same values to the bit. Operands whose rows or
+/// columns are adjacent in memory (a transposed weight, `xᵀ` for a weight's gradient) are
+/// converted sixteen or thirty-two values at a time; any other layout one value at a time.
 ///
 /// # Panics
 /// On a CPU without AVX512_BF16 (callers ask [`super::has_avx512_bf16`] first).
@@ -134,51 +135,128 @@ pub(crate) fn product(
         }
         return;
     }
-    #[cfg(target_arch = "x86_64")]
-    {
-        let kp = k.div_ceil(2);
-        let a = PackedA::new(lhs, m, k);
-        let blocks = n.div_ceil(LANES);
-        let b_packed = pack_b(rhs, [k, n]);
-        let out = SharedRows::new(out);
-        let panels = blocks.div_ceil(BLOCKS);
-        let chunks = m.div_ceil(CHUNK);
-        (0..panels * chunks).into_par_iter().for_each(|task| {
-            let (panel, chunk) = (task / chunks, task % chunks);
-            let rows = chunk * CHUNK..((chunk + 1) * CHUNK).min(m);
-            let first_block = panel * BLOCKS;
-            let width = BLOCKS.min(blocks - first_block);
-            let first_col = first_block * LANES;
-            let cols = (width * LANES).min(n - first_col);
-            let tile = out.block(rows.start * n + first_col, [rows.len(), cols], n);
-            // The sum over p in slices of DEPTH pairs, each tile's sums stored to C between
-            // slices and loaded back (exactly): the same additions in the same order, with the
-            // slice of the panel of B that every tile of the chunk reads small enough for L1.
-            for first_pair in (0..kp).step_by(DEPTH) {
-                let pairs = [first_pair, (first_pair + DEPTH).min(kp)];
-                // SAFETY: the CPU has AVX512_BF16; `block` checked that the task's rows ×
-                // columns lie in C, which this task alone writes (and, from the second slice
-                // on, has written); the packed operands cover every row, pair and block it
-                // reads, and the bias (when given) every column.
-                unsafe {
-                    x86::panel(
-                        tile.cast(),
-                        &a,
-                        &b_packed,
-                        [kp, n],
-                        rows.clone(),
-                        [first_block, width],
-                        pairs,
-                        bias,
-                    )
-                };
-            }
-        });
+    let a = PackedA::new(lhs, m, k, true);
+    let b = PackedB::new(rhs, [k, n], true);
+    let job = Job {
+        a: &a,
+        b: &b,
+        b_first_pair: 0,
+        pairs: a.pairs,
+        cols: n,
+        bias,
+        scale: 1.0,
+    };
+    let out = SharedRows::new(out);
+    let blocks = n.div_ceil(LANES);
+    let panels = blocks.div_ceil(BLOCKS);
+    let chunks = m.div_ceil(CHUNK);
+    (0..panels * chunks).into_par_iter().for_each(|task| {
+        let (panel, chunk) = (task / chunks, task % chunks);
+        let rows = chunk * CHUNK..((chunk + 1) * CHUNK).min(m);
+        let first_col = panel * BLOCKS * LANES;
+        let cols = (BLOCKS * LANES).min(n - first_col);
+        let tile = out.block(rows.start * n + first_col, [rows.len(), cols], n);
+        // SAFETY: `block` checked that the task's rows × columns lie in C, rows n apart,
+        // which this task alone writes; the job's operands cover every row and column.
+        unsafe { job.run(tile.cast(), n, rows, panel) };
+    });
+}
+
+/// `out = scale·lhs·B` on the calling thread, for small products that reuse one packed B
+/// (attention's, per head): lhs is m×k read in place, its k elements paired with B's pairs
+/// from `b_first_pair` on; only B's first `cols` columns are taken. `out` holds m rows of
+/// `cols` values, `out_stride` apart, written in full. Equal to [`reference`] on the same
+/// values (B's rows `2·b_first_pair ..` and columns `..cols`), times `scale`, to the bit.
+pub(crate) fn multiply_packed(
+    out: &mut [MaybeUninit<f32>],
+    out_stride: usize,
+    (lhs, [m, k]): (Matrix, [usize; 2]),
+    (b, b_first_pair, cols): (&PackedB, usize, usize),
+    scale: f32,
+) {
+    assert!(m == 0 || cols == 0 || out.len() >= (m - 1) * out_stride + cols);
+    // SAFETY: the m rows × cols lie inside `out`, which this call borrows alone.
+    unsafe {
+        multiply_packed_into(
+            out.as_mut_ptr(),
+            out_stride,
+            (lhs, [m, k]),
+            (b, b_first_pair, cols),
+            scale,
+        )
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = (lhs, rhs);
-        unreachable!("AVX512_BF16 is x86-64 only");
+}
+
+/// [`multiply_packed`] into memory that other threads write too, each its own elements.
+///
+/// # Safety
+/// `out` must be valid for writes of m rows × `cols` values, `out_stride` apart, and no other
+/// thread may touch them during the call.
+pub(crate) unsafe fn multiply_packed_into(
+    out: *mut MaybeUninit<f32>,
+    out_stride: usize,
+    (lhs, [m, k]): (Matrix, [usize; 2]),
+    (b, b_first_pair, cols): (&PackedB, usize, usize),
+    scale: f32,
+) {
+    let kp = k.div_ceil(2);
+    assert!(b_first_pair + kp <= b.pairs && cols <= b.cols && k > 0);
+    if m == 0 || cols == 0 {
+        return;
+    }
+    let a = PackedA::new(lhs, m, k, false);
+    let job = Job {
+        a: &a,
+        b,
+        b_first_pair,
+        pairs: kp,
+        cols,
+        bias: None,
+        scale,
+    };
+    for panel in 0..cols.div_ceil(BLOCKS * LANES) {
+        let first_col = panel * BLOCKS * LANES;
+        // SAFETY: the caller vouches for the m rows × cols; the job's operands cover them.
+        unsafe { job.run(out.add(first_col).cast(), out_stride, 0..m, panel) };
+    }
+}
+
+/// One product for the tiles: A's pairs `0..pairs` with B's `b_first_pair..`, C's first
+/// `cols` columns.
+#[derive(Clone, Copy)]
+struct Job<'a> {
+    a: &'a PackedA,
+    b: &'a PackedB,
+    b_first_pair: usize,
+    pairs: usize,
+    cols: usize,
+    bias: Option<&'a [f32]>,
+    scale: f32,
+}
+
+impl Job<'_> {
+    /// C's rows `rows` × the columns of panel `panel` (4 blocks of 16, cut at `cols`), into
+    /// `c`: their first element, rows `c_stride` apart. The sum goes over p in slices of DEPTH
+    /// pairs, each tile's sums stored to C between slices and loaded back (exactly): the same
+    /// additions in the same order, with the slice of the panel of B that every tile of the
+    /// chunk reads small enough for L1.
+    ///
+    /// # Safety
+    /// `c` must be valid for writes (and reads) of those rows × columns, which no other thread
+    /// touches during the call; the CPU has AVX512_BF16.
+    unsafe fn run(&self, c: *mut f32, c_stride: usize, rows: Range<usize>, panel: usize) {
+        #[cfg(target_arch = "x86_64")]
+        for first in (0..self.pairs).step_by(DEPTH) {
+            let slice = [first, (first + DEPTH).min(self.pairs)];
+            // SAFETY: the caller vouches for C (written by the slices before this one); the
+            // packed operands cover every row, pair and block a tile reads.
+            unsafe { x86::panel(c, c_stride, self, rows.clone(), panel, slice) };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (c, c_stride, rows, panel);
+            unreachable!("AVX512_BF16 is x86-64 only");
+        }
     }
 }
 
@@ -187,36 +265,36 @@ pub(crate) fn product(
 /// each pair of columns read as two runs.
 struct PackedA {
     words: Vec<u32>,
+    pairs: usize,
     row_stride: usize,
     pair_stride: usize,
 }
 
 impl PackedA {
-    fn new(lhs: Matrix, m: usize, k: usize) -> Self {
+    /// A, m×k, packed on every thread of the pool when `parallel`, else on this one.
+    fn new(lhs: Matrix, m: usize, k: usize, parallel: bool) -> Self {
         let kp = k.div_ceil(2);
         let mut words = vec![0u32; m * kp];
         let pair_major = lhs.row_slice(0, k).is_none() && lhs.column_slice(0, m).is_some();
-        if pair_major {
-            words.par_chunks_mut(m).enumerate().for_each(|(p, words)| {
-                let even = lhs.column_slice(2 * p, m);
-                let odd = (2 * p + 1 < k).then(|| lhs.column_slice(2 * p + 1, m));
+        let (chunk, strides) = if pair_major {
+            (m, [1, m])
+        } else {
+            (kp, [kp, 1])
+        };
+        let pack = |(i, words): (usize, &mut [u32])| {
+            if pair_major {
+                // Pair i: columns 2i and 2i + 1.
+                let even = lhs.column_slice(2 * i, m);
+                let odd = (2 * i + 1 < k).then(|| lhs.column_slice(2 * i + 1, m));
                 match (even, odd.flatten()) {
                     #[cfg(target_arch = "x86_64")]
-                    // SAFETY: only called where the CPU has AVX512_BF16 (`product` checks).
+                    // SAFETY: only called where the CPU has AVX512_BF16 (the products check).
                     (Some(even), odd) => unsafe { x86::interleave(words, even, odd) },
                     _ => unreachable!("the columns are adjacent in memory"),
                 }
-            });
-            return Self {
-                words,
-                row_stride: 1,
-                pair_stride: m,
-            };
-        }
-        words
-            .par_chunks_mut(kp)
-            .enumerate()
-            .for_each(|(i, words)| match lhs.row_slice(i, k) {
+                return;
+            }
+            match lhs.row_slice(i, k) {
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: as above; the row is k floats, `words` kp words.
                 Some(row) => unsafe { x86::pair_row(words, row) },
@@ -225,50 +303,85 @@ impl PackedA {
                         *word = pair(|x| lhs.at(i, x), k, p);
                     }
                 }
-            });
+            }
+        };
+        if parallel {
+            words.par_chunks_mut(chunk).enumerate().for_each(pack);
+        } else {
+            words.chunks_mut(chunk).enumerate().for_each(pack);
+        }
         Self {
             words,
-            row_stride: kp,
-            pair_stride: 1,
+            pairs: kp,
+            row_stride: strides[0],
+            pair_stride: strides[1],
         }
     }
 }
 
-/// B packed in blocks of 16 columns: block jb holds, for each pair p, the 16 words
+/// B, k×n, packed in blocks of 16 columns: block jb holds, for each pair p, the 16 words
 /// `round(B[2p, j]) | round(B[2p+1, j]) << 16` of its columns j (zero past n, and for the
 /// missing row of an odd k).
-fn pack_b(rhs: Matrix, [k, n]: [usize; 2]) -> Vec<u32> {
-    let (kp, blocks) = (k.div_ceil(2), n.div_ceil(LANES));
-    let mut packed = vec![0u32; blocks * kp * LANES];
-    if rhs.row_slice(0, n).is_none() {
-        packed
-            .par_chunks_mut(kp * LANES)
-            .enumerate()
-            .for_each(|(jb, block)| pack_columns(block, rhs, [k, n], jb));
-        return packed;
-    }
-    // Rows adjacent: read in order, a slice of pairs of rows per task, each pair written into
-    // every block. Block by block, a task read 64 bytes of every row (a TLB miss each), and
-    // packing took a third of a weight gradient's time.
-    let words = SharedWords(packed.as_mut_ptr(), packed.len());
-    (0..kp.div_ceil(ROW_PAIRS))
-        .into_par_iter()
-        .for_each(|slice| {
-            let words = &words;
+pub(crate) struct PackedB {
+    words: Vec<u32>,
+    pairs: usize,
+    cols: usize,
+}
+
+impl PackedB {
+    /// B packed on every thread of the pool when `parallel`, else on this one.
+    pub(crate) fn new(rhs: Matrix, [k, n]: [usize; 2], parallel: bool) -> Self {
+        let (kp, blocks) = (k.div_ceil(2), n.div_ceil(LANES));
+        let mut words = vec![0u32; blocks * kp * LANES];
+        if rhs.row_slice(0, n).is_none() {
+            let pack = |(jb, block): (usize, &mut [u32])| pack_columns(block, rhs, [k, n], jb);
+            if parallel {
+                words.par_chunks_mut(kp * LANES).enumerate().for_each(pack);
+            } else {
+                words.chunks_mut(kp * LANES).enumerate().for_each(pack);
+            }
+            return Self {
+                words,
+                pairs: kp,
+                cols: n,
+            };
+        }
+        // Rows adjacent: read in order, a slice of pairs of rows per task, each pair written
+        // into every block. Block by block, a task read 64 bytes of every row (a TLB miss
+        // each), and packing took a third of a weight gradient's time.
+        let shared = SharedWords(words.as_mut_ptr(), words.len());
+        let pack = |slice: usize| {
+            let shared = &shared;
             let row = |r: usize| (r < k).then(|| rhs.row_slice(r, n)).flatten();
             for p in slice * ROW_PAIRS..((slice + 1) * ROW_PAIRS).min(kp) {
                 let even = row(2 * p).expect("rows adjacent");
-                let last = (blocks - 1) * kp * LANES + p * LANES + LANES;
-                assert!(last <= words.1);
+                assert!((blocks - 1) * kp * LANES + p * LANES + LANES <= shared.1);
                 #[cfg(target_arch = "x86_64")]
-                // SAFETY: only called where the CPU has AVX512_BF16 (`product` checks); this task
-                // alone writes pair p's words, 16 in each block, which lie in the buffer (checked).
+                // SAFETY: only called where the CPU has AVX512_BF16 (the products check);
+                // this task alone writes pair p's words, 16 in each block, which lie in the
+                // buffer (checked).
                 unsafe {
-                    x86::pack_pair_of_rows(words.0.add(p * LANES), kp * LANES, even, row(2 * p + 1))
+                    x86::pack_pair_of_rows(
+                        shared.0.add(p * LANES),
+                        kp * LANES,
+                        even,
+                        row(2 * p + 1),
+                    )
                 };
             }
-        });
-    packed
+        };
+        let slices = kp.div_ceil(ROW_PAIRS);
+        if parallel {
+            (0..slices).into_par_iter().for_each(pack);
+        } else {
+            (0..slices).for_each(pack);
+        }
+        Self {
+            words,
+            pairs: kp,
+            cols: n,
+        }
+    }
 }
 
 /// Pairs of rows of B per packing task.
@@ -277,7 +390,7 @@ const ROW_PAIRS: usize = 32;
 /// The packed B while tasks write it, each its own pairs' words.
 struct SharedWords(*mut u32, usize);
 
-// SAFETY: reached only in `pack_b`, whose tasks write disjoint words.
+// SAFETY: reached only in `PackedB::new`, whose tasks write disjoint words.
 unsafe impl Sync for SharedWords {}
 
 /// Block `jb` of B packed from columns adjacent in memory (a transposed weight) or, for any
@@ -292,7 +405,8 @@ fn pack_columns(block: &mut [u32], rhs: Matrix, [k, n]: [usize; 2], jb: usize) {
         match rhs.column_slice(j, k) {
             // Columns adjacent (a transposed weight): a column is a row of pairs.
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: as above; the column is k floats, `column` kp words.
+            // SAFETY: only called where the CPU has AVX512_BF16 (the products check); the
+            // column is k floats, `column` kp words.
             Some(values) => unsafe { x86::pair_row(&mut column, values) },
             _ => {
                 for (p, word) in column.iter_mut().enumerate() {
@@ -311,7 +425,7 @@ mod x86 {
     use std::arch::x86_64::*;
     use std::ops::Range;
 
-    use super::{LANES, PackedA, ROWS};
+    use super::{BLOCKS, Job, LANES, ROWS};
 
     /// The first `count` (at most 16) lanes' bits of a mask.
     fn lanes(count: usize) -> __mmask16 {
@@ -394,41 +508,37 @@ mod x86 {
         }
     }
 
-    /// C's rows `rows` × blocks `first..first + width` (each 16 columns, the last cut at n),
-    /// into `c`: the block's first element, its rows `n` apart, over the pairs `pairs`; from
-    /// pair 0 each element starts at its column's bias (or +0), from a later one at the value
-    /// the slice before stored.
+    /// The tiles of C's rows `rows` × panel `panel` of a job over its pairs `slice`, into `c`
+    /// (their first element, rows `c_stride` apart): from the job's first pair each element
+    /// starts at its column's bias (or +0), from a later one at the value the slice before
+    /// stored; after the job's last pair the sums are scaled.
     ///
     /// # Safety
-    /// The CPU has AVX512_BF16; `c` holds that block of C; no other thread writes it; the
-    /// bias, when given, has n values.
+    /// The CPU has AVX512_BF16; `c` holds those rows × columns, which no other thread touches;
+    /// the job's operands cover them.
     #[target_feature(enable = "avx512f,avx512bf16")]
     pub unsafe fn panel(
         c: *mut f32,
-        a: &PackedA,
-        b: &[u32],
-        [kp, n]: [usize; 2],
+        c_stride: usize,
+        job: &Job,
         rows: Range<usize>,
-        [first, width]: [usize; 2],
-        pairs: [usize; 2],
-        bias: Option<&[f32]>,
+        panel: usize,
+        slice: [usize; 2],
     ) {
+        let first = panel * BLOCKS;
+        let width = BLOCKS.min(job.cols.div_ceil(LANES) - first);
         let mut row = rows.start;
         while row < rows.end {
             let tall = (rows.end - row).min(ROWS);
             // SAFETY: the caller vouches for C; rows and blocks lie inside the operands.
             unsafe {
-                let c = c.add((row - rows.start) * n);
                 let at = Tile {
-                    c,
-                    a,
-                    b,
-                    kp,
-                    n,
+                    c: c.add((row - rows.start) * c_stride),
+                    c_stride,
+                    job,
                     row,
                     first,
-                    pairs,
-                    bias,
+                    slice,
                 };
                 macro_rules! tiles {
                     ($($r:literal),+) => {
@@ -452,76 +562,84 @@ mod x86 {
     /// Where one tile reads and writes.
     #[derive(Clone, Copy)]
     struct Tile<'a> {
-        /// C's element (row, first block's first column); rows `n` apart.
+        /// C's element (row, first block's first column); rows `c_stride` apart.
         c: *mut f32,
-        a: &'a PackedA,
-        b: &'a [u32],
-        kp: usize,
-        n: usize,
+        c_stride: usize,
+        job: &'a Job<'a>,
         row: usize,
+        /// The tile's first block of 16 columns.
         first: usize,
-        /// The slice of the sum: pairs `pairs[0]..pairs[1]`.
-        pairs: [usize; 2],
-        bias: Option<&'a [f32]>,
+        /// A's pairs `slice[0]..slice[1]` (B's from the job's first pair on).
+        slice: [usize; 2],
     }
 
     /// R rows × W blocks of 16 columns from block `first`, accumulated in registers over the
     /// slice's pairs from the bias or +0 (the first slice) or from C, then stored (the columns
-    /// past `n` dropped).
+    /// past the job's dropped), scaled after the last slice.
     #[inline(always)]
     unsafe fn tile<const R: usize, const W: usize>(at: Tile) {
         let Tile {
             c,
-            a,
-            b,
-            kp,
-            n,
+            c_stride,
+            job,
             row,
             first,
-            pairs,
-            bias,
+            slice,
         } = at;
-        let mask = |w: usize| lanes(n - (first + w) * LANES);
+        let (a, b) = (job.a, job.b);
+        let mask = |w: usize| lanes(job.cols - (first + w) * LANES);
         // SAFETY (every access): rows row..row+R of A's pairs and blocks first..first+W of the
-        // packed B exist (the caller's panel); the bias has n values and its loads and C's
-        // stores are masked to them.
+        // packed B exist, over the slice's pairs (the job covers them); the bias has the job's
+        // columns, and its loads and C's loads and stores are masked to them.
         unsafe {
-            let start: [__m512; W] = std::array::from_fn(|w| match bias {
+            let start: [__m512; W] = std::array::from_fn(|w| match job.bias {
                 Some(bias) => {
                     _mm512_maskz_loadu_ps(mask(w), bias.as_ptr().add((first + w) * LANES))
                 }
                 None => _mm512_setzero_ps(),
             });
             let mut acc = [start; R];
-            if pairs[0] > 0 {
+            if slice[0] > 0 {
                 for (r, sums) in acc.iter_mut().enumerate() {
                     for (w, sum) in sums.iter_mut().enumerate() {
-                        *sum = _mm512_maskz_loadu_ps(mask(w), c.add(r * n + w * LANES));
+                        *sum = _mm512_maskz_loadu_ps(mask(w), c.add(r * c_stride + w * LANES));
                     }
                 }
             }
-            let a_rows: [*const u32; R] =
-                std::array::from_fn(|r| a.words.as_ptr().add((row + r) * a.row_stride));
-            let blocks: [*const u32; W] =
-                std::array::from_fn(|w| b.as_ptr().add((first + w) * kp * LANES));
-            for p in pairs[0]..pairs[1] {
+            let a_rows: [*const u32; R] = std::array::from_fn(|r| {
+                a.words
+                    .as_ptr()
+                    .add((row + r) * a.row_stride + slice[0] * a.pair_stride)
+            });
+            let b_first = job.b_first_pair + slice[0];
+            let blocks: [*const u32; W] = std::array::from_fn(|w| {
+                b.words
+                    .as_ptr()
+                    .add(((first + w) * b.pairs + b_first) * LANES)
+            });
+            for i in 0..slice[1] - slice[0] {
                 let columns: [__m512bh; W] = std::array::from_fn(|w| {
                     std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(
-                        blocks[w].add(p * LANES).cast(),
+                        blocks[w].add(i * LANES).cast(),
                     ))
                 });
                 for (sums, a_row) in acc.iter_mut().zip(&a_rows) {
                     let pair: __m512bh = std::mem::transmute(_mm512_set1_epi32(
-                        *a_row.add(p * a.pair_stride) as i32,
+                        *a_row.add(i * a.pair_stride) as i32,
                     ));
                     for (sum, column) in sums.iter_mut().zip(&columns) {
                         *sum = _mm512_dpbf16_ps(*sum, pair, *column);
                     }
                 }
             }
+            let scale = (slice[1] == job.pairs && job.scale != 1.0).then_some(job.scale);
             for (r, sums) in acc.iter().enumerate() {
                 for (w, sum) in sums.iter().enumerate() {
-                    _mm512_mask_storeu_ps(c.add(r * n + w * LANES), mask(w), *sum);
+                    let value = match scale {
+                        Some(s) => _mm512_mul_ps(*sum, _mm512_set1_ps(s)),
+                        None => *sum,
+                    };
+                    _mm512_mask_storeu_ps(c.add(r * c_stride + w * LANES), mask(w), value);
                 }
             }
         }
@@ -691,8 +809,8 @@ mod tests {
                 let mut packing = f64::INFINITY;
                 for _ in 0..10 {
                     let started = std::time::Instant::now();
-                    std::hint::black_box(PackedA::new(lhs, m, k));
-                    std::hint::black_box(pack_b(rhs, [k, n]));
+                    std::hint::black_box(PackedA::new(lhs, m, k, true));
+                    std::hint::black_box(PackedB::new(rhs, [k, n], true));
                     packing = packing.min(started.elapsed().as_secs_f64());
                 }
                 let flops = 2.0 * (m * n * k) as f64;
@@ -702,6 +820,75 @@ mod tests {
                     100.0 * packing / best,
                     flops / f32_best / 1e9
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn a_packed_b_reused_over_its_rows_and_columns_equals_the_reference_to_the_bit() {
+        if !crate::bf16::has_avx512_bf16() {
+            eprintln!("skipped: this CPU has no AVX512_BF16");
+            return;
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(40);
+        let mut random =
+            |len: usize| -> Vec<f32> { (0..len).map(|_| rng.random_range(-3.0..3.0)).collect() };
+        // B as attention has it: keys × head size, rows adjacent (V, K, Q, dO) or read
+        // transposed (Kᵀ, Vᵀ).
+        let (kb, nb) = (150, 70);
+        let (b_rows, b_cols) = (random(kb * nb), random(kb * nb));
+        for rhs in [
+            Matrix::dense(&b_rows, nb),
+            Matrix::dense(&b_cols, kb).transpose(),
+        ] {
+            let packed = PackedB::new(rhs, [kb, nb], false);
+            let b = dense(rhs, [kb, nb]);
+            // (B's first pair, A's k, columns taken, A's rows)
+            for (first_pair, k, cols, m) in [
+                (0, 150, 70, 9),
+                (0, 64, 33, 64),
+                (32, 85, 70, 7),
+                (10, 1, 16, 3),
+            ] {
+                let a_values = random(m * k);
+                for lhs in [
+                    Matrix::dense(&a_values, k),
+                    Matrix::dense(&a_values, m).transpose(),
+                ] {
+                    let stride = cols + 5;
+                    let mut out = vec![MaybeUninit::new(f32::NAN); m * stride];
+                    let scale = 0.125f32;
+                    multiply_packed(
+                        &mut out,
+                        stride,
+                        (lhs, [m, k]),
+                        (&packed, first_pair, cols),
+                        scale,
+                    );
+                    let rows: Vec<f32> = (0..k)
+                        .flat_map(|r| {
+                            let row = 2 * first_pair + r;
+                            b[row * nb..row * nb + cols].to_vec()
+                        })
+                        .collect();
+                    let expected = reference(&dense(lhs, [m, k]), &rows, [m, k, cols]);
+                    for i in 0..m {
+                        for j in 0..stride {
+                            // SAFETY: every element started as NaN.
+                            let got = unsafe { out[i * stride + j].assume_init() };
+                            if j < cols {
+                                let want = expected[i * cols + j] * scale;
+                                assert_eq!(
+                                    got.to_bits(),
+                                    want.to_bits(),
+                                    "{first_pair} {k} {cols}: {i},{j}"
+                                );
+                            } else {
+                                assert!(got.is_nan(), "wrote past the columns at {i},{j}");
+                            }
+                        }
+                    }
+                }
             }
         }
     }

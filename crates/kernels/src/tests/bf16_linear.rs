@@ -1,7 +1,8 @@
-//! The fused linear map in bf16: its output and both gradients equal the scalar bf16
-//! reference to the bit, and the backward pass multiplies as its forward pass did.
+//! The fused ops in bf16: the linear map's output and both gradients equal the scalar bf16
+//! reference to the bit, attention stays close to f32 and causal, and each backward pass
+//! multiplies as its forward pass did.
 
-use burn::tensor::Tensor;
+use burn::tensor::{Tensor, TensorData};
 
 use super::{random, training_device};
 use crate::bf16::matmul::{reference, reference_from};
@@ -113,4 +114,68 @@ fn bf16_is_this_threads_setting_only_inside_with_precision() {
         .fold(0.0f32, f32::max);
     assert!(worst < 0.25, "{worst}");
     assert!(same_bits(&run(), &fp32));
+}
+
+/// The fused attention's heads and the gradient of the packed projections, the products in
+/// `precision` (only the forward pass is told: the backward pass follows it).
+fn attention_in(precision: Precision, qkv: &TensorData, n_head: usize) -> (Vec<f32>, Vec<f32>) {
+    let device = training_device();
+    let qkv = Tensor::<3>::from_data(qkv.clone(), &device).require_grad();
+    let [batch, time, width] = qkv.dims();
+    let output = with_precision(precision, || {
+        crate::attention::causal_attention(&qkv, n_head)
+            .expect("flex autodiff takes the fused path")
+    });
+    let d = width / 3 / n_head;
+    let weights = Tensor::<3>::from_data(random([batch * n_head, time, d], 5), &device)
+        .reshape([batch, n_head, time, d]);
+    let grads = (output.clone() * weights).sum().backward();
+    (values(output), values(qkv.grad(&grads).unwrap()))
+}
+
+#[test]
+fn bf16_attention_is_close_to_f32_and_never_sees_the_future() {
+    if let Err(why) = bf16_products() {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    // An odd length (odd sums over keys), two full query tiles and a partial one, one head.
+    for (n_head, time) in [(3, 17), (2, 150), (1, 64)] {
+        let qkv = random([2, time, 72], 6);
+        let (out32, grad32) = attention_in(Precision::Fp32, &qkv, n_head);
+        let (out16, grad16) = attention_in(Precision::Bf16, &qkv, n_head);
+        for (name, a, b) in [("output", &out32, &out16), ("dqkv", &grad32, &grad16)] {
+            let size = a.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+            let worst = a
+                .iter()
+                .zip(b)
+                .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+            assert!(
+                worst <= 0.02 * size,
+                "{name}, {n_head} heads × {time}: {worst} of {size}"
+            );
+            assert!(!same_bits(a, b), "{name}: bf16 must multiply differently");
+        }
+        // Another last position changes no earlier output, to the bit.
+        let mut changed = qkv.clone().try_to_vec::<f32>().unwrap();
+        for sequence in 0..2 {
+            let last = (sequence * time + time - 1) * 72;
+            changed[last..last + 72]
+                .iter_mut()
+                .for_each(|x| *x = -*x * 3.0);
+        }
+        let changed = TensorData::new(changed, [2, time, 72]);
+        let (out_changed, _) = attention_in(Precision::Bf16, &changed, n_head);
+        let d = 72 / 3 / n_head;
+        for (i, (x, y)) in out16.iter().zip(&out_changed).enumerate() {
+            let position = i / d % time;
+            if position + 1 < time {
+                assert_eq!(
+                    x.to_bits(),
+                    y.to_bits(),
+                    "{n_head} heads × {time}: output {i}"
+                );
+            }
+        }
+    }
 }
