@@ -274,7 +274,8 @@ impl PackedA {
     /// A, m×k, packed on every thread of the pool when `parallel`, else on this one.
     fn new(lhs: Matrix, m: usize, k: usize, parallel: bool) -> Self {
         let kp = k.div_ceil(2);
-        let mut words = vec![0u32; m * kp];
+        // Every word is written below.
+        let mut words = spare_words(m * kp);
         let pair_major = lhs.row_slice(0, k).is_none() && lhs.column_slice(0, m).is_some();
         let (chunk, strides) = if pair_major {
             (m, [1, m])
@@ -332,7 +333,8 @@ impl PackedB {
     /// B packed on every thread of the pool when `parallel`, else on this one.
     pub(crate) fn new(rhs: Matrix, [k, n]: [usize; 2], parallel: bool) -> Self {
         let (kp, blocks) = (k.div_ceil(2), n.div_ceil(LANES));
-        let mut words = vec![0u32; blocks * kp * LANES];
+        // Every word is written below (the lanes past n too).
+        let mut words = spare_words(blocks * kp * LANES);
         if rhs.row_slice(0, n).is_none() {
             let pack = |(jb, block): (usize, &mut [u32])| pack_columns(block, rhs, [k, n], jb);
             if parallel {
@@ -394,7 +396,7 @@ struct SharedWords(*mut u32, usize);
 unsafe impl Sync for SharedWords {}
 
 /// Block `jb` of B packed from columns adjacent in memory (a transposed weight) or, for any
-/// other layout, one value at a time; `block` starts zeroed.
+/// other layout, one value at a time; every word is written (zero past n).
 fn pack_columns(block: &mut [u32], rhs: Matrix, [k, n]: [usize; 2], jb: usize) {
     let first = jb * LANES;
     let count = (n - first).min(LANES);
@@ -417,6 +419,69 @@ fn pack_columns(block: &mut [u32], rhs: Matrix, [k, n]: [usize; 2], jb: usize) {
         for (p, &word) in column.iter().enumerate() {
             block[p * LANES + lane] = word;
         }
+    }
+    for words in block.chunks_exact_mut(LANES) {
+        words[count..].fill(0);
+    }
+}
+
+thread_local! {
+    /// Packing buffers this thread is done with, for its next products: allocated afresh for
+    /// every product, they cost page faults and clearing (a fifth of a small model's bf16 step
+    /// went to packing, faults and memset).
+    static SPARE: std::cell::RefCell<Vec<Vec<u32>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The most words of spare buffers a thread keeps (32 MB).
+const SPARE_WORDS: usize = 8 << 20;
+
+/// `len` words whose values are whatever a spare buffer held (every caller writes all of
+/// them): the smallest spare that fits, else a fresh buffer.
+fn spare_words(len: usize) -> Vec<u32> {
+    let spare = SPARE.with(|spare| {
+        let mut spare = spare.borrow_mut();
+        let fits = (0..spare.len())
+            .filter(|&i| spare[i].capacity() >= len)
+            .min_by_key(|&i| spare[i].capacity())?;
+        Some(spare.swap_remove(fits))
+    });
+    let mut words = spare.unwrap_or_default();
+    words.truncate(len);
+    words.resize(len, 0);
+    if cfg!(test) {
+        // Two bf16 NaNs per word: a word a packer forgot to write shows in the comparisons.
+        words.fill(0x7fc0_7fc0);
+    }
+    words
+}
+
+/// Keeps `words` for this thread's next products, within [`SPARE_WORDS`] (the smallest
+/// buffers give way).
+fn keep_spare(words: Vec<u32>) {
+    if words.capacity() == 0 || words.capacity() > SPARE_WORDS {
+        return;
+    }
+    SPARE.with(|spare| {
+        let mut spare = spare.borrow_mut();
+        spare.push(words);
+        spare.sort_by_key(|w| std::cmp::Reverse(w.capacity()));
+        let mut total = 0;
+        spare.retain(|w| {
+            total += w.capacity();
+            total <= SPARE_WORDS
+        });
+    });
+}
+
+impl Drop for PackedA {
+    fn drop(&mut self) {
+        keep_spare(std::mem::take(&mut self.words));
+    }
+}
+
+impl Drop for PackedB {
+    fn drop(&mut self) {
+        keep_spare(std::mem::take(&mut self.words));
     }
 }
 
