@@ -168,3 +168,45 @@ fn bf16_where_its_products_cannot_run_is_one_clean_error_before_anything_is_writ
     assert!(stderr(&wrong).contains("fp32") && stderr(&wrong).contains("bf16"));
     assert!(!scratch.path("run").exists());
 }
+
+#[test]
+fn a_bf16_run_may_resume_in_fp32_and_the_run_records_the_change() {
+    if !has_bf16() {
+        return;
+    }
+    let scratch = Scratch::new("precision-resume");
+    let run = scratch.str("run");
+    let out = tinygpt(&[
+        "train",
+        "--config",
+        "configs/tiny-test.toml",
+        "--out",
+        &run,
+        "--set",
+        "train.precision=bf16",
+        "--set",
+        "train.checkpoint_interval=20",
+        "--stop-at-step",
+        "20",
+    ]);
+    ok(out);
+    // Checkpoints hold f32 weights and moments whatever the products took, so a machine
+    // without AVX512_BF16 can carry the run on.
+    ok(tinygpt(&[
+        "train",
+        "--resume",
+        &run,
+        "--set",
+        "train.precision=fp32",
+    ]));
+    let config = std::fs::read_to_string(scratch.path("run/config.toml")).unwrap();
+    assert!(!config.contains("precision"), "{config}");
+    // The run went on to its last step and kept learning in fp32.
+    let lines = metrics(&scratch.path("run"));
+    let val: Vec<(u64, f64)> = lines
+        .iter()
+        .filter_map(|l| Some((l["step"].as_u64()?, l["val_loss"].as_f64()?)))
+        .collect();
+    assert_eq!(val.last().unwrap().0, 60, "{val:?}");
+    assert!(val.last().unwrap().1 < val[1].1, "{val:?}");
+}

@@ -105,7 +105,7 @@ pub struct BenchReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hardware_bf16_peak_gflops: Option<f64>,
     /// tinygpt's bf16 product (`VDPBF16PS`, packing included) on 1024×1024 matrices, beside
-    /// the fp32 matmul peak: what bf16 products will gain here.
+    /// the fp32 matmul peak: the kernel a bf16 run multiplies with.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bf16_matmul_gflops: Option<f64>,
     /// The blocks' attention alone (the fused op, forward and backward, on the step's shape):
