@@ -160,6 +160,7 @@ pub(crate) mod x86 {
 }
 
 pub mod matmul;
+mod packing;
 
 #[cfg(test)]
 mod tests;

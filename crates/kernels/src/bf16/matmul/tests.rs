@@ -1,0 +1,278 @@
+//! The bf16 product against its scalar reference, to the bit, on every layout; and its timing.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::*;
+
+#[test]
+fn the_reference_by_hand() {
+    // [1 2 3] · [[1], [10], [100]] = 1 + 20 + 300: exact in bf16 and f32. The pairs are
+    // (1, 2)·(1, 10) then (3, 0)·(100, 0).
+    assert_eq!(
+        reference(&[1.0, 2.0, 3.0], &[1.0, 10.0, 100.0], [1, 3, 1]),
+        [321.0]
+    );
+    // Operands round to bf16 first: 1 + 2^-9 becomes 1.
+    assert_eq!(reference(&[1.0 + 2f32.powi(-9)], &[3.0], [1, 1, 1]), [3.0]);
+}
+
+#[test]
+fn the_kernel_equals_the_reference_to_the_bit_on_odd_shapes() {
+    let mut rng = ChaCha8Rng::seed_from_u64(36);
+    for [m, k, n] in [
+        [1, 1, 1],
+        [3, 5, 7],
+        [8, 16, 32],
+        [9, 33, 17],
+        [17, 64, 48],
+        [20, 7, 70],
+        [100, 70, 130],
+    ] {
+        let a: Vec<f32> = (0..m * k).map(|_| rng.random_range(-3.0..3.0)).collect();
+        let b: Vec<f32> = (0..k * n).map(|_| rng.random_range(-3.0..3.0)).collect();
+        let Some(fast) = multiply(&a, &b, [m, k, n]) else {
+            eprintln!("skipped: this CPU has no AVX512_BF16 (the reference alone is tested)");
+            return;
+        };
+        let expected = reference(&a, &b, [m, k, n]);
+        let same = fast
+            .iter()
+            .zip(&expected)
+            .all(|(x, y)| x.to_bits() == y.to_bits());
+        assert!(same, "{m}×{k}×{n}");
+    }
+}
+
+/// `rows × cols` values at `offset + r·row_stride + c·col_stride` of `data`, row-major.
+fn dense(view: Matrix, [rows, cols]: [usize; 2]) -> Vec<f32> {
+    (0..rows)
+        .flat_map(|r| (0..cols).map(move |c| view.at(r, c)))
+        .collect()
+}
+
+#[test]
+fn operands_read_in_place_at_any_strides_and_the_bias_equal_the_reference() {
+    let mut rng = ChaCha8Rng::seed_from_u64(38);
+    let mut random =
+        |len: usize| -> Vec<f32> { (0..len).map(|_| rng.random_range(-3.0..3.0)).collect() };
+    for [m, k, n] in [[1, 1, 1], [7, 9, 5], [40, 33, 70], [100, 64, 17]] {
+        // Row-major, transposed (columns adjacent: `xᵀ`, a transposed weight), and every
+        // other element of a wider buffer (neither adjacent: the scalar path).
+        let (a_rows, a_cols, a_sparse) = (random(m * k), random(m * k), random(4 * m * k));
+        let (b_rows, b_cols, b_sparse) = (random(k * n), random(k * n), random(4 * k * n));
+        let lhs = [
+            Matrix::dense(&a_rows, k),
+            Matrix::dense(&a_cols, m).transpose(),
+            Matrix::new(&a_sparse, 1, 2 * k as isize, 2),
+        ];
+        let rhs = [
+            Matrix::dense(&b_rows, n),
+            Matrix::dense(&b_cols, k).transpose(),
+            Matrix::new(&b_sparse, 3, 2 * n as isize, 2),
+        ];
+        let bias = random(n);
+        for (x, lhs) in lhs.iter().enumerate() {
+            for (y, rhs) in rhs.iter().enumerate() {
+                for bias in [None, Some(&bias[..])] {
+                    if !crate::bf16::has_avx512_bf16() {
+                        eprintln!("skipped: this CPU has no AVX512_BF16");
+                        return;
+                    }
+                    let mut out = unwritten(m * n);
+                    product(&mut out, [m, k, n], *lhs, *rhs, bias);
+                    // SAFETY: the product writes every element.
+                    let out = unsafe { written(out) };
+                    let (a, b) = (dense(*lhs, [m, k]), dense(*rhs, [k, n]));
+                    let expected = reference_from(&a, &b, [m, k, n], bias);
+                    let same = out
+                        .iter()
+                        .zip(&expected)
+                        .all(|(x, y)| x.to_bits() == y.to_bits());
+                    assert!(
+                        same,
+                        "{m}×{k}×{n}, layouts {x}/{y}, bias {}",
+                        bias.is_some()
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// GFLOP/s of the products a bf16 training step of nanogpt-char (6L/384, batch 16 × 256)
+/// makes, each in the layout the linear map hands over, beside the f32 product.
+/// `cargo test --release --lib time_the_bf16_products -- --ignored --nocapture`
+#[test]
+#[ignore = "a timing, not a test"]
+fn time_the_bf16_products() {
+    if !crate::bf16::has_avx512_bf16() {
+        eprintln!("skipped: this CPU has no AVX512_BF16");
+        return;
+    }
+    let rows = 16 * 256;
+    let mut rng = ChaCha8Rng::seed_from_u64(39);
+    let mut random =
+        |len: usize| -> Vec<f32> { (0..len).map(|_| rng.random_range(-1.0..1.0)).collect() };
+    for (name, [d_in, d_out]) in [
+        ("qkv", [384, 1152]),
+        ("fc", [384, 1536]),
+        ("proj", [1536, 384]),
+    ] {
+        let (x, w, dy) = (
+            random(rows * d_in),
+            random(d_in * d_out),
+            random(rows * d_out),
+        );
+        let cases = [
+            (
+                "x·W",
+                [rows, d_in, d_out],
+                Matrix::dense(&x, d_in),
+                Matrix::dense(&w, d_out),
+            ),
+            (
+                "dy·Wᵀ",
+                [rows, d_out, d_in],
+                Matrix::dense(&dy, d_out),
+                Matrix::dense(&w, d_out).transpose(),
+            ),
+            (
+                "xᵀ·dy",
+                [d_in, rows, d_out],
+                Matrix::dense(&x, d_in).transpose(),
+                Matrix::dense(&dy, d_out),
+            ),
+        ];
+        for (what, [m, k, n], lhs, rhs) in cases {
+            let mut out = unwritten(m * n);
+            let mut best = f64::INFINITY;
+            for _ in 0..10 {
+                let started = std::time::Instant::now();
+                product(&mut out, [m, k, n], lhs, rhs, None);
+                best = best.min(started.elapsed().as_secs_f64());
+            }
+            let mut f32_best = f64::INFINITY;
+            for _ in 0..10 {
+                let started = std::time::Instant::now();
+                crate::matrix::multiply(&mut out, n, [m, n, k], lhs, rhs, 1.0, false);
+                f32_best = f32_best.min(started.elapsed().as_secs_f64());
+            }
+            let mut packing = f64::INFINITY;
+            for _ in 0..10 {
+                let started = std::time::Instant::now();
+                std::hint::black_box(PackedA::new(lhs, m, k, true));
+                std::hint::black_box(PackedB::new(rhs, [k, n], true));
+                packing = packing.min(started.elapsed().as_secs_f64());
+            }
+            let flops = 2.0 * (m * n * k) as f64;
+            eprintln!(
+                "{name} {what} {m}×{k}×{n}: bf16 {:.0} GFLOP/s ({:.0}% packing), f32 one thread {:.0}",
+                flops / best / 1e9,
+                100.0 * packing / best,
+                flops / f32_best / 1e9
+            );
+        }
+    }
+}
+
+#[test]
+fn a_packed_b_reused_over_its_rows_and_columns_equals_the_reference_to_the_bit() {
+    if !crate::bf16::has_avx512_bf16() {
+        eprintln!("skipped: this CPU has no AVX512_BF16");
+        return;
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(40);
+    let mut random =
+        |len: usize| -> Vec<f32> { (0..len).map(|_| rng.random_range(-3.0..3.0)).collect() };
+    // B as attention has it: keys × head size, rows adjacent (V, K, Q, dO) or read
+    // transposed (Kᵀ, Vᵀ).
+    let (kb, nb) = (150, 70);
+    let (b_rows, b_cols) = (random(kb * nb), random(kb * nb));
+    for rhs in [
+        Matrix::dense(&b_rows, nb),
+        Matrix::dense(&b_cols, kb).transpose(),
+    ] {
+        let packed = PackedB::new(rhs, [kb, nb], false);
+        let b = dense(rhs, [kb, nb]);
+        // (B's first pair, A's k, columns taken, A's rows)
+        for (first_pair, k, cols, m) in [
+            (0, 150, 70, 9),
+            (0, 64, 33, 64),
+            (32, 85, 70, 7),
+            (10, 1, 16, 3),
+        ] {
+            let a_values = random(m * k);
+            for lhs in [
+                Matrix::dense(&a_values, k),
+                Matrix::dense(&a_values, m).transpose(),
+            ] {
+                let stride = cols + 5;
+                let mut out = vec![MaybeUninit::new(f32::NAN); m * stride];
+                let scale = 0.125f32;
+                multiply_packed(
+                    &mut out,
+                    stride,
+                    (lhs, [m, k]),
+                    (&packed, first_pair, cols),
+                    scale,
+                );
+                let rows: Vec<f32> = (0..k)
+                    .flat_map(|r| {
+                        let row = 2 * first_pair + r;
+                        b[row * nb..row * nb + cols].to_vec()
+                    })
+                    .collect();
+                let expected = reference(&dense(lhs, [m, k]), &rows, [m, k, cols]);
+                for i in 0..m {
+                    for j in 0..stride {
+                        // SAFETY: every element started as NaN.
+                        let got = unsafe { out[i * stride + j].assume_init() };
+                        if j < cols {
+                            let want = expected[i * cols + j] * scale;
+                            assert_eq!(
+                                got.to_bits(),
+                                want.to_bits(),
+                                "{first_pair} {k} {cols}: {i},{j}"
+                            );
+                        } else {
+                            assert!(got.is_nan(), "wrote past the columns at {i},{j}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_reference_starts_each_column_at_its_bias() {
+    // [1 2] · [[1 0], [0 1]] + [0.5, -4] = [1.5, -2].
+    let c = reference_from(
+        &[1.0, 2.0],
+        &[1.0, 0.0, 0.0, 1.0],
+        [1, 2, 2],
+        Some(&[0.5, -4.0]),
+    );
+    assert_eq!(c, [1.5, -2.0]);
+}
+
+#[test]
+fn the_product_is_close_to_the_f32_one() {
+    // bf16 keeps 8 significant bits: each term is off by about 2^-8 of its size.
+    let mut rng = ChaCha8Rng::seed_from_u64(37);
+    let [m, k, n] = [6, 40, 5];
+    let a: Vec<f32> = (0..m * k).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let b: Vec<f32> = (0..k * n).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let c = reference(&a, &b, [m, k, n]);
+    for i in 0..m {
+        for j in 0..n {
+            let exact: f32 = (0..k).map(|x| a[i * k + x] * b[x * n + j]).sum();
+            let bound: f32 = (0..k).map(|x| (a[i * k + x] * b[x * n + j]).abs()).sum();
+            assert!(
+                (c[i * n + j] - exact).abs() <= bound * 2f32.powi(-7),
+                "{i},{j}"
+            );
+        }
+    }
+}
