@@ -17,10 +17,10 @@
 pub mod attention_probe;
 pub mod collective;
 pub mod config;
-/// What a training step's products take (`train.precision`).
-pub use tinygpt_kernels::Precision;
 /// The CPU's widest vectors and its measured fp32 peak (for `bench`'s MFU and `devices`).
 pub use tinygpt_kernels::cpu;
+/// What a training step's products take (`train.precision`).
+pub use tinygpt_kernels::{Precision, with_precision};
 pub mod device;
 pub mod eval;
 pub mod footprint;

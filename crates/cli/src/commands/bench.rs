@@ -219,7 +219,10 @@ pub fn bench_command(args: BenchArgs) -> Result<()> {
     let median = times[times.len() / 2];
     // Three tries (their median) when steps are short; one when a step takes seconds.
     let tries = if median < 1.0 { 3 } else { 1 };
-    let attention_s = attention_seconds(&model_config, batch_size, &device, tries);
+    // In the step's precision: a bf16 run's attention multiplies in bf16.
+    let attention_s = tinygpt_train::with_precision(precision, || {
+        attention_seconds(&model_config, batch_size, &device, tries)
+    });
     let tokens_per_step = (batch_size * t) as f64;
     let tokens_per_sec = tokens_per_step / median;
     let achieved = tokens_per_sec * flops_per_token as f64 / 1e9;
@@ -326,7 +329,7 @@ fn print_report(r: &BenchReport) -> Result<()> {
     }
     if let (Some(bf16), Some(fp32)) = (r.hardware_bf16_peak_gflops, r.hardware_peak_gflops) {
         let products = if bf16_run {
-            "this run's linear maps multiply in bf16, its attention in fp32"
+            "this run's products take bf16, but for attention over more than 256 tokens or in windows"
         } else {
             "this run's products are fp32"
         };
