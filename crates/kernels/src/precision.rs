@@ -6,8 +6,9 @@ use std::cell::Cell;
 
 use crate::{cpu, math};
 
-/// The number format of the fused linear maps' products (forward, and both gradients in the
-/// backward pass that follows): f32, or bf16 operands with f32 sums (`VDPBF16PS`).
+/// The number format of the fused linear maps' and the stored-pattern attention's products
+/// (forward, and the backward pass that follows): f32, or bf16 operands with f32 sums
+/// (`VDPBF16PS`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Precision {
     #[default]
@@ -16,13 +17,13 @@ pub enum Precision {
 }
 
 thread_local! {
-    /// The precision this thread's linear maps multiply in (set by [`with_precision`]).
+    /// The precision this thread's fused products multiply in (set by [`with_precision`]).
     static PRECISION: Cell<Precision> = const { Cell::new(Precision::Fp32) };
 }
 
-/// Runs `f` (a training step's forward pass) with this thread's fused linear maps multiplying
-/// in `precision`; each map's backward pass multiplies as its forward pass did, whichever
-/// thread runs it. Panics for bf16 where [`bf16_products`] refuses it (check that first).
+/// Runs `f` (a training step's forward pass) with this thread's fused products multiplying in
+/// `precision`; each op's backward pass multiplies as its forward pass did, whichever thread
+/// runs it. Panics for bf16 where [`bf16_products`] refuses it (check that first).
 pub fn with_precision<R>(precision: Precision, f: impl FnOnce() -> R) -> R {
     if precision == Precision::Bf16
         && let Err(message) = bf16_products()
@@ -39,7 +40,7 @@ pub fn with_precision<R>(precision: Precision, f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// The precision this thread's linear maps multiply in.
+/// The precision this thread's fused products multiply in.
 pub(crate) fn precision() -> Precision {
     PRECISION.with(Cell::get)
 }

@@ -93,12 +93,12 @@ pub fn check_precision(precision: Precision, device: &Device, label: &str) -> Re
     if precision != Precision::Bf16 {
         return Ok(());
     }
-    let probe = Tensor::<1>::zeros([1], &device.clone().autodiff());
     if !tinygpt_kernels::enabled() {
         bail!(
             "train.precision = \"bf16\" runs in tinygpt's fused kernels, which TINYGPT_PLAIN_OPS turns off: unset it, or set train.precision = \"fp32\""
         );
     }
+    let probe = Tensor::<1>::zeros([1], &device.clone().autodiff());
     if !tinygpt_kernels::applies(&probe) {
         bail!(
             "train.precision = \"bf16\" runs on the flex device, and this run's device is {label}: set train.device = \"flex\" or train.precision = \"fp32\""
