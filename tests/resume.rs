@@ -133,6 +133,26 @@ fn resume_is_bit_exact_in_bf16() {
 }
 
 #[test]
+fn resume_is_bit_exact_in_bf16_with_windows() {
+    if !cpu_has("avx512_bf16") {
+        eprintln!("SKIPPED: this CPU has no AVX512_BF16, so no bf16 run to resume");
+        return;
+    }
+    // Windowed layers take the tiled attention, whose products multiply in bf16 too.
+    bit_exact_resume(
+        "exact-bf16-window",
+        &[
+            "--set",
+            "train.precision=bf16",
+            "--set",
+            "model.attention_window=5",
+            "--set",
+            "model.window_pattern=SL",
+        ],
+    );
+}
+
+#[test]
 fn resume_is_bit_exact_with_grad_accumulation_and_dropout() {
     bit_exact_resume(
         "exact-accum",

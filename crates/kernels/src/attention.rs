@@ -192,7 +192,7 @@ fn forward(
                         false,
                     ),
                     Some((k_t, _)) => {
-                        multiply_packed(out, t, (queries, [q1 - q0, d]), (k_t, 0, q1), scale)
+                        multiply_packed(out, t, (queries, [q1 - q0, d]), k_t.part(0, 0..q1), scale)
                     }
                 }
             }
@@ -220,9 +220,13 @@ fn forward(
                 unsafe {
                     match &bf16 {
                         None => multiply_into(out, c, [q1 - q0, d, q1], pattern, v, 1.0, false),
-                        Some((_, v)) => {
-                            multiply_packed_into(out, c, (pattern, [q1 - q0, q1]), (v, 0, d), 1.0)
-                        }
+                        Some((_, v)) => multiply_packed_into(
+                            out,
+                            c,
+                            (pattern, [q1 - q0, q1]),
+                            v.part(0, 0..d),
+                            1.0,
+                        ),
                     }
                 };
             }
@@ -301,7 +305,7 @@ fn backward(saved: &Saved, grad_output: &FlexTensor) -> FlexTensor {
                             out,
                             width,
                             (p_seen, [k1 - k0, t - k0]),
-                            (d_out, k0 / 2, d),
+                            d_out.part(k0 / 2, 0..d),
                             1.0,
                         ),
                     }
@@ -323,7 +327,7 @@ fn backward(saved: &Saved, grad_output: &FlexTensor) -> FlexTensor {
                             out,
                             t,
                             (d_out.from(q0, 0), [q1 - q0, d]),
-                            (v_t, 0, q1),
+                            v_t.part(0, 0..q1),
                             1.0,
                         ),
                     }
@@ -347,9 +351,13 @@ fn backward(saved: &Saved, grad_output: &FlexTensor) -> FlexTensor {
                     let d_scores = ds.from(q0, 0);
                     match &bf16 {
                         None => multiply(out, width, [q1 - q0, d, q1], d_scores, k, 1.0, false),
-                        Some([_, _, k, _]) => {
-                            multiply_packed(out, width, (d_scores, [q1 - q0, q1]), (k, 0, d), 1.0)
-                        }
+                        Some([_, _, k, _]) => multiply_packed(
+                            out,
+                            width,
+                            (d_scores, [q1 - q0, q1]),
+                            k.part(0, 0..d),
+                            1.0,
+                        ),
                     }
                 }
                 for (k0, k1) in tiles(t) {
@@ -369,7 +377,7 @@ fn backward(saved: &Saved, grad_output: &FlexTensor) -> FlexTensor {
                             out,
                             width,
                             (ds_seen, [k1 - k0, t - k0]),
-                            (q, k0 / 2, d),
+                            q.part(k0 / 2, 0..d),
                             1.0,
                         ),
                     }

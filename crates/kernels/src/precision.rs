@@ -6,8 +6,8 @@ use std::cell::Cell;
 
 use crate::{cpu, math};
 
-/// The number format of the fused linear maps' and the stored-pattern attention's products
-/// (forward, and the backward pass that follows): f32, or bf16 operands with f32 sums
+/// The number format of the fused linear maps' and attention's products (stored-pattern and
+/// tiled; forward, and the backward pass that follows): f32, or bf16 operands with f32 sums
 /// (`VDPBF16PS`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Precision {

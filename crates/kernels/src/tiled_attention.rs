@@ -15,7 +15,11 @@
 //! ```
 //!
 //! What the backward pass keeps is the packed projections, the output and L: O(T·d) per head,
-//! where the stored-pattern kernel ([`super::attention`]) keeps T². The forward pass runs one
+//! where the stored-pattern kernel ([`super::attention`]) keeps T². In bf16 every product
+//! takes bf16 operands (each head's Kᵀ, V, K, Q and dO packed once, the tiles as they come)
+//! and sums in f32; the online softmax, L, D and the sums over blocks stay f32, and a
+//! windowed block of keys starts on a block of 16 so that it lines up with the packed Kᵀ (the
+//! extra keys are masked, as the causal ones are). The forward pass runs one
 //! task per (head, block of queries). The backward pass runs one task per (head, group of
 //! keys): each writes its keys' dK and dV and a dQ of its own for the queries that see them,
 //! and the groups' dQs are summed in group order, so the result does not depend on how the
@@ -32,13 +36,14 @@ use burn::tensor::{Shape, Tensor, TensorData};
 use rayon::prelude::*;
 
 use super::attention::{Heads, heads_view};
+use super::bf16::matmul::{BLOCK_COLUMNS, PackedB, add_packed, multiply_packed};
 use super::fresh::{SharedRows, rewritable, unwritten, written};
 use super::math::exp;
 use super::matrix::{Matrix, multiply};
 use super::tiles::{
     blocks, end_query, exp_minus, exp_seen, first_key, scale_row, scores_grad, seen_columns,
 };
-use super::{on_flex, on_flex_autodiff, track};
+use super::{Precision, on_flex, on_flex_autodiff, precision, track};
 
 /// Queries per forward task; each is multiplied against the keys it sees, [`KEY_BLOCK`] at a
 /// time, so a task's scores (128 × 256 floats, 128 KiB) stay in the L2 cache. Measured at
@@ -56,26 +61,35 @@ const KEY_GROUPS: usize = 8;
 
 /// Attention's outputs `[batch, head, time, d_head]` from contiguous packed projections
 /// (`[batch, time, 3·n_embd]`), with or without autodiff; `None` off `flex`.
+/// The products take the thread's [`precision`].
 pub(super) fn tiled_attention(qkv: &Tensor<3>, n_head: usize, window: usize) -> Option<Tensor<4>> {
+    let precision = precision();
     if let Some(qkv) = on_flex(qkv) {
-        let (output, _) = forward(&qkv.to_contiguous(), n_head, window);
+        let (output, _) = forward(&qkv.to_contiguous(), n_head, window, precision);
         return Some(Tensor::from_primitive::<Flex>(output));
     }
     let qkv_autodiff = on_flex_autodiff(qkv)?;
-    let saved = saved_state(qkv_autodiff.primitive().to_contiguous(), n_head, window);
+    let packed = qkv_autodiff.primitive().to_contiguous();
+    let saved = saved_state(packed, n_head, window, precision);
     let output = saved.output.clone();
     Some(track(TiledAttention, [qkv_autodiff.node()], saved, output))
 }
 
 /// Runs the forward pass and returns what its backward pass reads.
-pub(super) fn saved_state(qkv: FlexTensor, n_head: usize, window: usize) -> Saved {
-    let (output, log_sum_exp) = forward(&qkv, n_head, window);
+pub(super) fn saved_state(
+    qkv: FlexTensor,
+    n_head: usize,
+    window: usize,
+    precision: Precision,
+) -> Saved {
+    let (output, log_sum_exp) = forward(&qkv, n_head, window, precision);
     Saved {
         qkv,
         output,
         log_sum_exp,
         n_head,
         window,
+        precision,
     }
 }
 
@@ -83,7 +97,7 @@ pub(super) fn saved_state(qkv: FlexTensor, n_head: usize, window: usize) -> Save
 struct TiledAttention;
 
 /// What the backward pass reads: the packed projections, the output and each row's
-/// log-sum-exp `[batch, head, time]`. No pattern.
+/// log-sum-exp `[batch, head, time]`, and the products' precision. No pattern.
 #[derive(Debug, Clone)]
 pub(super) struct Saved {
     qkv: FlexTensor,
@@ -91,6 +105,7 @@ pub(super) struct Saved {
     log_sum_exp: Vec<f32>,
     n_head: usize,
     window: usize,
+    precision: Precision,
 }
 
 impl Saved {
@@ -116,13 +131,30 @@ impl Backward<Flex, 1> for TiledAttention {
 
 /// Output `[batch, head, time, d_head]` (a view of a `[batch, time, n_embd]` buffer, as the
 /// stored-pattern kernel returns it) and each row's log-sum-exp, `[batch, head, time]`.
-fn forward(packed: &FlexTensor, n_head: usize, window: usize) -> (FlexTensor, Vec<f32>) {
+fn forward(
+    packed: &FlexTensor,
+    n_head: usize,
+    window: usize,
+    precision: Precision,
+) -> (FlexTensor, Vec<f32>) {
     let [batch, t, width] = packed.layout().shape().dims::<3>();
     let c = width / 3;
     let d = c / n_head;
     let scale = 1.0 / (d as f32).sqrt();
     let [query, key, value] = [0, 1, 2].map(|part| heads_view(packed, part, n_head));
     let (query, key, value) = (Heads::of(&query), Heads::of(&key), Heads::of(&value));
+    // In bf16, each head's Kᵀ and V, packed once for all its blocks of queries.
+    let bf16: Option<Vec<[PackedB; 2]>> = (precision == Precision::Bf16).then(|| {
+        (0..batch * n_head)
+            .into_par_iter()
+            .map(|bh| {
+                [
+                    PackedB::new(key.matrix(bh).transpose(), [d, t], false),
+                    PackedB::new(value.matrix(bh), [t, d], false),
+                ]
+            })
+            .collect()
+    });
     let mut output = unwritten(batch * t * c);
     let merged = SharedRows::new(&mut output);
     let mut log_sum_exp = vec![0.0f32; batch * n_head * t];
@@ -148,19 +180,25 @@ fn forward(packed: &FlexTensor, n_head: usize, window: usize) -> (FlexTensor, Ve
                 acc.fill(0.0);
                 let mut max = vec![f32::NEG_INFINITY; rows];
                 let mut sum = vec![0.0f32; rows];
-                for (k0, k1) in blocks(first_key(q0, window), q0 + rows, KEY_BLOCK) {
+                let packed = bf16.as_ref().map(|heads| &heads[bh]);
+                let first = match packed {
+                    None => first_key(q0, window),
+                    Some(_) => first_key(q0, window) / BLOCK_COLUMNS * BLOCK_COLUMNS,
+                };
+                for (k0, k1) in blocks(first, q0 + rows, KEY_BLOCK) {
                     let n = k1 - k0;
                     let s = &mut scores[..rows * n];
-                    let kt = k.from(k0, 0).transpose();
-                    multiply(
-                        rewritable(s),
-                        n,
-                        [rows, n, d],
-                        q.from(q0, 0),
-                        kt,
-                        scale,
-                        false,
-                    );
+                    let queries = q.from(q0, 0);
+                    match packed {
+                        None => {
+                            let kt = k.from(k0, 0).transpose();
+                            multiply(rewritable(s), n, [rows, n, d], queries, kt, scale, false)
+                        }
+                        Some([kt, _]) => {
+                            let keys = kt.part(0, k0..k1);
+                            multiply_packed(rewritable(s), n, (queries, [rows, d]), keys, scale)
+                        }
+                    }
                     for (r, row) in s.chunks_exact_mut(n).enumerate() {
                         let (start, end) = seen_columns(q0 + r, window, k0, n);
                         if start == end {
@@ -180,15 +218,19 @@ fn forward(packed: &FlexTensor, n_head: usize, window: usize) -> (FlexTensor, Ve
                         max[r] = new_max;
                     }
                     let p = Matrix::dense(s, n);
-                    multiply(
-                        rewritable(acc),
-                        d,
-                        [rows, d, n],
-                        p,
-                        v.from(k0, 0),
-                        1.0,
-                        true,
-                    );
+                    match packed {
+                        None => multiply(
+                            rewritable(acc),
+                            d,
+                            [rows, d, n],
+                            p,
+                            v.from(k0, 0),
+                            1.0,
+                            true,
+                        ),
+                        // k0 is even (a multiple of 16): whole pairs of keys.
+                        Some([_, v]) => add_packed(acc, d, (p, [rows, n]), v.part(k0 / 2, 0..d)),
+                    }
                 }
                 let (b, h) = (bh / n_head, bh % n_head);
                 let out = merged.block(b * t * c + q0 * c + h * d, [rows, d], c);
@@ -229,6 +271,22 @@ fn backward(saved: &Saved, grad_output: &FlexTensor) -> FlexTensor {
     let (query, key, value) = (Heads::of(&q_view), Heads::of(&k_view), Heads::of(&v_view));
     let (output, grad) = (Heads::of(&saved.output), Heads::of(grad_output));
     let lse = &saved.log_sum_exp;
+    // In bf16, each head's Kᵀ, Vᵀ, K, Q and dO, packed once for all its tiles.
+    let bf16: Option<Vec<Packed>> = (saved.precision == Precision::Bf16).then(|| {
+        (0..batch * n_head)
+            .into_par_iter()
+            .map(|bh| {
+                let (q, k, v) = (query.matrix(bh), key.matrix(bh), value.matrix(bh));
+                Packed {
+                    k_t: PackedB::new(k.transpose(), [d, t], false),
+                    v_t: PackedB::new(v.transpose(), [d, t], false),
+                    k: PackedB::new(k, [t, d], false),
+                    q: PackedB::new(q, [t, d], false),
+                    d_out: PackedB::new(grad.matrix(bh), [t, d], false),
+                }
+            })
+            .collect()
+    });
 
     // D = rowsum(dO ⊙ O), one per (head, query).
     let delta: Vec<f32> = (0..batch * n_head)
@@ -261,6 +319,7 @@ fn backward(saved: &Saved, grad_output: &FlexTensor) -> FlexTensor {
                     d_out: grad.matrix(bh),
                     lse: &lse[bh * t..(bh + 1) * t],
                     delta: &delta[bh * t..(bh + 1) * t],
+                    bf16: bf16.as_ref().map(|heads| &heads[bh]),
                 };
                 let (b, h) = (bh / n_head, bh % n_head);
                 for (k0, k1) in blocks(g0, g1, BACKWARD_BLOCK) {
@@ -323,7 +382,17 @@ impl Scratch {
     }
 }
 
-/// One head's queries, keys, values, output gradient, log-sum-exps and D.
+/// One head's operands packed for the bf16 products.
+struct Packed {
+    k_t: PackedB,
+    v_t: PackedB,
+    k: PackedB,
+    q: PackedB,
+    d_out: PackedB,
+}
+
+/// One head's queries, keys, values, output gradient, log-sum-exps and D (and in bf16 the
+/// same packed).
 struct HeadMatrices<'a> {
     q: Matrix<'a>,
     k: Matrix<'a>,
@@ -331,6 +400,7 @@ struct HeadMatrices<'a> {
     d_out: Matrix<'a>,
     lse: &'a [f32],
     delta: &'a [f32],
+    bf16: Option<&'a Packed>,
 }
 
 impl HeadMatrices<'_> {
@@ -353,32 +423,65 @@ impl HeadMatrices<'_> {
             let nq = q1 - q0;
             let p = &mut scratch.pattern[..nq * nk];
             let ds = &mut scratch.d_scores[..nq * nk];
-            let (q, k_t) = (self.q.from(q0, 0), self.k.from(k0, 0).transpose());
-            multiply(rewritable(p), nk, [nq, nk, d], q, k_t, scale, false);
+            let (q, d_out) = (self.q.from(q0, 0), self.d_out.from(q0, 0));
+            let dq = &mut dq[(q0 - dq_first) * d..];
+            // k0 and q0 are multiples of the block: whole pairs, whole blocks of 16.
+            let (keys, pairs) = (k0..k1, [k0 / 2, q0 / 2]);
+            match self.bf16 {
+                None => multiply(
+                    rewritable(p),
+                    nk,
+                    [nq, nk, d],
+                    q,
+                    self.k.from(k0, 0).transpose(),
+                    scale,
+                    false,
+                ),
+                Some(b) => multiply_packed(
+                    rewritable(p),
+                    nk,
+                    (q, [nq, d]),
+                    b.k_t.part(0, keys.clone()),
+                    scale,
+                ),
+            }
             for (r, row) in p.chunks_exact_mut(nk).enumerate() {
                 let (start, end) = seen_columns(q0 + r, window, k0, nk);
                 exp_minus(row, start, end, self.lse[q0 + r]);
             }
-            let d_out = self.d_out.from(q0, 0);
             let p_t = Matrix::dense(p, nk).transpose();
-            multiply(rewritable(dv), d, [nk, d, nq], p_t, d_out, 1.0, true);
-            let v_t = self.v.from(k0, 0).transpose();
-            multiply(rewritable(ds), nk, [nq, nk, d], d_out, v_t, 1.0, false);
+            match self.bf16 {
+                None => multiply(rewritable(dv), d, [nk, d, nq], p_t, d_out, 1.0, true),
+                Some(b) => add_packed(dv, d, (p_t, [nk, nq]), b.d_out.part(pairs[1], 0..d)),
+            }
+            match self.bf16 {
+                None => {
+                    let v_t = self.v.from(k0, 0).transpose();
+                    multiply(rewritable(ds), nk, [nq, nk, d], d_out, v_t, 1.0, false)
+                }
+                Some(b) => multiply_packed(
+                    rewritable(ds),
+                    nk,
+                    (d_out, [nq, d]),
+                    b.v_t.part(0, keys),
+                    1.0,
+                ),
+            }
             for (r, (ds, p)) in ds.chunks_exact_mut(nk).zip(p.chunks_exact(nk)).enumerate() {
                 scores_grad(ds, p, self.delta[q0 + r], scale);
             }
             let ds = Matrix::dense(ds, nk);
-            multiply(rewritable(dk), d, [nk, d, nq], ds.transpose(), q, 1.0, true);
-            let dq = &mut dq[(q0 - dq_first) * d..];
-            multiply(
-                rewritable(dq),
-                d,
-                [nq, d, nk],
-                ds,
-                self.k.from(k0, 0),
-                1.0,
-                true,
-            );
+            match self.bf16 {
+                None => {
+                    multiply(rewritable(dk), d, [nk, d, nq], ds.transpose(), q, 1.0, true);
+                    let k = self.k.from(k0, 0);
+                    multiply(rewritable(dq), d, [nq, d, nk], ds, k, 1.0, true);
+                }
+                Some(b) => {
+                    add_packed(dk, d, (ds.transpose(), [nk, nq]), b.q.part(pairs[1], 0..d));
+                    add_packed(dq, d, (ds, [nq, nk]), b.k.part(pairs[0], 0..d));
+                }
+            }
         }
     }
 }

@@ -329,7 +329,7 @@ fn print_report(r: &BenchReport) -> Result<()> {
     }
     if let (Some(bf16), Some(fp32)) = (r.hardware_bf16_peak_gflops, r.hardware_peak_gflops) {
         let products = if bf16_run {
-            "this run's products take bf16, but for attention over more than 256 tokens or in windows"
+            "this run's products take bf16"
         } else {
             "this run's products are fp32"
         };

@@ -126,8 +126,10 @@ pub(crate) fn product(
         b_first_pair: 0,
         pairs: a.pairs,
         cols: n,
+        b_first_block: 0,
         bias,
         scale: 1.0,
+        accumulate: false,
     };
     let out = SharedRows::new(out);
     let blocks = n.div_ceil(LANES);
@@ -145,76 +147,137 @@ pub(crate) fn product(
     });
 }
 
+/// The part of a packed B that a product takes: its pairs from `first_pair` on, and `cols`
+/// columns from `first_col`, which starts one of B's blocks of 16.
+#[derive(Clone, Copy)]
+pub(crate) struct Part<'a> {
+    b: &'a PackedB,
+    first_pair: usize,
+    first_block: usize,
+    cols: usize,
+}
+
+impl PackedB {
+    /// Pairs from `first_pair` on (rows `2·first_pair ..`), columns `cols`.
+    ///
+    /// # Panics
+    /// When `cols` does not start on a block of [`BLOCK_COLUMNS`] or runs past B.
+    pub(crate) fn part(&self, first_pair: usize, cols: Range<usize>) -> Part<'_> {
+        assert!(
+            cols.start.is_multiple_of(LANES) && cols.start <= cols.end && cols.end <= self.cols
+        );
+        Part {
+            b: self,
+            first_pair,
+            first_block: cols.start / LANES,
+            cols: cols.len(),
+        }
+    }
+}
+
+/// B's columns per packed block: a [`Part`] starts on a multiple of it.
+pub(crate) const BLOCK_COLUMNS: usize = LANES;
+
 /// `out = scale·lhs·B` on the calling thread, for small products that reuse one packed B
-/// (attention's, per head): lhs is m×k read in place, its k elements paired with B's pairs
-/// from `b_first_pair` on; only B's first `cols` columns are taken. `out` holds m rows of
-/// `cols` values, `out_stride` apart, written in full. Equal to [`reference`] on the same
-/// values (B's rows `2·b_first_pair ..` and columns `..cols`), times `scale`, to the bit.
+/// (attention's, per head): lhs is m×k read in place, its k elements paired with the part's
+/// pairs. `out` holds m rows of the part's columns, `out_stride` apart, written in full.
+/// Equal to [`reference`] on the same values (B's rows from `2·first_pair`, the part's
+/// columns), times `scale`, to the bit.
 pub(crate) fn multiply_packed(
     out: &mut [MaybeUninit<f32>],
     out_stride: usize,
     (lhs, [m, k]): (Matrix, [usize; 2]),
-    (b, b_first_pair, cols): (&PackedB, usize, usize),
+    part: Part,
     scale: f32,
 ) {
-    assert!(m == 0 || cols == 0 || out.len() >= (m - 1) * out_stride + cols);
+    assert!(m == 0 || part.cols == 0 || out.len() >= (m - 1) * out_stride + part.cols);
     // SAFETY: the m rows × cols lie inside `out`, which this call borrows alone.
-    unsafe {
-        multiply_packed_into(
-            out.as_mut_ptr(),
-            out_stride,
-            (lhs, [m, k]),
-            (b, b_first_pair, cols),
-            scale,
-        )
-    }
+    unsafe { multiply_packed_into(out.as_mut_ptr(), out_stride, (lhs, [m, k]), part, scale) }
+}
+
+/// `out += lhs·B` on the calling thread, as [`multiply_packed`] but each element's sum
+/// starting from its value in `out` rather than +0 (the same pairs in the same order), for
+/// attention's tiles that add up over blocks.
+pub(crate) fn add_packed(
+    out: &mut [f32],
+    out_stride: usize,
+    (lhs, [m, k]): (Matrix, [usize; 2]),
+    part: Part,
+) {
+    assert!(m == 0 || part.cols == 0 || out.len() >= (m - 1) * out_stride + part.cols);
+    // SAFETY: the m rows × cols lie inside `out`, which this call borrows alone; all of it
+    // is initialised.
+    unsafe { run_packed(out.as_mut_ptr(), out_stride, (lhs, [m, k]), part, 1.0, true) }
 }
 
 /// [`multiply_packed`] into memory that other threads write too, each its own elements.
 ///
 /// # Safety
-/// `out` must be valid for writes of m rows × `cols` values, `out_stride` apart, and no other
-/// thread may touch them during the call.
+/// `out` must be valid for writes of m rows × the part's columns, `out_stride` apart, and no
+/// other thread may touch them during the call.
 pub(crate) unsafe fn multiply_packed_into(
     out: *mut MaybeUninit<f32>,
     out_stride: usize,
     (lhs, [m, k]): (Matrix, [usize; 2]),
-    (b, b_first_pair, cols): (&PackedB, usize, usize),
+    part: Part,
     scale: f32,
 ) {
+    // SAFETY: as the caller vouches; nothing is read before it is written.
+    unsafe { run_packed(out.cast(), out_stride, (lhs, [m, k]), part, scale, false) }
+}
+
+/// The products on a packed B, with or without `accumulate`.
+///
+/// # Safety
+/// As [`multiply_packed_into`], and when `accumulate` the elements are initialised too.
+unsafe fn run_packed(
+    out: *mut f32,
+    out_stride: usize,
+    (lhs, [m, k]): (Matrix, [usize; 2]),
+    part: Part,
+    scale: f32,
+    accumulate: bool,
+) {
     let kp = k.div_ceil(2);
-    assert!(b_first_pair + kp <= b.pairs && cols <= b.cols && k > 0);
-    if m == 0 || cols == 0 {
+    let b = part.b;
+    assert!(part.first_pair + kp <= b.pairs && k > 0);
+    assert!(!accumulate || scale == 1.0, "a scaled sum that adds to C");
+    if m == 0 || part.cols == 0 {
         return;
     }
     let a = PackedA::new(lhs, m, k, false);
     let job = Job {
         a: &a,
         b,
-        b_first_pair,
+        b_first_pair: part.first_pair,
+        b_first_block: part.first_block,
         pairs: kp,
-        cols,
+        cols: part.cols,
         bias: None,
         scale,
+        accumulate,
     };
-    for panel in 0..cols.div_ceil(BLOCKS * LANES) {
+    for panel in 0..part.cols.div_ceil(BLOCKS * LANES) {
         let first_col = panel * BLOCKS * LANES;
         // SAFETY: the caller vouches for the m rows × cols; the job's operands cover them.
-        unsafe { job.run(out.add(first_col).cast(), out_stride, 0..m, panel) };
+        unsafe { job.run(out.add(first_col), out_stride, 0..m, panel) };
     }
 }
 
 /// One product for the tiles: A's pairs `0..pairs` with B's `b_first_pair..`, C's first
-/// `cols` columns.
+/// `cols` columns (B's from block `b_first_block` on); each sum starts at the bias or +0, or
+/// at C's value when `accumulate`.
 #[derive(Clone, Copy)]
 struct Job<'a> {
     a: &'a PackedA,
     b: &'a PackedB,
     b_first_pair: usize,
+    b_first_block: usize,
     pairs: usize,
     cols: usize,
     bias: Option<&'a [f32]>,
     scale: f32,
+    accumulate: bool,
 }
 
 impl Job<'_> {
@@ -317,7 +380,8 @@ mod x86 {
     }
 
     /// R rows × W blocks of 16 columns from block `first`, accumulated in registers over the
-    /// slice's pairs from the bias or +0 (the first slice) or from C, then stored (the columns
+    /// slice's pairs from the bias or +0 (the first slice of a job that does not accumulate)
+    /// or from C, then stored (the columns
     /// past the job's dropped), scaled after the last slice.
     #[inline(always)]
     unsafe fn tile<const R: usize, const W: usize>(at: Tile) {
@@ -342,7 +406,7 @@ mod x86 {
                 None => _mm512_setzero_ps(),
             });
             let mut acc = [start; R];
-            if slice[0] > 0 {
+            if slice[0] > 0 || job.accumulate {
                 for (r, sums) in acc.iter_mut().enumerate() {
                     for (w, sum) in sums.iter_mut().enumerate() {
                         *sum = _mm512_maskz_loadu_ps(mask(w), c.add(r * c_stride + w * LANES));
@@ -358,7 +422,7 @@ mod x86 {
             let blocks: [*const u32; W] = std::array::from_fn(|w| {
                 b.words
                     .as_ptr()
-                    .add(((first + w) * b.pairs + b_first) * LANES)
+                    .add(((job.b_first_block + first + w) * b.pairs + b_first) * LANES)
             });
             for i in 0..slice[1] - slice[0] {
                 let columns: [__m512bh; W] = std::array::from_fn(|w| {

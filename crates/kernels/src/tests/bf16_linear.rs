@@ -1,6 +1,6 @@
 //! The fused ops in bf16: the linear map's output and both gradients equal the scalar bf16
-//! reference to the bit, attention stays close to f32 and causal, and each backward pass
-//! multiplies as its forward pass did.
+//! reference to the bit, attention (stored-pattern and tiled) stays close to f32, causal and
+//! inside its window, and each backward pass multiplies as its forward pass did.
 
 use burn::tensor::{Tensor, TensorData};
 
@@ -116,16 +116,33 @@ fn bf16_is_this_threads_setting_only_inside_with_precision() {
     assert!(same_bits(&run(), &fp32));
 }
 
+/// Which fused attention: the stored-pattern one, or the tiled one with this window.
+#[derive(Clone, Copy, Debug)]
+enum Kernel {
+    Stored,
+    Tiled(usize),
+}
+
 /// The fused attention's heads and the gradient of the packed projections, the products in
 /// `precision` (only the forward pass is told: the backward pass follows it).
 fn attention_in(precision: Precision, qkv: &TensorData, n_head: usize) -> (Vec<f32>, Vec<f32>) {
+    kernel_in(Kernel::Stored, precision, qkv, n_head)
+}
+
+fn kernel_in(
+    kernel: Kernel,
+    precision: Precision,
+    qkv: &TensorData,
+    n_head: usize,
+) -> (Vec<f32>, Vec<f32>) {
     let device = training_device();
     let qkv = Tensor::<3>::from_data(qkv.clone(), &device).require_grad();
     let [batch, time, width] = qkv.dims();
-    let output = with_precision(precision, || {
-        crate::attention::causal_attention(&qkv, n_head)
-            .expect("flex autodiff takes the fused path")
-    });
+    let output = with_precision(precision, || match kernel {
+        Kernel::Stored => crate::attention::causal_attention(&qkv, n_head),
+        Kernel::Tiled(window) => crate::tiled_attention::tiled_attention(&qkv, n_head, window),
+    })
+    .expect("flex autodiff takes the fused path");
     let d = width / 3 / n_head;
     let weights = Tensor::<3>::from_data(random([batch * n_head, time, d], 5), &device)
         .reshape([batch, n_head, time, d]);
@@ -177,5 +194,68 @@ fn bf16_attention_is_close_to_f32_and_never_sees_the_future() {
                 );
             }
         }
+    }
+}
+
+/// max |a − b| within `share` of max |a|, and not the same bits.
+fn assert_near_not_equal(a: &[f32], b: &[f32], share: f32, what: &str) {
+    let size = a.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    let worst = a
+        .iter()
+        .zip(b)
+        .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+    assert!(worst <= share * size, "{what}: {worst} of {size}");
+    assert!(!same_bits(a, b), "{what}: bf16 must multiply differently");
+}
+
+#[test]
+fn bf16_tiled_attention_is_close_to_f32_and_sees_only_its_window() {
+    if let Err(why) = bf16_products() {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    // (heads, head size, time, window): blocks of queries and keys with partial last ones, an
+    // odd length, windows that start off the blocks of 16 the packed keys come in, one
+    // position.
+    for (n_head, d, time, window) in [
+        (2, 32, 600, 0),
+        (1, 64, 523, 0),
+        (3, 16, 301, 7),
+        (2, 32, 300, 100),
+        (1, 128, 270, 269),
+        (2, 16, 1, 0),
+    ] {
+        let width = 3 * n_head * d;
+        let qkv = random([2, time, width], 7);
+        let kernel = Kernel::Tiled(window);
+        let (out32, grad32) = kernel_in(kernel, Precision::Fp32, &qkv, n_head);
+        let (out16, grad16) = kernel_in(kernel, Precision::Bf16, &qkv, n_head);
+        let case = format!("{n_head} heads of {d} × {time}, window {window}");
+        if time > 1 {
+            assert_near_not_equal(&out32, &out16, 0.02, &format!("output, {case}"));
+            assert_near_not_equal(&grad32, &grad16, 0.02, &format!("dqkv, {case}"));
+        }
+        // A change at position j moves no output before j, nor (in a window) from j + W on.
+        let j = time / 2;
+        let mut changed = qkv.clone().try_to_vec::<f32>().unwrap();
+        for sequence in 0..2 {
+            let at = (sequence * time + j) * width;
+            changed[at..at + width]
+                .iter_mut()
+                .for_each(|x| *x = -*x * 3.0);
+        }
+        let changed = TensorData::new(changed, [2, time, width]);
+        let (out_changed, _) = kernel_in(kernel, Precision::Bf16, &changed, n_head);
+        let mut moved = 0;
+        for (i, (x, y)) in out16.iter().zip(&out_changed).enumerate() {
+            let position = i / d % time;
+            let sees_j = position >= j && (window == 0 || position < j + window);
+            if !sees_j {
+                assert_eq!(x.to_bits(), y.to_bits(), "{case}: output {i} at {position}");
+            } else if x.to_bits() != y.to_bits() {
+                moved += 1;
+            }
+        }
+        assert!(moved > 0, "{case}: the change reached no output");
     }
 }

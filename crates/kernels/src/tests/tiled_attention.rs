@@ -138,7 +138,7 @@ fn what_the_tiled_backward_pass_keeps_grows_linearly_in_time() {
     let bytes = |t: usize| {
         let qkv = Tensor::<3>::from_data(random([1, t, 3 * c], 3), &device);
         let packed = crate::on_flex(&qkv).expect("a flex tensor");
-        saved_state(packed, n_head, 0).bytes()
+        saved_state(packed, n_head, 0, crate::Precision::Fp32).bytes()
     };
     let (short, long) = (bytes(1024), bytes(2048));
     // Projections (3c), output (c) and one log-sum-exp per head and position: nothing T².

@@ -176,6 +176,23 @@ fn time_the_bf16_products() {
     }
 }
 
+/// The reference with element (i, j) starting at `start[i·n + j]` instead of +0: what
+/// [`add_packed`] computes.
+fn reference_adding_to(start: &[f32], a: &[f32], b: &[f32], [m, k, n]: [usize; 3]) -> Vec<f32> {
+    let half = |w: u32| [w as u16, (w >> 16) as u16];
+    (0..m * n)
+        .map(|e| {
+            let (i, j) = (e / n, e % n);
+            let a_pairs = pairs(|x| a[i * k + x], k);
+            let b_pairs = pairs(|x| b[x * n + j], k);
+            a_pairs
+                .iter()
+                .zip(&b_pairs)
+                .fold(start[e], |acc, (&x, &y)| dot_pair(acc, half(x), half(y)))
+        })
+        .collect()
+}
+
 #[test]
 fn a_packed_b_reused_over_its_rows_and_columns_equals_the_reference_to_the_bit() {
     if !crate::bf16::has_avx512_bf16() {
@@ -195,48 +212,59 @@ fn a_packed_b_reused_over_its_rows_and_columns_equals_the_reference_to_the_bit()
     ] {
         let packed = PackedB::new(rhs, [kb, nb], false);
         let b = dense(rhs, [kb, nb]);
-        // (B's first pair, A's k, columns taken, A's rows)
+        // (B's first pair, A's k, B's columns taken, A's rows)
         for (first_pair, k, cols, m) in [
-            (0, 150, 70, 9),
-            (0, 64, 33, 64),
-            (32, 85, 70, 7),
-            (10, 1, 16, 3),
+            (0, 150, 0..70, 9),
+            (0, 64, 0..33, 64),
+            (32, 85, 0..70, 7),
+            (10, 1, 0..16, 3),
+            (5, 40, 16..70, 8),
+            (0, 150, 48..70, 13),
+            (73, 3, 64..65, 2),
         ] {
             let a_values = random(m * k);
+            let n = cols.len();
             for lhs in [
                 Matrix::dense(&a_values, k),
                 Matrix::dense(&a_values, m).transpose(),
             ] {
-                let stride = cols + 5;
-                let mut out = vec![MaybeUninit::new(f32::NAN); m * stride];
-                let scale = 0.125f32;
-                multiply_packed(
-                    &mut out,
-                    stride,
-                    (lhs, [m, k]),
-                    (&packed, first_pair, cols),
-                    scale,
-                );
                 let rows: Vec<f32> = (0..k)
                     .flat_map(|r| {
                         let row = 2 * first_pair + r;
-                        b[row * nb..row * nb + cols].to_vec()
+                        b[row * nb + cols.start..row * nb + cols.end].to_vec()
                     })
                     .collect();
-                let expected = reference(&dense(lhs, [m, k]), &rows, [m, k, cols]);
+                let case = format!("pairs {first_pair}.., k {k}, columns {cols:?}");
+                let part = packed.part(first_pair, cols.clone());
+                let stride = n + 5;
+                // Scaled, into unwritten memory: NaN past the columns stays.
+                let mut out = vec![MaybeUninit::new(f32::NAN); m * stride];
+                let scale = 0.125f32;
+                multiply_packed(&mut out, stride, (lhs, [m, k]), part, scale);
+                let expected = reference(&dense(lhs, [m, k]), &rows, [m, k, n]);
+                // Added to what C holds.
+                let start = random(m * n);
+                let mut sums = vec![f32::NAN; m * stride];
+                for i in 0..m {
+                    sums[i * stride..i * stride + n].copy_from_slice(&start[i * n..(i + 1) * n]);
+                }
+                add_packed(&mut sums, stride, (lhs, [m, k]), part);
+                let added = reference_adding_to(&start, &dense(lhs, [m, k]), &rows, [m, k, n]);
                 for i in 0..m {
                     for j in 0..stride {
                         // SAFETY: every element started as NaN.
                         let got = unsafe { out[i * stride + j].assume_init() };
-                        if j < cols {
-                            let want = expected[i * cols + j] * scale;
-                            assert_eq!(
-                                got.to_bits(),
-                                want.to_bits(),
-                                "{first_pair} {k} {cols}: {i},{j}"
-                            );
+                        let sum = sums[i * stride + j];
+                        if j < n {
+                            let want = expected[i * n + j] * scale;
+                            assert_eq!(got.to_bits(), want.to_bits(), "{case}: {i},{j}");
+                            let want = added[i * n + j];
+                            assert_eq!(sum.to_bits(), want.to_bits(), "{case}: += at {i},{j}");
                         } else {
-                            assert!(got.is_nan(), "wrote past the columns at {i},{j}");
+                            assert!(
+                                got.is_nan() && sum.is_nan(),
+                                "{case}: past the columns at {i},{j}"
+                            );
                         }
                     }
                 }
