@@ -78,26 +78,51 @@ fn every_lane_sees_what_its_own_generator_sees() {
     }
 }
 
-/// Seconds per decode step with `n` lanes at the default shape (run by hand:
-/// `cargo test --release --workspace --test lanes -- --ignored --nocapture`).
+/// Seconds per decode step with 1 and 16 lanes (twice each, the first pass warming up) at the
+/// default run's shape and recipe, run by hand:
+/// `cargo test --release --workspace --test lanes -- --ignored --nocapture`. `STAGGER=1` gives
+/// lane i a prompt 2i tokens longer, so that the lanes' windows slide at different steps as
+/// clients that arrive apart do; `THREADS=N` runs it in a pool of N threads, as `serve
+/// --threads N` does; `WIDE=1` takes nanogpt-char's width (with `BLOCK=256`).
 #[test]
 #[ignore]
 fn time_a_step_by_lane_count() {
+    match std::env::var("THREADS").map(|n| n.parse::<usize>().unwrap()) {
+        Ok(threads) => rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(time_steps),
+        Err(_) => time_steps(),
+    }
+}
+
+fn time_steps() {
     let device = Device::flex();
+    let flag = |name: &str| std::env::var(name).is_ok_and(|v| v == "1");
     let block_size = std::env::var("BLOCK").map_or(64, |b| b.parse().unwrap());
+    let (layers, heads, width) = if flag("WIDE") {
+        (6, 6, 384)
+    } else {
+        (4, 4, 128)
+    };
     let config = tinygpt_model::GptConfig {
         vocab_size: 91,
         block_size,
-        n_layer: 4,
-        n_head: 4,
-        n_embd: 128,
-        ..base()
+        n_layer: layers,
+        n_head: heads,
+        n_embd: width,
+        ..common::variants::modern()
     };
     let model = Gpt::new(&config, 1, &device).unwrap();
-    for n in [1usize, 4, 16] {
+    for n in [1usize, 16, 1, 16] {
         let mut lanes = Lanes::new(&model, &device);
         for i in 0..n {
-            lanes.add(&[1 + i as u32, 2, 3]);
+            let extra = if flag("STAGGER") { 2 * i } else { 0 };
+            let prompt: Vec<u32> = (0..(3 + extra) as u32)
+                .map(|t| 1 + (t + i as u32) % 90)
+                .collect();
+            lanes.add(&prompt);
         }
         let steps = 200;
         let started = std::time::Instant::now();
