@@ -195,6 +195,18 @@ fn resume_is_bit_exact_with_sliding_windows_and_grouped_query_attention() {
 }
 
 #[test]
+fn resume_is_bit_exact_with_muon_in_bf16() {
+    if !cpu_has("avx512_bf16") {
+        eprintln!("SKIPPED: this CPU has no AVX512_BF16, so no bf16 run to resume");
+        return;
+    }
+    // Muon's Newton–Schulz products multiply in bf16 too in such a run.
+    let mut switches = modern();
+    switches.extend(["--set", "train.precision=bf16"]);
+    bit_exact_resume("exact-modern-bf16", &switches);
+}
+
+#[test]
 fn resume_is_bit_exact_with_the_modern_recipe_and_muon() {
     bit_exact_resume("exact-modern", &modern());
     // The checkpoint holds Muon's momentum for every block matrix (2 blocks × 6).

@@ -15,6 +15,7 @@
 
 pub mod adamw;
 mod attention;
+mod batched;
 pub mod bf16;
 pub mod cpu;
 mod dropout;
@@ -34,6 +35,7 @@ mod tiles;
 
 pub mod heads;
 
+pub use batched::bf16_batched_matmul;
 pub(crate) use precision::precision;
 pub use precision::{Precision, bf16_products, with_precision};
 

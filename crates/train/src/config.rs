@@ -78,7 +78,7 @@ pub struct TrainConfig {
     #[serde(skip_serializing_if = "is_default_warmdown_fraction")]
     pub warmdown_fraction: f64,
     /// `"fp32"`, or `"bf16"`: the linear maps' and attention's products (forward and
-    /// backward) take bf16 operands and sum in f32, on a CPU with AVX512_BF16; weights, optimizer state,
+    /// backward) and Muon's Newton–Schulz products take bf16 operands and sum in f32, on a CPU with AVX512_BF16; weights, optimizer state,
     /// loss, softmax, norms and the residual stream stay f32, and evaluation multiplies in f32.
     #[serde(with = "PrecisionName", skip_serializing_if = "is_default")]
     pub precision: Precision,

@@ -10,11 +10,15 @@
 //! for burn's own layout scales the down map instead; hence this one.)
 //!
 //! The iteration is written with burn's tensor ops, so on `flex` its products run on the same
-//! gemm as training's.
+//! gemm as training's; in a bf16 run (`train.precision = "bf16"`) they take bf16 operands with
+//! f32 sums, as training's do (modded-nanogpt and nanochat run it in bf16 too): the iteration
+//! only has to land the singular values in its band, and its share of a small-batch step is
+//! large (a third of nanogpt-char's at batch 16).
 
 use std::collections::{BTreeMap, HashMap};
 
 use burn::tensor::Tensor;
+use tinygpt_kernels::{Precision, bf16_batched_matmul};
 
 use crate::config::TrainConfig;
 
@@ -32,6 +36,8 @@ pub struct Muon {
     pub weight_decay: f64,
     /// The momentum of each matrix, by parameter path, flattened to 1-D.
     pub buffers: HashMap<String, Tensor<1>>,
+    /// What the Newton–Schulz products multiply in (the run's `train.precision`).
+    pub precision: Precision,
 }
 
 impl Muon {
@@ -41,6 +47,7 @@ impl Muon {
             momentum_warmup: train.muon_momentum_warmup,
             weight_decay: train.muon_weight_decay,
             buffers: HashMap::new(),
+            precision: train.precision,
         }
     }
 
@@ -92,7 +99,7 @@ impl Muon {
         let mut directions = HashMap::new();
         for (_, group) in by_shape {
             let stacked = Tensor::stack(group.iter().map(|(_, _, g)| g.clone()).collect(), 0);
-            let orthogonal = newton_schulz_wide(stacked, NEWTON_SCHULZ_STEPS);
+            let orthogonal = newton_schulz_wide(stacked, NEWTON_SCHULZ_STEPS, self.precision);
             let [_, rows, cols] = orthogonal.dims();
             for (i, (key, tall, _)) in group.into_iter().enumerate() {
                 let one = orthogonal.clone().narrow(0, i, 1).reshape([rows, cols]);
@@ -122,12 +129,13 @@ pub fn newton_schulz(g: Tensor<2>, steps: usize) -> Tensor<2> {
     let tall = rows > cols;
     let x = if tall { g.transpose() } else { g };
     let [r, c] = x.dims();
-    let x = newton_schulz_wide(x.reshape([1, r, c]), steps).reshape([r, c]);
+    let x = newton_schulz_wide(x.reshape([1, r, c]), steps, Precision::Fp32).reshape([r, c]);
     if tall { x.transpose() } else { x }
 }
 
-/// The iteration on a batch of wide matrices `[n, rows ≤ cols]`, each on its own.
-fn newton_schulz_wide(g: Tensor<3>, steps: usize) -> Tensor<3> {
+/// The iteration on a batch of wide matrices `[n, rows ≤ cols]`, each on its own, its
+/// products in `precision` (bf16 where the kernels take it: on `flex`, with AVX512_BF16).
+fn newton_schulz_wide(g: Tensor<3>, steps: usize, precision: Precision) -> Tensor<3> {
     // Each scaled to Frobenius norm ≤ 1, so every singular value starts in (0, 1].
     let norm = g
         .clone()
@@ -138,10 +146,14 @@ fn newton_schulz_wide(g: Tensor<3>, steps: usize) -> Tensor<3> {
         .add_scalar(1e-7);
     let mut x = g / norm;
     let (a, b, c) = NEWTON_SCHULZ;
+    let matmul = |lhs: Tensor<3>, rhs: Tensor<3>| match precision {
+        Precision::Bf16 => bf16_batched_matmul(&lhs, &rhs).unwrap_or_else(|| lhs.matmul(rhs)),
+        Precision::Fp32 => lhs.matmul(rhs),
+    };
     for _ in 0..steps {
-        let gram = x.clone().matmul(x.clone().swap_dims(1, 2));
-        let poly = gram.clone().mul_scalar(b) + gram.clone().matmul(gram).mul_scalar(c);
-        x = x.clone().mul_scalar(a) + poly.matmul(x);
+        let gram = matmul(x.clone(), x.clone().swap_dims(1, 2));
+        let poly = gram.clone().mul_scalar(b) + matmul(gram.clone(), gram).mul_scalar(c);
+        x = x.clone().mul_scalar(a) + matmul(poly, x);
     }
     x
 }
@@ -209,6 +221,36 @@ mod tests {
             }
         }
         (0..n).map(|i| gram[i][i]).collect()
+    }
+
+    #[test]
+    fn newton_schulz_in_bf16_lands_in_the_same_band_and_multiplies_differently() {
+        if let Err(why) = tinygpt_kernels::bf16_products() {
+            eprintln!("SKIPPED: {why}");
+            return;
+        }
+        for (rows, cols, seed) in [(16, 48, 5), (32, 32, 6), (128, 512, 7)] {
+            let g = random(rows, cols, seed).reshape([1, rows, cols]);
+            let run = |precision| newton_schulz_wide(g.clone(), NEWTON_SCHULZ_STEPS, precision);
+            let (bf16, fp32) = (run(Precision::Bf16), run(Precision::Fp32));
+            let squared = squared_singular_values(&bf16.clone().reshape([rows, cols]));
+            for s in squared.iter().map(|s2| s2.sqrt()) {
+                assert!(
+                    (0.6..=1.25).contains(&s),
+                    "{rows}x{cols}: singular value {s}"
+                );
+            }
+            let (bf16, fp32) = (to_vec(bf16), to_vec(fp32));
+            let worst = bf16
+                .iter()
+                .zip(&fp32)
+                .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+            let size = fp32.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+            assert!(
+                worst > 0.0 && worst < 0.1 * size,
+                "{rows}x{cols}: {worst} of {size}"
+            );
+        }
     }
 
     #[test]

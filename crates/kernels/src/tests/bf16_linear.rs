@@ -259,3 +259,27 @@ fn bf16_tiled_attention_is_close_to_f32_and_sees_only_its_window() {
         assert!(moved > 0, "{case}: the change reached no output");
     }
 }
+
+#[test]
+fn a_batch_of_bf16_products_equals_the_reference_entry_by_entry_in_place() {
+    if let Err(why) = bf16_products() {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let device = burn::tensor::Device::flex();
+    let (n, m, k) = (3, 7, 45);
+    let a_values = values(Tensor::<3>::from_data(random([n, m, k], 8), &device));
+    let a = Tensor::<3>::from_data(TensorData::new(a_values.clone(), [n, m, k]), &device);
+    // a·aᵀ through a transposed view (read in place), as Newton–Schulz's Gram matrix is.
+    let gram = crate::bf16_batched_matmul(&a, &a.clone().swap_dims(1, 2)).expect("flex");
+    assert_eq!(gram.dims(), [n, m, m]);
+    let gram = values(gram);
+    for i in 0..n {
+        let x = &a_values[i * m * k..(i + 1) * m * k];
+        let expected = reference(x, &transposed(x, [m, k]), [m, k, m]);
+        assert!(
+            same_bits(&gram[i * m * m..(i + 1) * m * m], &expected),
+            "entry {i}"
+        );
+    }
+}
