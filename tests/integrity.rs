@@ -234,3 +234,33 @@ fn sigterm_saves_the_step_it_names_and_exits_143() {
         "{err}"
     );
 }
+
+#[test]
+fn every_shipped_config_loads_and_names_a_model() {
+    let mut configs: Vec<String> = std::fs::read_dir(workspace_root().join("configs"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".toml"))
+        .map(|name| format!("configs/{name}"))
+        .collect();
+    configs.sort();
+    assert!(
+        configs.contains(&"configs/nanogpt-char-modern.toml".to_string()),
+        "{configs:?}"
+    );
+    for config in &configs {
+        let out = tinygpt(&["params", "--config", config]);
+        let text = std::fs::read_to_string(workspace_root().join(config)).unwrap();
+        if !text.contains("n_layer") {
+            // A fine-tuning config: its model is the one `--init-from` brings, so on its own
+            // it is refused in one line that names the model.
+            assert_clean_error(&out, "model");
+            continue;
+        }
+        assert!(out.status.success(), "{config}: {}", stderr(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("everything"),
+            "{config}: no parameter table"
+        );
+    }
+}
