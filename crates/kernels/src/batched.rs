@@ -26,19 +26,12 @@ pub fn bf16_batched_matmul(a: &Tensor<3>, b: &Tensor<3>) -> Option<Tensor<3>> {
     let mut out = unwritten(n * m * p);
     if m * p > 0 {
         for (i, c) in out.chunks_exact_mut(m * p).enumerate() {
-            product(c, [m, k, p], entry(&a, i), entry(&b, i), None);
+            let (lhs, rhs) = (Matrix::of_batch(&a, i), Matrix::of_batch(&b, i));
+            product(c, [m, k, p], lhs, rhs, None);
         }
     }
     // SAFETY: each entry's product wrote its m·p values (an empty sum writes +0).
     let out = unsafe { written(out) };
     let out = FlexTensor::from_data(TensorData::new(out, [n, m, p]));
     Some(Tensor::from_primitive::<Flex>(out))
-}
-
-/// Matrix `i` of a batch, in place.
-fn entry(batch: &FlexTensor, i: usize) -> Matrix<'_> {
-    let layout = batch.layout();
-    let strides = layout.strides();
-    let offset = layout.start_offset() as isize + i as isize * strides[0];
-    Matrix::new(batch.storage::<f32>(), offset, strides[1], strides[2])
 }

@@ -47,6 +47,14 @@ impl<'a> Matrix<'a> {
         )
     }
 
+    /// Matrix `i` of a 3-D tensor `[n, rows, cols]`, read in place through its layout.
+    pub(super) fn of_batch(tensor: &'a FlexTensor, i: usize) -> Self {
+        let layout = tensor.layout();
+        let strides = layout.strides();
+        let offset = layout.start_offset() as isize + i as isize * strides[0];
+        Self::new(tensor.storage::<f32>(), offset, strides[1], strides[2])
+    }
+
     /// The submatrix from row `r` and column `c` on.
     pub(super) fn from(self, r: usize, c: usize) -> Self {
         Self {
