@@ -44,6 +44,9 @@ use super::tiles::{blocks, exp_seen, first_key, scale_row, seen_columns};
 use super::{Precision, on_flex, on_flex_autodiff, precision, track};
 
 mod backward;
+mod saved;
+
+use saved::Saved;
 
 /// Queries per forward task; each is multiplied against the keys it sees, [`KEY_BLOCK`] at a
 /// time, so a task's scores (128 × 256 floats, 128 KiB) stay in the L2 cache. Measured at
@@ -86,27 +89,6 @@ pub(super) fn saved_state(
 
 #[derive(Debug)]
 struct TiledAttention;
-
-/// What the backward pass reads: the packed projections, the output and each row's
-/// log-sum-exp `[batch, head, time]`, and the products' precision. No pattern.
-#[derive(Debug, Clone)]
-pub(super) struct Saved {
-    qkv: FlexTensor,
-    output: FlexTensor,
-    log_sum_exp: Vec<f32>,
-    n_head: usize,
-    window: usize,
-    precision: Precision,
-}
-
-impl Saved {
-    #[cfg(test)]
-    /// The bytes this state holds: the projections' and output's buffers and the log-sum-exps.
-    pub(super) fn bytes(&self) -> usize {
-        let floats = |t: &FlexTensor| t.storage::<f32>().len();
-        4 * (floats(&self.qkv) + floats(&self.output) + self.log_sum_exp.len())
-    }
-}
 
 impl Backward<Flex, 1> for TiledAttention {
     type State = Saved;

@@ -24,11 +24,8 @@ pub(crate) use super::packing::PackedB;
 use super::packing::{LANES, PackedA, pairs};
 use crate::fresh::{SharedRows, unwritten, written};
 use crate::matrix::Matrix;
+use job::{BLOCKS, Job, ROWS};
 
-/// Rows of C per tile.
-const ROWS: usize = 6;
-/// Blocks of 16 columns per tile.
-const BLOCKS: usize = 4;
 /// Rows of C per task: 16 tiles, whose A rows (with k = 1024, 96 KB in bf16) sit beside the
 /// panel of B in L2.
 const CHUNK: usize = 16 * ROWS;
@@ -264,22 +261,6 @@ unsafe fn run_packed(
     }
 }
 
-/// One product for the tiles: A's pairs `0..pairs` with B's `b_first_pair..`, C's first
-/// `cols` columns (B's from block `b_first_block` on); each sum starts at the bias or +0, or
-/// at C's value when `accumulate`.
-#[derive(Clone, Copy)]
-struct Job<'a> {
-    a: &'a PackedA,
-    b: &'a PackedB,
-    b_first_pair: usize,
-    b_first_block: usize,
-    pairs: usize,
-    cols: usize,
-    bias: Option<&'a [f32]>,
-    scale: f32,
-    accumulate: bool,
-}
-
 impl Job<'_> {
     /// C's rows `rows` × the columns of panel `panel` (4 blocks of 16, cut at `cols`), into
     /// `c`: their first element, rows `c_stride` apart. The sum goes over p in slices of DEPTH
@@ -306,6 +287,7 @@ impl Job<'_> {
     }
 }
 
+mod job;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 

@@ -6,7 +6,7 @@ use burn::backend::flex::FlexTensor;
 use burn::tensor::TensorData;
 use rayon::prelude::*;
 
-use super::Saved;
+use super::saved::Saved;
 use crate::Precision;
 use crate::attention::{Heads, heads_view};
 use crate::bf16::matmul::{PackedB, add_packed, multiply_packed};

@@ -3,8 +3,9 @@
 use std::arch::x86_64::*;
 use std::ops::Range;
 
+use super::super::packing::LANES;
 use super::super::packing::x86::lanes;
-use super::{BLOCKS, Job, LANES, ROWS};
+use super::job::{BLOCKS, Job, ROWS};
 
 /// The tiles of C's rows `rows` × panel `panel` of a job over its pairs `slice`, into `c`
 /// (their first element, rows `c_stride` apart): from the job's first pair each element
