@@ -62,7 +62,7 @@ fn train_at(level: &str, scratch: &Scratch, name: &str) -> (Vec<u8>, Vec<Value>)
 #[test]
 fn every_vector_level_trains_to_the_same_bits() {
     let best = best_level();
-    let levels: Vec<&str> = ["baseline", "avx2", "avx512", "avx512bf16"]
+    let levels: Vec<&str> = ["baseline", "avx2", "avx512", "avx512bf16", "amx"]
         .into_iter()
         .take_while(|&level| level != best)
         .chain([best.as_str()])
@@ -136,12 +136,12 @@ fn an_unknown_level_or_one_the_cpu_lacks_is_one_clean_error_before_anything_is_w
     for wrong in ["AVX2", "sse9", "best"] {
         assert_clean_error(
             &tinygpt_at(wrong, &train),
-            "names no vector level: use baseline, avx2, avx512 or avx512bf16",
+            "names no vector level: use baseline, avx2, avx512, avx512bf16 or amx",
         );
         assert!(!scratch.path("run").exists());
     }
     let best = best_level();
-    let beyond: Vec<&str> = ["avx512bf16", "avx512", "avx2"]
+    let beyond: Vec<&str> = ["amx", "avx512bf16", "avx512", "avx2"]
         .into_iter()
         .take_while(|&level| level != best)
         .collect();

@@ -48,47 +48,7 @@ pub fn dot_pair(acc: f32, a: [u16; 2], b: [u16; 2]) -> f32 {
     flushed(acc + product(0))
 }
 
-/// Whether this CPU has AVX512_BF16 (`VDPBF16PS`, `VCVTNE2PS2BF16`).
-pub fn has_avx512_bf16() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx512bf16") && std::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-/// Whether this CPU has AMX-BF16 tiles and the OS saves their state (CPUID leaf 7, EDX bits
-/// 22 and 24, and XCR0 bits 17 and 18; std cannot detect AMX yet). Linux still grants a
-/// process the tiles only on request (`arch_prctl`).
-pub fn has_amx_bf16() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{__cpuid, __cpuid_count};
-        // Leaf 7 is read only when leaf 0 lists it; XCR0 only when the OS enabled XSAVE.
-        if __cpuid(0).eax < 7 {
-            return false;
-        }
-        let edx = __cpuid_count(7, 0).edx;
-        let tiles = edx & (1 << 22) != 0 && edx & (1 << 24) != 0;
-        let os_xsave = __cpuid(1).ecx & (1 << 27) != 0;
-        // SAFETY: XGETBV exists when the OS enabled XSAVE (checked first).
-        tiles && os_xsave && unsafe { xcr0() } & (0b11 << 17) == 0b11 << 17
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "xsave")]
-unsafe fn xcr0() -> u64 {
-    // SAFETY: the caller checked that the OS enabled XSAVE.
-    unsafe { std::arch::x86_64::_xgetbv(0) }
-}
+pub use crate::features::{has_amx_bf16, has_avx512_bf16};
 
 /// `VDPBF16PS` over whole vectors: for every 16 lanes, `acc[j] = dot_pair(acc[j], a[2j..],
 /// b[2j..])`. `None` when this CPU lacks AVX512_BF16 (the caller then says so). The test of
@@ -159,6 +119,7 @@ pub(crate) mod x86 {
     }
 }
 
+pub mod amx;
 pub mod matmul;
 mod packing;
 

@@ -84,6 +84,8 @@ const CHAINS: usize = 12;
 /// it is the best of many short tries; spread them over a run so that a busy moment cannot
 /// hide it.
 pub struct Peak {
+    /// The instruction the loop runs: the f32 ISA's name, `VDPBF16PS` or `TDPBF16PS`.
+    pub instruction: &'static str,
     /// One thread's loop of `iterations` rounds over every chain.
     run: fn(u64) -> f32,
     /// FLOPs of one round over every chain.
@@ -100,26 +102,39 @@ impl Peak {
         let isa = vector_isa();
         // `vector_isa` is a cached feature check.
         let run: fn(u64) -> f32 = |n| chains(vector_isa(), n);
-        Self::calibrated(run, (CHAINS * isa.f32_lanes * 2) as f64, threads)
+        Self::calibrated(isa.name, run, (CHAINS * isa.f32_lanes * 2) as f64, threads)
     }
 
-    /// bf16 pair dot products: 16 lanes × 2 products × 2 FLOPs per instruction; `None` when
-    /// this CPU lacks AVX512_BF16.
+    /// The peak of the instruction a bf16 run's linear maps multiply with at the kernels'
+    /// level: AMX tiles (`TDPBF16PS`, 16 × 16 × 32 × 2 FLOPs each) at [`Level::Amx`], else
+    /// bf16 pair dot products (`VDPBF16PS`: 16 lanes × 2 products × 2 FLOPs); `None` when this
+    /// CPU lacks AVX512_BF16.
     pub fn bf16(threads: usize) -> Option<Self> {
         if !crate::bf16::has_avx512_bf16() {
             return None;
+        }
+        if crate::math::level() >= Level::Amx {
+            let run: fn(u64) -> f32 = crate::bf16::amx::peak_loop;
+            let flops = crate::bf16::amx::PEAK_FLOPS_PER_ROUND as f64;
+            return Some(Self::calibrated("TDPBF16PS", run, flops, threads));
         }
         #[cfg(target_arch = "x86_64")]
         {
             // SAFETY: the CPU has AVX512_BF16 (checked above).
             let run: fn(u64) -> f32 = |n| unsafe { crate::bf16::x86::peak_loop::<CHAINS>(n) };
-            Some(Self::calibrated(run, (CHAINS * 16 * 2 * 2) as f64, threads))
+            let flops = (CHAINS * 16 * 2 * 2) as f64;
+            Some(Self::calibrated("VDPBF16PS", run, flops, threads))
         }
         #[cfg(not(target_arch = "x86_64"))]
         None
     }
 
-    fn calibrated(run: fn(u64) -> f32, flops_per_round: f64, threads: usize) -> Self {
+    fn calibrated(
+        instruction: &'static str,
+        run: fn(u64) -> f32,
+        flops_per_round: f64,
+        threads: usize,
+    ) -> Self {
         let mut iterations = 1u64 << 12;
         loop {
             let started = Instant::now();
@@ -130,6 +145,7 @@ impl Peak {
             iterations *= 2;
         }
         Self {
+            instruction,
             run,
             flops_per_round,
             threads: threads.max(1),

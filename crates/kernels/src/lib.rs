@@ -19,6 +19,7 @@ mod batched;
 pub mod bf16;
 pub mod cpu;
 mod dropout;
+mod features;
 mod fresh;
 mod gelu;
 mod lane_attention;

@@ -25,6 +25,9 @@ pub enum Level {
     /// AVX-512 with AVX512_BF16: the element-wise kernels as [`Level::Avx512`], and the bf16
     /// products (`VDPBF16PS`) that `train.precision = "bf16"` multiplies with.
     Avx512Bf16,
+    /// AVX512_BF16 with AMX-BF16 tiles granted to this process: the linear maps' bf16 products
+    /// on `TDPBF16PS` (attention's stay on `VDPBF16PS`).
+    Amx,
 }
 
 impl Level {
@@ -44,6 +47,7 @@ impl Level {
                         && has!("avx512bw")
                 }
                 Level::Avx512Bf16 => Level::Avx512.available() && has!("avx512bf16"),
+                Level::Amx => Level::Avx512Bf16.available() && crate::features::amx_permitted(),
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -53,11 +57,12 @@ impl Level {
     }
 
     /// Every level, narrowest first.
-    pub const ALL: [Level; 4] = [
+    pub const ALL: [Level; 5] = [
         Level::Baseline,
         Level::Avx2,
         Level::Avx512,
         Level::Avx512Bf16,
+        Level::Amx,
     ];
 
     /// The name `TINYGPT_VECTOR_LEVEL` takes for this level.
@@ -67,6 +72,7 @@ impl Level {
             Level::Avx2 => "avx2",
             Level::Avx512 => "avx512",
             Level::Avx512Bf16 => "avx512bf16",
+            Level::Amx => "amx",
         }
     }
 
@@ -86,8 +92,8 @@ impl Level {
     pub fn from_setting(value: &str) -> Result<Level, String> {
         let Some(level) = Level::ALL.into_iter().find(|level| level.name() == value) else {
             return Err(format!(
-                "{LEVEL_VARIABLE}={value} names no vector level: use baseline, avx2, avx512 or \
-                 avx512bf16, or unset it for the widest this CPU runs ({})",
+                "{LEVEL_VARIABLE}={value} names no vector level: use baseline, avx2, avx512, \
+                 avx512bf16 or amx, or unset it for the widest this CPU runs ({})",
                 Level::best().name()
             ));
         };
@@ -144,6 +150,17 @@ pub fn with_level<R>(level: Level, f: impl FnOnce() -> R) -> R {
     result
 }
 
+/// Runs `f` with this thread's bf16 products on `VDPBF16PS` even where AMX tiles are
+/// granted, for the tests that hold them to the scalar reference's bits.
+#[cfg(test)]
+pub(crate) fn on_dot_pairs<R>(f: impl FnOnce() -> R) -> R {
+    if level() > Level::Avx512Bf16 {
+        with_level(Level::Avx512Bf16, f)
+    } else {
+        f()
+    }
+}
+
 /// The environment variable that holds the vectorised kernels to one [`Level`], so that one
 /// binary can time its levels against each other on the CPU at hand (they give the same bits).
 pub const LEVEL_VARIABLE: &str = "TINYGPT_VECTOR_LEVEL";
@@ -180,7 +197,7 @@ macro_rules! vectorised {
                 }
                 match level() {
                     // SAFETY: `level` only names a level the CPU has.
-                    Level::Avx512 | Level::Avx512Bf16 => return unsafe { avx512($($arg),*) },
+                    Level::Avx512 | Level::Avx512Bf16 | Level::Amx => return unsafe { avx512($($arg),*) },
                     Level::Avx2 => return unsafe { avx2($($arg),*) },
                     Level::Baseline => {}
                 }

@@ -100,11 +100,15 @@ pub struct BenchReport {
     /// Achieved over the hardware peak of the precision the products took (fp32, or bf16):
     /// the MFU to compare across machines and frameworks.
     pub mfu_hardware: Option<f64>,
-    /// The CPU's bf16 peak (`VDPBF16PS` in registers on every core) where it has AVX512_BF16,
+    /// The CPU's bf16 peak (its bf16 instruction in registers on every core) where it has AVX512_BF16,
     /// measured beside the fp32 one: the peak for runs whose products take bf16.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hardware_bf16_peak_gflops: Option<f64>,
-    /// tinygpt's bf16 product (`VDPBF16PS`, packing included) on 1024×1024 matrices, beside
+    /// The instruction of that peak and of a bf16 run's linear maps: `VDPBF16PS`, or
+    /// `TDPBF16PS` (AMX tiles) at the `amx` kernel level.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bf16_instruction: Option<String>,
+    /// tinygpt's bf16 product (packing included) on 1024×1024 matrices, beside
     /// the fp32 matmul peak: the kernel a bf16 run multiplies with.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bf16_matmul_gflops: Option<f64>,
@@ -231,6 +235,7 @@ pub fn bench_command(args: BenchArgs) -> Result<()> {
     let peak = peak.gflops();
     let isa = vector_isa();
     let hardware_peak = hardware.map(|h| h.gflops());
+    let bf16_instruction = bf16.as_ref().map(|h| h.instruction.to_string());
     let hardware_bf16_peak = bf16.map(|h| h.gflops());
     let bf16_matmul = on_this_cpu.then(|| bf16_matmul_gflops(10)).flatten();
 
@@ -266,6 +271,7 @@ pub fn bench_command(args: BenchArgs) -> Result<()> {
         }
         .map(|hardware| achieved / hardware),
         hardware_bf16_peak_gflops: hardware_bf16_peak,
+        bf16_instruction,
         bf16_matmul_gflops: bf16_matmul,
         attention_ms: attention_s * 1e3,
         attention_share: attention_s / median,
@@ -309,13 +315,14 @@ fn print_report(r: &BenchReport) -> Result<()> {
         r.matmul_peak_gflops
     );
     let bf16_run = r.precision == "bf16";
+    let instruction = r.bf16_instruction.as_deref().unwrap_or("VDPBF16PS");
     match (
         r.mfu_hardware,
         r.hardware_peak_gflops,
         r.hardware_bf16_peak_gflops,
     ) {
         (Some(mfu), _, Some(peak)) if bf16_run => outln!(
-            "MFU {:.1}% of the hardware's bf16 peak ({peak:.1} GFLOP/s: VDPBF16PS on {} threads) | {matmul}",
+            "MFU {:.1}% of the hardware's bf16 peak ({peak:.1} GFLOP/s: {instruction} on {} threads) | {matmul}",
             100.0 * mfu,
             r.hardware_threads
         )?,
@@ -334,14 +341,14 @@ fn print_report(r: &BenchReport) -> Result<()> {
             "this run's products are fp32"
         };
         outln!(
-            "bf16 peak: {bf16:.1} GFLOP/s (VDPBF16PS on {} threads, {:.2}× the fp32 peak; {products})",
+            "bf16 peak: {bf16:.1} GFLOP/s ({instruction} on {} threads, {:.2}× the fp32 peak; {products})",
             r.hardware_threads,
             bf16 / fp32
         )?;
     }
     if let Some(product) = r.bf16_matmul_gflops {
         outln!(
-            "bf16 product (tinygpt's VDPBF16PS kernel, 1024³, packing included): {product:.1} GFLOP/s, {:.2}× the fp32 matmul",
+            "bf16 product (tinygpt's {instruction} kernel, 1024³, packing included): {product:.1} GFLOP/s, {:.2}× the fp32 matmul",
             product / r.matmul_peak_gflops
         )?;
     }

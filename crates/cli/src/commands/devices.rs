@@ -54,6 +54,7 @@ pub fn devices_command(args: DevicesArgs, job: &Job) -> Result<()> {
             "cpu_bf16": {
                 "avx512_bf16": has_avx512_bf16(),
                 "amx_bf16": has_amx_bf16(),
+                "amx_bf16_granted": Level::Amx.available(),
             },
             "kernel_level": Level::chosen().name(),
             "kernel_level_best": Level::best().name(),
@@ -81,15 +82,19 @@ pub fn devices_command(args: DevicesArgs, job: &Job) -> Result<()> {
         if isa.fma { ", fused multiply-add" } else { "" }
     )?;
     let yes_no = |has: bool| if has { "yes" } else { "no" };
+    let tiles = match (has_amx_bf16(), Level::Amx.available()) {
+        (true, true) => "yes (granted: the linear maps multiply on TDPBF16PS)",
+        (true, false) => "yes, but Linux refused the tile state",
+        _ => "no",
+    };
     outln!(
-        "bf16 products: AVX512_BF16 (VDPBF16PS) {} | AMX-BF16 tiles {}",
+        "bf16 products: AVX512_BF16 (VDPBF16PS) {} | AMX-BF16 tiles {tiles}",
         yes_no(has_avx512_bf16()),
-        yes_no(has_amx_bf16())
     )?;
     let (chosen, best) = (Level::chosen(), Level::best());
     if chosen == best {
         outln!(
-            "vector kernels: {} (the widest here; {LEVEL_VARIABLE}=baseline|avx2|avx512|avx512bf16 holds them to another)",
+            "vector kernels: {} (the widest here; {LEVEL_VARIABLE}=baseline|avx2|avx512|avx512bf16|amx holds them to another)",
             chosen.name()
         )?;
     } else {

@@ -63,8 +63,9 @@ pub fn reference_from(
     c
 }
 
-/// The product on `VDPBF16PS`, equal to [`reference`] to the bit; `None` on a CPU without
-/// AVX512_BF16.
+/// The product on `VDPBF16PS`, equal to [`reference`] to the bit, or on AMX tiles at
+/// [`Level::Amx`](crate::math::Level::Amx) (close to it: see [`super::amx`]); `None` on a CPU
+/// without AVX512_BF16.
 pub fn multiply(a: &[f32], b: &[f32], [m, k, n]: [usize; 3]) -> Option<Vec<f32>> {
     assert!(a.len() == m * k && b.len() == k * n);
     if !super::has_avx512_bf16() {
@@ -114,6 +115,9 @@ pub(crate) fn product(
             }
         }
         return;
+    }
+    if crate::math::level() >= crate::math::Level::Amx {
+        return super::amx::product(out, [m, k, n], lhs, rhs, bias);
     }
     let a = PackedA::new(lhs, m, k, true);
     let b = PackedB::new(rhs, [k, n], true);

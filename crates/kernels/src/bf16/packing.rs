@@ -100,21 +100,42 @@ pub(crate) struct PackedB {
 impl PackedB {
     /// B packed on every thread of the pool when `parallel`, else on this one.
     pub(crate) fn new(rhs: Matrix, [k, n]: [usize; 2], parallel: bool) -> Self {
+        Self::padded(rhs, [k, n], parallel, 1)
+    }
+
+    /// [`PackedB::new`] with zero pairs after B's own up to a multiple of `pair_multiple` in
+    /// every block (AMX tiles take 16 pairs at a time); `pairs` counts them.
+    pub(super) fn padded(
+        rhs: Matrix,
+        [k, n]: [usize; 2],
+        parallel: bool,
+        pair_multiple: usize,
+    ) -> Self {
         let (kp, blocks) = (k.div_ceil(2), n.div_ceil(LANES));
-        // Every word is written below (the lanes past n too).
-        let mut words = spare_words(blocks * kp * LANES);
+        let stride = kp.div_ceil(pair_multiple) * pair_multiple;
+        // Every word is written below (the lanes past n and the padding pairs too).
+        let mut words = spare_words(blocks * stride * LANES);
         if rhs.row_slice(0, n).is_none() {
-            let pack = |(jb, block): (usize, &mut [u32])| pack_columns(block, rhs, [k, n], jb);
+            let pack = |(jb, block): (usize, &mut [u32])| {
+                pack_columns(&mut block[..kp * LANES], rhs, [k, n], jb);
+                block[kp * LANES..].fill(0);
+            };
             if parallel {
-                words.par_chunks_mut(kp * LANES).enumerate().for_each(pack);
+                words
+                    .par_chunks_mut(stride * LANES)
+                    .enumerate()
+                    .for_each(pack);
             } else {
-                words.chunks_mut(kp * LANES).enumerate().for_each(pack);
+                words.chunks_mut(stride * LANES).enumerate().for_each(pack);
             }
             return Self {
                 words,
-                pairs: kp,
+                pairs: stride,
                 cols: n,
             };
+        }
+        for block in words.chunks_exact_mut(stride * LANES) {
+            block[kp * LANES..].fill(0);
         }
         // Rows adjacent: read in order, a slice of pairs of rows per task, each pair written
         // into every block. Block by block, a task read 64 bytes of every row (a TLB miss
@@ -125,7 +146,7 @@ impl PackedB {
             let row = |r: usize| (r < k).then(|| rhs.row_slice(r, n)).flatten();
             for p in slice * ROW_PAIRS..((slice + 1) * ROW_PAIRS).min(kp) {
                 let even = row(2 * p).expect("rows adjacent");
-                assert!((blocks - 1) * kp * LANES + p * LANES + LANES <= shared.1);
+                assert!((blocks - 1) * stride * LANES + p * LANES + LANES <= shared.1);
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: only called where the CPU has AVX512_BF16 (the products check);
                 // this task alone writes pair p's words, 16 in each block, which lie in the
@@ -133,7 +154,7 @@ impl PackedB {
                 unsafe {
                     x86::pack_pair_of_rows(
                         shared.0.add(p * LANES),
-                        kp * LANES,
+                        stride * LANES,
                         even,
                         row(2 * p + 1),
                     )
@@ -148,7 +169,7 @@ impl PackedB {
         }
         Self {
             words,
-            pairs: kp,
+            pairs: stride,
             cols: n,
         }
     }
@@ -158,9 +179,9 @@ impl PackedB {
 const ROW_PAIRS: usize = 32;
 
 /// The packed B while tasks write it, each its own pairs' words.
-struct SharedWords(*mut u32, usize);
+pub(super) struct SharedWords(pub(super) *mut u32, pub(super) usize);
 
-// SAFETY: reached only in `PackedB::new`, whose tasks write disjoint words.
+// SAFETY: reached only by packers whose tasks write disjoint words.
 unsafe impl Sync for SharedWords {}
 
 /// Block `jb` of B packed from columns adjacent in memory (a transposed weight) or, for any
@@ -205,7 +226,7 @@ const SPARE_WORDS: usize = 8 << 20;
 
 /// `len` words whose values are whatever a spare buffer held (every caller writes all of
 /// them): the smallest spare that fits, else a fresh buffer.
-fn spare_words(len: usize) -> Vec<u32> {
+pub(super) fn spare_words(len: usize) -> Vec<u32> {
     let spare = SPARE.with(|spare| {
         let mut spare = spare.borrow_mut();
         let fits = (0..spare.len())
@@ -225,7 +246,7 @@ fn spare_words(len: usize) -> Vec<u32> {
 
 /// Keeps `words` for this thread's next products, within [`SPARE_WORDS`] (the smallest
 /// buffers give way).
-fn keep_spare(words: Vec<u32>) {
+pub(super) fn keep_spare(words: Vec<u32>) {
     if words.capacity() == 0 || words.capacity() > SPARE_WORDS {
         return;
     }

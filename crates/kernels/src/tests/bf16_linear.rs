@@ -29,63 +29,66 @@ fn the_bf16_linear_map_and_its_gradients_equal_the_reference_to_the_bit() {
         eprintln!("SKIPPED: {why}");
         return;
     }
-    let device = training_device();
-    // A small product, the default shape's, and the tied unembedding (W a transposed view).
-    for ([batch, time, d_in, d_out], bias, tied) in [
-        ([3, 50, 20, 36], true, false),
-        ([32, 64, 128, 128], true, false),
-        ([4, 16, 33, 65], false, true),
-    ] {
-        let rows = batch * time;
-        let x = Tensor::<3>::from_data(random([batch, time, d_in], 21), &device).require_grad();
-        let leaf = if tied {
-            [1, d_out, d_in]
-        } else {
-            [1, d_in, d_out]
-        };
-        let w_leaf = Tensor::<3>::from_data(random(leaf, 22), &device)
-            .reshape([leaf[1], leaf[2]])
-            .require_grad();
-        let w = if tied {
-            w_leaf.clone().transpose()
-        } else {
-            w_leaf.clone()
-        };
-        let b = bias.then(|| {
-            Tensor::<3>::from_data(random([1, 1, d_out], 23), &device)
-                .reshape([d_out])
-                .require_grad()
-        });
-        // Only the forward pass runs under bf16: the backward pass must follow it on its own.
-        let y = with_precision(Precision::Bf16, || {
-            linear::linear(&x, &w, b.as_ref()).expect("flex autodiff takes the fused path")
-        });
-        let upstream = Tensor::<3>::from_data(random([batch, time, d_out], 24), &device);
-        let grads = (y.clone() * upstream.clone()).sum().backward();
+    // The scalar reference's bits are `VDPBF16PS`'s (AMX tiles sum otherwise).
+    crate::math::on_dot_pairs(|| {
+        let device = training_device();
+        // A small product, the default shape's, and the tied unembedding (W a transposed view).
+        for ([batch, time, d_in, d_out], bias, tied) in [
+            ([3, 50, 20, 36], true, false),
+            ([32, 64, 128, 128], true, false),
+            ([4, 16, 33, 65], false, true),
+        ] {
+            let rows = batch * time;
+            let x = Tensor::<3>::from_data(random([batch, time, d_in], 21), &device).require_grad();
+            let leaf = if tied {
+                [1, d_out, d_in]
+            } else {
+                [1, d_in, d_out]
+            };
+            let w_leaf = Tensor::<3>::from_data(random(leaf, 22), &device)
+                .reshape([leaf[1], leaf[2]])
+                .require_grad();
+            let w = if tied {
+                w_leaf.clone().transpose()
+            } else {
+                w_leaf.clone()
+            };
+            let b = bias.then(|| {
+                Tensor::<3>::from_data(random([1, 1, d_out], 23), &device)
+                    .reshape([d_out])
+                    .require_grad()
+            });
+            // Only the forward pass runs under bf16: the backward pass must follow it on its own.
+            let y = with_precision(Precision::Bf16, || {
+                linear::linear(&x, &w, b.as_ref()).expect("flex autodiff takes the fused path")
+            });
+            let upstream = Tensor::<3>::from_data(random([batch, time, d_out], 24), &device);
+            let grads = (y.clone() * upstream.clone()).sum().backward();
 
-        let (x_v, w_v, up) = (values(x.clone()), values(w.clone()), values(upstream));
-        let b_v = b.as_ref().map(|b| values(b.clone()));
-        let want_y = reference_from(&x_v, &w_v, [rows, d_in, d_out], b_v.as_deref());
-        assert!(
-            same_bits(&values(y), &want_y),
-            "y for {rows}×{d_in}×{d_out}"
-        );
-        let want_dx = reference(&up, &transposed(&w_v, [d_in, d_out]), [rows, d_out, d_in]);
-        assert!(
-            same_bits(&values(x.grad(&grads).unwrap()), &want_dx),
-            "dx for {rows}×{d_in}×{d_out}"
-        );
-        let dw = reference(&transposed(&x_v, [rows, d_in]), &up, [d_in, rows, d_out]);
-        let want_dw = if tied {
-            transposed(&dw, [d_in, d_out])
-        } else {
-            dw
-        };
-        assert!(
-            same_bits(&values(w_leaf.grad(&grads).unwrap()), &want_dw),
-            "dW for {rows}×{d_in}×{d_out}"
-        );
-    }
+            let (x_v, w_v, up) = (values(x.clone()), values(w.clone()), values(upstream));
+            let b_v = b.as_ref().map(|b| values(b.clone()));
+            let want_y = reference_from(&x_v, &w_v, [rows, d_in, d_out], b_v.as_deref());
+            assert!(
+                same_bits(&values(y), &want_y),
+                "y for {rows}×{d_in}×{d_out}"
+            );
+            let want_dx = reference(&up, &transposed(&w_v, [d_in, d_out]), [rows, d_out, d_in]);
+            assert!(
+                same_bits(&values(x.grad(&grads).unwrap()), &want_dx),
+                "dx for {rows}×{d_in}×{d_out}"
+            );
+            let dw = reference(&transposed(&x_v, [rows, d_in]), &up, [d_in, rows, d_out]);
+            let want_dw = if tied {
+                transposed(&dw, [d_in, d_out])
+            } else {
+                dw
+            };
+            assert!(
+                same_bits(&values(w_leaf.grad(&grads).unwrap()), &want_dw),
+                "dW for {rows}×{d_in}×{d_out}"
+            );
+        }
+    });
 }
 
 #[test]
@@ -257,20 +260,23 @@ fn a_batch_of_bf16_products_equals_the_reference_entry_by_entry_in_place() {
         eprintln!("SKIPPED: {why}");
         return;
     }
-    let device = burn::tensor::Device::flex();
-    let (n, m, k) = (3, 7, 45);
-    let a_values = values(Tensor::<3>::from_data(random([n, m, k], 8), &device));
-    let a = Tensor::<3>::from_data(TensorData::new(a_values.clone(), [n, m, k]), &device);
-    // a·aᵀ through a transposed view (read in place), as Newton–Schulz's Gram matrix is.
-    let gram = crate::bf16_batched_matmul(&a, &a.clone().swap_dims(1, 2)).expect("flex");
-    assert_eq!(gram.dims(), [n, m, m]);
-    let gram = values(gram);
-    for i in 0..n {
-        let x = &a_values[i * m * k..(i + 1) * m * k];
-        let expected = reference(x, &transposed(x, [m, k]), [m, k, m]);
-        assert!(
-            same_bits(&gram[i * m * m..(i + 1) * m * m], &expected),
-            "entry {i}"
-        );
-    }
+    // The scalar reference's bits are `VDPBF16PS`'s (AMX tiles sum otherwise).
+    crate::math::on_dot_pairs(|| {
+        let device = burn::tensor::Device::flex();
+        let (n, m, k) = (3, 7, 45);
+        let a_values = values(Tensor::<3>::from_data(random([n, m, k], 8), &device));
+        let a = Tensor::<3>::from_data(TensorData::new(a_values.clone(), [n, m, k]), &device);
+        // a·aᵀ through a transposed view (read in place), as Newton–Schulz's Gram matrix is.
+        let gram = crate::bf16_batched_matmul(&a, &a.clone().swap_dims(1, 2)).expect("flex");
+        assert_eq!(gram.dims(), [n, m, m]);
+        let gram = values(gram);
+        for i in 0..n {
+            let x = &a_values[i * m * k..(i + 1) * m * k];
+            let expected = reference(x, &transposed(x, [m, k]), [m, k, m]);
+            assert!(
+                same_bits(&gram[i * m * m..(i + 1) * m * m], &expected),
+                "entry {i}"
+            );
+        }
+    });
 }

@@ -86,7 +86,7 @@ fn kernels_run_at_the_best_level_unless_held_to_another() {
     // The widest level the CPU has, as cpu::vector_isa names it.
     let isa = crate::cpu::vector_isa().name;
     match best {
-        Level::Avx512 | Level::Avx512Bf16 => assert_eq!(isa, "AVX-512F"),
+        Level::Avx512 | Level::Avx512Bf16 | Level::Amx => assert_eq!(isa, "AVX-512F"),
         Level::Avx2 => assert!(isa == "AVX2+FMA" || isa == "AVX-512F", "{isa}"),
         Level::Baseline => assert!(!isa.starts_with("AVX2") && !isa.starts_with("AVX-512")),
     }
@@ -126,7 +126,7 @@ fn a_vector_level_setting_names_a_level_this_cpu_runs() {
     for wrong in ["AVX2", "avx-512", "sse2", "512", "best"] {
         let message = Level::from_setting(wrong).unwrap_err();
         assert!(
-            message.contains("baseline, avx2, avx512 or avx512bf16"),
+            message.contains("baseline, avx2, avx512, avx512bf16 or amx"),
             "{wrong}: {message}"
         );
     }
