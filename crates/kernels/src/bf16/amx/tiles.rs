@@ -7,7 +7,7 @@ use std::arch::asm;
 use std::ops::Range;
 
 use super::super::packing::{LANES, PackedB};
-use super::packing::{PAIRS, TileA};
+use super::packing::{PAIRS, TILE_WORDS, TileA};
 
 /// Blocks of 16 columns per panel (two C tiles across).
 pub(super) const BLOCKS: usize = 2;
@@ -85,9 +85,14 @@ unsafe fn block<const T: usize, const W: usize>(
     (c, row, first): (*mut f32, usize, usize),
 ) {
     let (a, b) = (job.a, job.b);
-    let a_row = |r: usize| a.words.as_ptr().wrapping_add((row + r * PAIRS) * a.stride);
+    let a_row = |r: usize| {
+        let tile_row = row / PAIRS + r;
+        a.words
+            .as_ptr()
+            .wrapping_add(tile_row * a.steps * TILE_WORDS)
+    };
     let b_block = |w: usize| b.words.as_ptr().wrapping_add((first + w) * b.pairs * LANES);
-    let a_stride = a.stride * 4;
+    let a_stride = PAIRS * 4;
     // SAFETY (every tile load): A's padded rows row.. and B's padded pairs exist for every
     // 16 pairs (both are packed to multiples of 16); the bias has whole blocks.
     unsafe {
@@ -112,10 +117,11 @@ unsafe fn block<const T: usize, const W: usize>(
                 asm!("tilezero tmm3", options(nostack, nomem));
             }
         }
-        for p in (0..a.stride).step_by(PAIRS) {
-            asm!("tileloadd tmm4, [{}+{}]", in(reg) a_row(0).add(p), in(reg) a_stride, options(nostack, readonly));
+        for step in 0..a.steps {
+            let (p, tile) = (step * PAIRS, step * TILE_WORDS);
+            asm!("tileloadd tmm4, [{}+{}]", in(reg) a_row(0).add(tile), in(reg) a_stride, options(nostack, readonly));
             if T == 2 {
-                asm!("tileloadd tmm5, [{}+{}]", in(reg) a_row(1).add(p), in(reg) a_stride, options(nostack, readonly));
+                asm!("tileloadd tmm5, [{}+{}]", in(reg) a_row(1).add(tile), in(reg) a_stride, options(nostack, readonly));
             }
             asm!("tileloadd tmm6, [{}+{}]", in(reg) b_block(0).add(p * LANES), in(reg) 64usize, options(nostack, readonly));
             if W == 2 {
