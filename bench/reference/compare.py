@@ -153,6 +153,7 @@ def main():
         "cpu": cpu_name(),
         "vector_isa": devices["cpu_vector_isa"],
         "kernel_level": ours[0]["kernel_level"],
+        "bf16_instruction": ours[0].get("bf16_instruction"),
         "threads": threads,
         "config": args.config,
         "batch_size": batch_size,
@@ -186,8 +187,8 @@ def main():
           f"{model['block_size']}; {args.rounds} alternating rounds; hardware fp32 peak "
           f"{hardware:.0f} GFLOP/s"
           + (f", bf16 peak {bf16_peak:.0f} (the bf16 contenders' MFU)" if args.bf16 and bf16_peak else ""))
-    labels = {"tinygpt": f"tinygpt (flex, {summary['kernel_level']})",
-              "tinygpt-bf16": "tinygpt (flex, bf16 products)", "eager": "PyTorch eager",
+    labels = {"tinygpt": f"tinygpt (flex, fp32, kernels {summary['kernel_level']})",
+              "tinygpt-bf16": f"tinygpt (flex, bf16 on {summary.get('bf16_instruction') or 'VDPBF16PS'})", "eager": "PyTorch eager",
               "compile": "torch.compile", "eager-bf16": "PyTorch eager, bf16 autocast"}
     labels.update({f"tinygpt@{level}": f"tinygpt (flex, {level})" for level in levels})
     width = max(len(label) for label in labels.values())
