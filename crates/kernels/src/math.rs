@@ -150,17 +150,6 @@ pub fn with_level<R>(level: Level, f: impl FnOnce() -> R) -> R {
     result
 }
 
-/// Runs `f` with this thread's bf16 products on `VDPBF16PS` even where AMX tiles are
-/// granted, for the tests that hold them to the scalar reference's bits.
-#[cfg(test)]
-pub(crate) fn on_dot_pairs<R>(f: impl FnOnce() -> R) -> R {
-    if level() > Level::Avx512Bf16 {
-        with_level(Level::Avx512Bf16, f)
-    } else {
-        f()
-    }
-}
-
 /// The environment variable that holds the vectorised kernels to one [`Level`], so that one
 /// binary can time its levels against each other on the CPU at hand (they give the same bits).
 pub const LEVEL_VARIABLE: &str = "TINYGPT_VECTOR_LEVEL";

@@ -30,7 +30,7 @@ fn the_bf16_linear_map_and_its_gradients_equal_the_reference_to_the_bit() {
         return;
     }
     // The scalar reference's bits are `VDPBF16PS`'s (AMX tiles sum otherwise).
-    crate::math::on_dot_pairs(|| {
+    crate::tests::on_dot_pairs(|| {
         let device = training_device();
         // A small product, the default shape's, and the tied unembedding (W a transposed view).
         for ([batch, time, d_in, d_out], bias, tied) in [
@@ -261,7 +261,7 @@ fn a_batch_of_bf16_products_equals_the_reference_entry_by_entry_in_place() {
         return;
     }
     // The scalar reference's bits are `VDPBF16PS`'s (AMX tiles sum otherwise).
-    crate::math::on_dot_pairs(|| {
+    crate::tests::on_dot_pairs(|| {
         let device = burn::tensor::Device::flex();
         let (n, m, k) = (3, 7, 45);
         let a_values = values(Tensor::<3>::from_data(random([n, m, k], 8), &device));

@@ -316,3 +316,14 @@ fn tanh_gelu_and_its_derivative_match_the_f64_formulas() {
         );
     }
 }
+
+/// Runs `f` with this thread's bf16 products on `VDPBF16PS` even where AMX tiles are
+/// granted, for the tests that hold them to the scalar reference's bits.
+pub(crate) fn on_dot_pairs<R>(f: impl FnOnce() -> R) -> R {
+    use crate::math::{Level, level, with_level};
+    if level() > Level::Avx512Bf16 {
+        with_level(Level::Avx512Bf16, f)
+    } else {
+        f()
+    }
+}

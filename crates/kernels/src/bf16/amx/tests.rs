@@ -157,6 +157,6 @@ fn the_tiles_are_the_bf16_product_at_the_amx_level_only() {
         "the tiles gave the reference's bits on every element"
     );
     assert_close(&amx, &a, &b, [m, k, n], None, "amx");
-    let dot_pairs = crate::math::on_dot_pairs(|| crate::bf16::matmul::multiply(&a, &b, [m, k, n]));
+    let dot_pairs = crate::tests::on_dot_pairs(|| crate::bf16::matmul::multiply(&a, &b, [m, k, n]));
     assert!(same(&dot_pairs.unwrap()));
 }

@@ -31,7 +31,7 @@ fn the_kernel_equals_the_reference_to_the_bit_on_odd_shapes() {
     ] {
         let a: Vec<f32> = (0..m * k).map(|_| rng.random_range(-3.0..3.0)).collect();
         let b: Vec<f32> = (0..k * n).map(|_| rng.random_range(-3.0..3.0)).collect();
-        let Some(fast) = crate::math::on_dot_pairs(|| multiply(&a, &b, [m, k, n])) else {
+        let Some(fast) = crate::tests::on_dot_pairs(|| multiply(&a, &b, [m, k, n])) else {
             eprintln!("skipped: this CPU has no AVX512_BF16 (the reference alone is tested)");
             return;
         };
@@ -80,7 +80,7 @@ fn operands_read_in_place_at_any_strides_and_the_bias_equal_the_reference() {
                         return;
                     }
                     let mut out = unwritten(m * n);
-                    crate::math::on_dot_pairs(|| product(&mut out, [m, k, n], *lhs, *rhs, bias));
+                    crate::tests::on_dot_pairs(|| product(&mut out, [m, k, n], *lhs, *rhs, bias));
                     // SAFETY: the product writes every element.
                     let out = unsafe { written(out) };
                     let (a, b) = (dense(*lhs, [m, k]), dense(*rhs, [k, n]));
@@ -155,7 +155,7 @@ fn time_the_bf16_products() {
             let mut dot_pairs_best = f64::INFINITY;
             for _ in 0..10 {
                 let started = std::time::Instant::now();
-                crate::math::on_dot_pairs(|| product(&mut out, [m, k, n], lhs, rhs, None));
+                crate::tests::on_dot_pairs(|| product(&mut out, [m, k, n], lhs, rhs, None));
                 dot_pairs_best = dot_pairs_best.min(started.elapsed().as_secs_f64());
             }
             let mut f32_best = f64::INFINITY;
