@@ -115,10 +115,12 @@ impl PackedB {
         let stride = kp.div_ceil(pair_multiple) * pair_multiple;
         // Every word is written below (the lanes past n and the padding pairs too).
         let mut words = spare_words(blocks * stride * LANES);
+        for block in words.chunks_exact_mut(stride * LANES) {
+            block[kp * LANES..].fill(0);
+        }
         if rhs.row_slice(0, n).is_none() {
             let pack = |(jb, block): (usize, &mut [u32])| {
-                pack_columns(&mut block[..kp * LANES], rhs, [k, n], jb);
-                block[kp * LANES..].fill(0);
+                pack_columns(&mut block[..kp * LANES], rhs, [k, n], jb)
             };
             if parallel {
                 words
@@ -133,9 +135,6 @@ impl PackedB {
                 pairs: stride,
                 cols: n,
             };
-        }
-        for block in words.chunks_exact_mut(stride * LANES) {
-            block[kp * LANES..].fill(0);
         }
         // Rows adjacent: read in order, a slice of pairs of rows per task, each pair written
         // into every block. Block by block, a task read 64 bytes of every row (a TLB miss
@@ -179,9 +178,9 @@ impl PackedB {
 const ROW_PAIRS: usize = 32;
 
 /// The packed B while tasks write it, each its own pairs' words.
-pub(super) struct SharedWords(pub(super) *mut u32, pub(super) usize);
+struct SharedWords(*mut u32, usize);
 
-// SAFETY: reached only by packers whose tasks write disjoint words.
+// SAFETY: reached only in `PackedB::padded`, whose tasks write disjoint words.
 unsafe impl Sync for SharedWords {}
 
 /// Block `jb` of B packed from columns adjacent in memory (a transposed weight) or, for any

@@ -11,6 +11,7 @@ mod bf16_linear;
 mod causal_attention;
 mod dropout_mask;
 mod modern_ops;
+pub(crate) mod operands;
 mod rms_norm;
 mod tiled_attention;
 mod vector_levels;

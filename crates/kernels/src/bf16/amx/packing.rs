@@ -39,14 +39,6 @@ impl TileA {
         let pack = |(tile_row, tiles): (usize, &mut [u32])| {
             let first = tile_row * PAIRS;
             let rows = PAIRS.min(m - first);
-            // One row's pairs, then dealt out 16 at a time to its tiles.
-            let mut row_words = vec![0u32; steps * PAIRS];
-            let mut deal = |r: usize, row_words: &[u32]| {
-                for (step, run) in row_words.chunks_exact(PAIRS).enumerate() {
-                    let at = step * TILE_WORDS + r * PAIRS;
-                    tiles[at..at + PAIRS].copy_from_slice(run);
-                }
-            };
             if pair_major {
                 // 16 columns of pairs (the tile row's 16 rows of each), interleaved, per step.
                 let mut columns = [[0u32; PAIRS]; PAIRS];
@@ -76,6 +68,8 @@ impl TileA {
                 }
                 return;
             }
+            // One row's pairs at a time, then dealt out 16 at a time to its tiles.
+            let mut row_words = vec![0u32; steps * PAIRS];
             for r in 0..PAIRS {
                 let i = first + r;
                 match (r < rows).then(|| lhs.row_slice(i, k)).flatten() {
@@ -92,7 +86,10 @@ impl TileA {
                         }
                     }
                 }
-                deal(r, &row_words);
+                for (step, run) in row_words.chunks_exact(PAIRS).enumerate() {
+                    let at = step * TILE_WORDS + r * PAIRS;
+                    tiles[at..at + PAIRS].copy_from_slice(run);
+                }
             }
         };
         words

@@ -10,6 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use super::*;
 use crate::bf16::{round, widen};
 use crate::fresh::{unwritten, written};
+use crate::tests::operands::{Layouts, dense};
 
 /// Whether this process has no AMX tiles, said loudly (past the harness's capture).
 fn skipped() -> bool {
@@ -21,12 +22,6 @@ fn skipped() -> bool {
         "SKIPPED: this CPU or OS grants no AMX-BF16 tiles; only a CPU with them tests them"
     );
     true
-}
-
-fn dense(view: Matrix, [rows, cols]: [usize; 2]) -> Vec<f32> {
-    (0..rows)
-        .flat_map(|r| (0..cols).map(move |c| view.at(r, c)))
-        .collect()
 }
 
 /// The product through the tiles, on the current pool.
@@ -82,20 +77,8 @@ fn the_tiles_sum_the_bf16_products_on_every_layout_and_odd_shape() {
         [100, 70, 130],
         [300, 385, 65],
     ] {
-        // Row-major, transposed (columns adjacent: `xᵀ`, a transposed weight), and every
-        // other element of a wider buffer (neither adjacent).
-        let (a_rows, a_cols, a_sparse) = (random(m * k), random(m * k), random(4 * m * k));
-        let (b_rows, b_cols, b_sparse) = (random(k * n), random(k * n), random(4 * k * n));
-        let lhs = [
-            Matrix::dense(&a_rows, k),
-            Matrix::dense(&a_cols, m).transpose(),
-            Matrix::new(&a_sparse, 1, 2 * k as isize, 2),
-        ];
-        let rhs = [
-            Matrix::dense(&b_rows, n),
-            Matrix::dense(&b_cols, k).transpose(),
-            Matrix::new(&b_sparse, 3, 2 * n as isize, 2),
-        ];
+        let layouts = Layouts::new(&mut random, [m, k, n]);
+        let (lhs, rhs) = (layouts.lhs(), layouts.rhs());
         let bias = random(n);
         for (x, lhs) in lhs.iter().enumerate() {
             for (y, rhs) in rhs.iter().enumerate() {

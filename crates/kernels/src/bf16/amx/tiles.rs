@@ -110,12 +110,13 @@ unsafe fn block<const T: usize, const W: usize>(
                     asm!("tileloadd tmm3, [{}+{}]", in(reg) start(1), in(reg) 0usize, options(nostack, readonly));
                 }
             }
-            None => {
-                asm!("tilezero tmm0", options(nostack, nomem));
-                asm!("tilezero tmm1", options(nostack, nomem));
-                asm!("tilezero tmm2", options(nostack, nomem));
-                asm!("tilezero tmm3", options(nostack, nomem));
-            }
+            None => asm!(
+                "tilezero tmm0",
+                "tilezero tmm1",
+                "tilezero tmm2",
+                "tilezero tmm3",
+                options(nostack, nomem)
+            ),
         }
         for step in 0..a.steps {
             let (p, tile) = (step * PAIRS, step * TILE_WORDS);
@@ -190,18 +191,17 @@ pub(super) unsafe fn peak_loop(iterations: u64) -> f32 {
     // SAFETY: a valid configuration; the tiles are this thread's; the store fits `out`.
     unsafe {
         asm!("ldtilecfg [{}]", in(reg) &CONFIG, options(nostack, readonly));
-        for tile in 0..8 {
-            match tile {
-                0 => asm!("tilezero tmm0", options(nostack, nomem)),
-                1 => asm!("tilezero tmm1", options(nostack, nomem)),
-                2 => asm!("tilezero tmm2", options(nostack, nomem)),
-                3 => asm!("tilezero tmm3", options(nostack, nomem)),
-                4 => asm!("tilezero tmm4", options(nostack, nomem)),
-                5 => asm!("tilezero tmm5", options(nostack, nomem)),
-                6 => asm!("tilezero tmm6", options(nostack, nomem)),
-                _ => asm!("tilezero tmm7", options(nostack, nomem)),
-            }
-        }
+        asm!(
+            "tilezero tmm0",
+            "tilezero tmm1",
+            "tilezero tmm2",
+            "tilezero tmm3",
+            "tilezero tmm4",
+            "tilezero tmm5",
+            "tilezero tmm6",
+            "tilezero tmm7",
+            options(nostack, nomem)
+        );
         for _ in 0..iterations {
             asm!(
                 "tdpbf16ps tmm0, tmm4, tmm6",

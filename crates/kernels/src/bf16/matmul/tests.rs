@@ -4,6 +4,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::*;
+use crate::tests::operands::{Layouts, dense};
 
 #[test]
 fn the_reference_by_hand() {
@@ -44,33 +45,14 @@ fn the_kernel_equals_the_reference_to_the_bit_on_odd_shapes() {
     }
 }
 
-/// `rows × cols` values at `offset + r·row_stride + c·col_stride` of `data`, row-major.
-fn dense(view: Matrix, [rows, cols]: [usize; 2]) -> Vec<f32> {
-    (0..rows)
-        .flat_map(|r| (0..cols).map(move |c| view.at(r, c)))
-        .collect()
-}
-
 #[test]
 fn operands_read_in_place_at_any_strides_and_the_bias_equal_the_reference() {
     let mut rng = ChaCha8Rng::seed_from_u64(38);
     let mut random =
         |len: usize| -> Vec<f32> { (0..len).map(|_| rng.random_range(-3.0..3.0)).collect() };
     for [m, k, n] in [[1, 1, 1], [7, 9, 5], [40, 33, 70], [100, 64, 17]] {
-        // Row-major, transposed (columns adjacent: `xᵀ`, a transposed weight), and every
-        // other element of a wider buffer (neither adjacent: the scalar path).
-        let (a_rows, a_cols, a_sparse) = (random(m * k), random(m * k), random(4 * m * k));
-        let (b_rows, b_cols, b_sparse) = (random(k * n), random(k * n), random(4 * k * n));
-        let lhs = [
-            Matrix::dense(&a_rows, k),
-            Matrix::dense(&a_cols, m).transpose(),
-            Matrix::new(&a_sparse, 1, 2 * k as isize, 2),
-        ];
-        let rhs = [
-            Matrix::dense(&b_rows, n),
-            Matrix::dense(&b_cols, k).transpose(),
-            Matrix::new(&b_sparse, 3, 2 * n as isize, 2),
-        ];
+        let layouts = Layouts::new(&mut random, [m, k, n]);
+        let (lhs, rhs) = (layouts.lhs(), layouts.rhs());
         let bias = random(n);
         for (x, lhs) in lhs.iter().enumerate() {
             for (y, rhs) in rhs.iter().enumerate() {
